@@ -1,0 +1,35 @@
+"""saas_jax: SAAS ("Say Anything with Any Style") in JAX/Flax."""
+
+import pathlib
+
+import setuptools
+
+_ROOT = pathlib.Path(__file__).parent
+
+
+def _requirements():
+  lines = (_ROOT / "requirements.txt").read_text().splitlines()
+  reqs = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+  # Test and lint tools are installed by requirements.txt, not by the package.
+  return [r for r in reqs if not r.startswith(("pytest", "ruff"))]
+
+
+setuptools.setup(
+  name="saas_jax",
+  version="0.1.0",
+  description="Stylized talking-face motion (SAAS) in JAX/Flax.",
+  long_description=(_ROOT / "README.md").read_text(),
+  long_description_content_type="text/markdown",
+  python_requires=">=3.12",
+  packages=setuptools.find_packages(
+    include=["saas_jax", "saas_jax.*", "input_pipeline", "input_pipeline.*"]
+  ),
+  package_data={"input_pipeline": ["**/*.md", "**/*.json"]},
+  install_requires=_requirements(),
+  extras_require={
+    # Converting PyTorch checkpoints (PIRender, official SAAS weights).
+    "torch": ["torch==2.13.0"],
+    # Building very large corpora with Apache Beam.
+    "beam": ["apache-beam==2.71.0"],
+  },
+)
