@@ -34,7 +34,7 @@ def main():
 
     def load():
       return features.load_clip(
-          f"{tmp}/clip.mat", f"{tmp}/clip.wav", source_fps=30
+        f"{tmp}/clip.mat", f"{tmp}/clip.wav", source_fps=30
       )
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -46,8 +46,8 @@ def main():
     wall = (time.perf_counter() - t0) / args.repeats
     cpu = (time.process_time() - c0) / args.repeats
   print(
-      f"{args.seconds:g} s clip -> {clip.num_frames} frames at 25 fps, "
-      f"mel {clip.mel.shape}, mfcc {clip.mfcc.shape}"
+    f"{args.seconds:g} s clip -> {clip.num_frames} frames at 25 fps, "
+    f"mel {clip.mel.shape}, mfcc {clip.mfcc.shape}"
   )
   print(f"first load (imports, filter banks): {first[0]:.3f} s wall")
   print(f"steady state: {wall * 1e3:.1f} ms wall, {cpu * 1e3:.1f} ms CPU/clip")

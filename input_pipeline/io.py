@@ -54,6 +54,7 @@ GAMMA = slice(227, 254)
 TRANS = slice(254, 257)
 
 _COEFF_EXTENSIONS = (".mat", ".npy", ".npz")
+_MAT_HEADER = b"MATLAB 5.0 MAT-file, written by saas_jax".ljust(116)
 _SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg")
 _FFMPEG_EXTENSIONS = (".m4a", ".mp3", ".mp4", ".aac", ".mov", ".webm")
 # Peak amplitude under which a whole file counts as silent.
@@ -348,7 +349,11 @@ def save_coefficients_mat(
     out["fps"] = np.float32(fps)
   buf = io.BytesIO()
   scipy.io.savemat(buf, out)
-  atomic_write_bytes(path, buf.getvalue())
+  data = bytearray(buf.getvalue())
+  # The 116-byte text header carries the creation time; fix it so that the
+  # same coefficients always give the same bytes.
+  data[:116] = _MAT_HEADER
+  atomic_write_bytes(path, bytes(data))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

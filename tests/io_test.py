@@ -338,3 +338,15 @@ def test_every_styletalk_file_loads(shared_data):
   # demo.npy's pose columns are reagan_clip1's (StyleTalk's README command).
   np.testing.assert_allclose(demo.angles, reagan.angles, atol=1e-6)
   np.testing.assert_allclose(demo.crop, reagan.crop, atol=1e-4)
+
+
+def test_save_coefficients_mat_is_deterministic(tmp_path):
+  coeff, params = _coeff()
+  io.save_coefficients_mat(tmp_path / "a.mat", coeff, params, fps=25)
+  io.save_coefficients_mat(tmp_path / "b.mat", coeff, params, fps=25)
+  assert (tmp_path / "a.mat").read_bytes() == (tmp_path / "b.mat").read_bytes()
+  c = io.load_coefficients(tmp_path / "a.mat")
+  _assert_matches(c, coeff, params[:, 2:])
+  with pytest.raises(DataError, match="coeff must be"):
+    io.save_coefficients_mat(tmp_path / "c.mat", coeff[:, :10], params)
+  assert not (tmp_path / "c.mat").exists()

@@ -9,8 +9,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def _ruff(*args):
   return subprocess.run(
-      [sys.executable, "-m", "ruff", *args], cwd=ROOT, capture_output=True,
-      text=True, check=False,
+    [sys.executable, "-m", "ruff", *args],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    check=False,
   )
 
 
