@@ -11,7 +11,9 @@ def _requirements():
   lines = (_ROOT / "requirements.txt").read_text().splitlines()
   reqs = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
   # Test and lint tools are installed by requirements.txt, not by the package.
-  return [r for r in reqs if not r.startswith(("pytest", "ruff"))]
+  return [
+    r for r in reqs if not r.startswith(("pytest", "ruff", "apache-beam"))
+  ]
 
 
 setuptools.setup(
@@ -30,6 +32,6 @@ setuptools.setup(
     # Converting PyTorch checkpoints (PIRender, official SAAS weights).
     "torch": ["torch==2.13.0"],
     # Building very large corpora with Apache Beam.
-    "beam": ["apache-beam==2.71.0"],
+    "beam": ["apache-beam==2.77.0"],
   },
 )

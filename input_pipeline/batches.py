@@ -1,0 +1,507 @@
+"""Per-stage batches from prepared `talking_face` shards.
+
+Every training batch is a pure function of (seed, process index, step): a
+resumed run that restarts at step k sees exactly the batches an uninterrupted
+run would have seen, and no iterator state needs checkpointing. Batches come
+out of tf.data (`.map` over step numbers, parallel and prefetched) as
+host-local NumPy dicts; the trainer turns them into global arrays.
+
+Sharding across hosts: process p of n loads the p-th of n even sub-splits of
+the split (disjoint, their union is the split) and draws anchor clips from it
+only. Partners that need expression alone (triplet positives and negatives,
+the style clip B of audio-driven pairs) are drawn from a global expression
+index of the whole split that every host holds: [sum T, 64] floats, small.
+
+Builders and what one batch holds (B = batch size):
+
+  style_windows       exp [B,32,64], label [B], person [B]; pos_exp, neg_exp,
+                      other_exp [B,32,64] with pos_label, neg_label, other_label.
+                      positive: same style class (another clip when the class
+                      has one); negative: same person, another emotion at that
+                      emotion's highest level (corpora with levels), else
+                      another person; other: another person.
+  audio_pairs         A (content, with audio): exp [B,32,64], mel [B,32,80,16],
+                      ref_exp [B,64] (one random frame of A), label [B];
+                      B (style, another person): style_exp [B,32,64],
+                      style_label [B]; B's pos_exp/neg_exp [B,32,64].
+  video_pairs         the same without mel.
+  pose_windows        pose [B,64,6] (angles, trans), mfcc [B,64,28,12],
+                      style_exp [B,32,64] (a window of the same clip), label.
+  eval_clips          whole clips, zero-padded to fixed length buckets, with
+                      mask [B,L]; exp, pose, mel [B,L,80,16], mfcc [B,L,28,12].
+
+Clips shorter than a window are extended by ping-pong (forward, backward,
+forward...), as the reference does, for expression and pose windows; clips
+used for audio windows must be long enough (others are not drawn).
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import input_pipeline.talking_face  # noqa: F401  (registers the builder)
+from input_pipeline import features
+
+STYLE_WINDOW = 32
+POSE_WINDOW = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipTable:
+  """Clips of one (sub-)split, concatenated along time."""
+
+  clip_ids: np.ndarray  # [N] str
+  label: np.ndarray  # [N] style_label
+  person: np.ndarray  # [N] person index (global over the split)
+  emotion: np.ndarray  # [N] emotion index
+  level: np.ndarray  # [N]
+  has_audio: np.ndarray  # [N] bool
+  start: np.ndarray  # [N] first frame in exp/pose
+  length: np.ndarray  # [N] frames
+  exp: np.ndarray  # [sum T, 64]
+  pose: np.ndarray  # [sum T, 6]
+  mel_start: np.ndarray | None = None  # [N]
+  mel_len: np.ndarray | None = None
+  mel: np.ndarray | None = None  # [sum F, 80]
+  mfcc_start: np.ndarray | None = None
+  mfcc_len: np.ndarray | None = None
+  mfcc: np.ndarray | None = None  # [sum M, 12]
+  fps: float = features.MODEL_FPS
+
+  @property
+  def num_clips(self) -> int:
+    return len(self.clip_ids)
+
+
+def _concat(chunks, width):
+  lengths = np.array([len(c) for c in chunks], np.int64)
+  starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+  data = (
+    np.concatenate(chunks).astype(np.float32)
+    if chunks
+    else np.zeros((0, width), np.float32)
+  )
+  return starts, lengths, data
+
+
+def load_table(
+  data_dir: str,
+  config: str,
+  split: str,
+  *,
+  process_index: int = 0,
+  process_count: int = 1,
+  with_audio: bool = True,
+) -> ClipTable:
+  """Reads this process's share of a split into host memory."""
+  builder = tfds.builder(f"talking_face/{config}", data_dir=data_dir)
+  if split not in builder.info.splits:
+    raise ValueError(
+      f"split '{split}' not in {builder.data_dir} "
+      f"(has: {', '.join(builder.info.splits)})"
+    )
+  meta = builder.info.metadata
+  persons = {p: i for i, p in enumerate(meta["persons"])}
+  emotions = {e: i for i, e in enumerate(meta["emotions"])}
+  sub = tfds.even_splits(split, n=process_count)[process_index]
+  keys = [
+    "clip_id",
+    "person",
+    "emotion",
+    "level",
+    "style_label",
+    "has_audio",
+    "exp",
+    "angles",
+    "trans",
+  ]
+  if with_audio:
+    keys += ["mel", "mfcc"]
+  decoders = tfds.decode.PartialDecoding({k: True for k in keys})
+  ds = builder.as_dataset(split=sub, shuffle_files=False, decoders=decoders)
+  rows = list(ds.as_numpy_iterator())
+  exp = [r["exp"] for r in rows]
+  pose = [np.concatenate([r["angles"], r["trans"]], 1) for r in rows]
+  start, length, exp_all = _concat(exp, 64)
+  _, _, pose_all = _concat(pose, 6)
+  table = dict(
+    clip_ids=np.array([r["clip_id"].decode() for r in rows]),
+    label=np.array([r["style_label"] for r in rows], np.int64),
+    person=np.array([persons[r["person"].decode()] for r in rows], np.int64),
+    emotion=np.array([emotions[r["emotion"].decode()] for r in rows], np.int64),
+    level=np.array([r["level"] for r in rows], np.int64),
+    has_audio=np.array([bool(r["has_audio"]) for r in rows], bool),
+    start=start,
+    length=length,
+    exp=exp_all,
+    pose=pose_all,
+    fps=float(meta.get("fps", features.MODEL_FPS)),
+  )
+  if with_audio:
+    table["mel_start"], table["mel_len"], table["mel"] = _concat(
+      [r["mel"] for r in rows], features.NUM_MELS
+    )
+    table["mfcc_start"], table["mfcc_len"], table["mfcc"] = _concat(
+      [r["mfcc"] for r in rows], features.NUM_MFCC
+    )
+  return ClipTable(**table)
+
+
+# ------------------------------------------------------------- sampling ---
+
+
+def _ping_pong_index(length: np.ndarray, t: np.ndarray) -> np.ndarray:
+  """Frame index for time t in a clip extended forward, backward, forward..."""
+  period = np.maximum(2 * length - 2, 1)
+  m = t % period
+  return np.where(m < length, m, period - m)
+
+
+def _windows(table, data, clips, starts, size):
+  """[B] clips, [B] window starts -> [B, size, C] frames, ping-ponged."""
+  t = starts[:, None] + np.arange(size)[None, :]
+  idx = _ping_pong_index(table.length[clips][:, None], t)
+  return data[table.start[clips][:, None] + idx]
+
+
+def _random_starts(rng, table, clips, size):
+  span = np.maximum(table.length[clips] - size + 1, 1)
+  return (rng.random(len(clips)) * span).astype(np.int64)
+
+
+class PartnerIndex:
+  """Triplet partner candidates over a (global) table."""
+
+  def __init__(self, table: ClipTable):
+    self.table = table
+    n = table.num_clips
+    self.by_label = _group(table.label)
+    self.by_person = _group(table.person)
+    # Negatives: same person, another emotion, at that emotion's highest level.
+    top = {}
+    for i in range(n):
+      key = (table.person[i], table.emotion[i])
+      top[key] = max(top.get(key, -1), table.level[i])
+    self.negatives = {}
+    for p, members in self.by_person.items():
+      for e in {table.emotion[i] for i in members}:
+        self.negatives[(p, e)] = np.array(
+          [
+            i
+            for i in members
+            if table.emotion[i] != e
+            and table.level[i] == top[(p, table.emotion[i])]
+          ],
+          np.int64,
+        )
+    self.row_of = {cid: i for i, cid in enumerate(table.clip_ids)}
+
+  def positive(self, rng, anchors_global):
+    out = np.empty_like(anchors_global)
+    for k, a in enumerate(anchors_global):
+      members = self.by_label[self.table.label[a]]
+      if len(members) == 1:
+        out[k] = a
+      else:
+        j = int(rng.integers(len(members) - 1))
+        pick = members[j]
+        out[k] = members[-1] if pick == a else pick
+    return out
+
+  def other_person(self, rng, anchors_global, tries=32):
+    n = self.table.num_clips
+    out = np.empty_like(anchors_global)
+    for k, a in enumerate(anchors_global):
+      cand = rng.integers(n, size=tries)
+      ok = cand[self.table.person[cand] != self.table.person[a]]
+      out[k] = ok[0] if len(ok) else cand[0]
+    return out
+
+  def negative(self, rng, anchors_global):
+    out = self.other_person(rng, anchors_global)
+    for k, a in enumerate(anchors_global):
+      cands = self.negatives.get(
+        (self.table.person[a], self.table.emotion[a]), ()
+      )
+      if len(cands):
+        out[k] = cands[int(rng.integers(len(cands)))]
+    return out
+
+
+def _group(values):
+  groups = {}
+  for i, v in enumerate(values):
+    groups.setdefault(int(v), []).append(i)
+  return {k: np.array(v, np.int64) for k, v in groups.items()}
+
+
+def _rng(seed: int, process_index: int, step, salt: int):
+  return np.random.default_rng([seed, process_index, int(step), salt])
+
+
+def _as_dataset(sample_fn, example, start_step, num_steps):
+  """tf.data over step numbers; sample_fn(step) -> dict of numpy arrays."""
+  keys = sorted(example)
+  dtypes = [tf.as_dtype(example[k].dtype) for k in keys]
+
+  def np_fn(step):
+    batch = sample_fn(int(step))
+    return [batch[k] for k in keys]
+
+  def tf_fn(step):
+    values = tf.numpy_function(np_fn, [step], dtypes, stateful=False)
+    return {
+      k: tf.ensure_shape(v, example[k].shape)
+      for k, v in zip(keys, values, strict=True)
+    }
+
+  stop = start_step + num_steps if num_steps else np.iinfo(np.int64).max
+  ds = tf.data.Dataset.range(start_step, stop)
+  ds = ds.map(tf_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.prefetch(2)
+
+
+def _global_rows(local: ClipTable, partners: PartnerIndex, clips):
+  return np.array([partners.row_of[c] for c in local.clip_ids[clips]], np.int64)
+
+
+# -------------------------------------------------------------- builders ---
+
+
+@dataclasses.dataclass
+class StageData:
+  """A host's share of a split plus the global expression index."""
+
+  local: ClipTable
+  partners: PartnerIndex
+  process_index: int = 0
+
+
+def load_stage_data(
+  data_dir,
+  config,
+  split,
+  *,
+  process_index=None,
+  process_count=None,
+  with_audio=True,
+) -> StageData:
+  if process_index is None:
+    import jax
+
+    process_index, process_count = jax.process_index(), jax.process_count()
+  local = load_table(
+    data_dir,
+    config,
+    split,
+    process_index=process_index,
+    process_count=process_count,
+    with_audio=with_audio,
+  )
+  if process_count == 1:
+    global_table = local
+  else:
+    global_table = load_table(data_dir, config, split, with_audio=False)
+  return StageData(local, PartnerIndex(global_table), process_index)
+
+
+def sample_style_windows(
+  data: StageData, batch_size, seed, step, window=STYLE_WINDOW
+):
+  rng = _rng(seed, data.process_index, step, 1)
+  local, g = data.local, data.partners.table
+  clips = rng.integers(local.num_clips, size=batch_size)
+  anchors = _global_rows(local, data.partners, clips)
+  pos = data.partners.positive(rng, anchors)
+  neg = data.partners.negative(rng, anchors)
+  other = data.partners.other_person(rng, anchors)
+
+  def win(table, rows):
+    return _windows(
+      table, table.exp, rows, _random_starts(rng, table, rows, window), window
+    )
+
+  return {
+    "exp": win(local, clips),
+    "label": local.label[clips],
+    "person": local.person[clips],
+    "pos_exp": win(g, pos),
+    "pos_label": g.label[pos],
+    "neg_exp": win(g, neg),
+    "neg_label": g.label[neg],
+    "other_exp": win(g, other),
+    "other_label": g.label[other],
+  }
+
+
+def _audio_clips(local: ClipTable, window: int) -> np.ndarray:
+  ok = np.flatnonzero(local.has_audio & (local.length >= window))
+  if not len(ok):
+    raise ValueError(f"no clip with audio and at least {window} frames")
+  return ok
+
+
+def sample_pairs(
+  data: StageData, batch_size, seed, step, with_audio=True, window=STYLE_WINDOW
+):
+  """Audio-driven (with_audio) or video-driven pairs; see module docstring."""
+  rng = _rng(seed, data.process_index, step, 2 if with_audio else 3)
+  local, partners, g = data.local, data.partners, data.partners.table
+  eligible = (
+    _audio_clips(local, window)
+    if with_audio
+    else np.flatnonzero(local.length > 0)
+  )
+  clips = eligible[rng.integers(len(eligible), size=batch_size)]
+  starts = _random_starts(rng, local, clips, window)
+  batch = {
+    "exp": _windows(local, local.exp, clips, starts, window),
+    "label": local.label[clips],
+    "ref_exp": local.exp[
+      local.start[clips]
+      + (rng.random(batch_size) * local.length[clips]).astype(np.int64)
+    ],
+  }
+  if with_audio:
+    frames = starts[:, None] + np.arange(window)[None, :]  # [B, W]
+    mel_start = features.mel_window_starts(int(frames.max()) + 1, local.fps)
+    idx = mel_start[frames][..., None] + np.arange(features.MEL_WINDOW)
+    idx = np.clip(idx, 0, local.mel_len[clips][:, None, None] - 1)
+    mel = local.mel[local.mel_start[clips][:, None, None] + idx]  # [B,W,16,80]
+    batch["mel"] = np.swapaxes(mel, 2, 3)
+  anchors = _global_rows(local, partners, clips)
+  style = partners.other_person(rng, anchors)
+  pos = partners.positive(rng, style)
+  neg = partners.negative(rng, style)
+  for name, rows in (("style", style), ("pos", pos), ("neg", neg)):
+    batch[f"{name}_exp"] = _windows(
+      g, g.exp, rows, _random_starts(rng, g, rows, window), window
+    )
+  batch["style_label"] = g.label[style]
+  return batch
+
+
+def sample_pose_windows(
+  data: StageData,
+  batch_size,
+  seed,
+  step,
+  window=POSE_WINDOW,
+  style_window=STYLE_WINDOW,
+):
+  rng = _rng(seed, data.process_index, step, 4)
+  local = data.local
+  eligible = _audio_clips(local, style_window)
+  clips = eligible[rng.integers(len(eligible), size=batch_size)]
+  starts = _random_starts(rng, local, clips, window)
+  t = starts[:, None] + np.arange(window)[None, :]
+  frame = _ping_pong_index(local.length[clips][:, None], t)  # [B, W]
+  mfcc_start = np.round(features.MFCC_FPS * frame / local.fps).astype(np.int64)
+  idx = mfcc_start[..., None] + np.arange(features.MFCC_WINDOW)
+  idx = np.clip(idx, 0, local.mfcc_len[clips][:, None, None] - 1)
+  style_starts = _random_starts(rng, local, clips, style_window)
+  return {
+    "pose": local.pose[local.start[clips][:, None] + frame],
+    "mfcc": local.mfcc[local.mfcc_start[clips][:, None, None] + idx],
+    "style_exp": _windows(local, local.exp, clips, style_starts, style_window),
+    "label": local.label[clips],
+  }
+
+
+def _dataset(sample, data, batch_size, seed, start_step, num_steps, **kw):
+  def fn(step):
+    return sample(data, batch_size, seed, step, **kw)
+
+  return _as_dataset(fn, fn(start_step), start_step, num_steps)
+
+
+def style_windows(data, *, batch_size, seed, start_step=0, num_steps=None):
+  return _dataset(
+    sample_style_windows, data, batch_size, seed, start_step, num_steps
+  )
+
+
+def audio_pairs(data, *, batch_size, seed, start_step=0, num_steps=None):
+  return _dataset(
+    sample_pairs, data, batch_size, seed, start_step, num_steps, with_audio=True
+  )
+
+
+def video_pairs(data, *, batch_size, seed, start_step=0, num_steps=None):
+  return _dataset(
+    sample_pairs,
+    data,
+    batch_size,
+    seed,
+    start_step,
+    num_steps,
+    with_audio=False,
+  )
+
+
+def pose_windows(data, *, batch_size, seed, start_step=0, num_steps=None):
+  return _dataset(
+    sample_pose_windows, data, batch_size, seed, start_step, num_steps
+  )
+
+
+def eval_clips(
+  table: ClipTable,
+  *,
+  batch_size: int,
+  buckets=(64, 128, 256, 512, 1024),
+  with_audio: bool = True,
+):
+  """Whole clips in order, padded to the smallest bucket that fits, masked.
+
+  Clips longer than the largest bucket are cut into consecutive chunks (the
+  `clip_index` and `offset` fields say where each row came from). Yields
+  NumPy dicts; the last batch of a bucket is padded with empty rows
+  (mask all zero), so every batch has the same shape per bucket.
+  """
+  rows = []
+  top = buckets[-1]
+  for c in range(table.num_clips):
+    for offset in range(0, int(table.length[c]), top):
+      n = min(top, int(table.length[c]) - offset)
+      bucket = next(b for b in buckets if b >= n)
+      rows.append((bucket, c, offset, n))
+  for bucket in buckets:
+    members = [r for r in rows if r[0] == bucket]
+    for i in range(0, len(members), batch_size):
+      chunk = members[i : i + batch_size]
+      yield _eval_batch(table, chunk, bucket, batch_size, with_audio)
+
+
+def _eval_batch(table, chunk, length, batch_size, with_audio):
+  out = {
+    "exp": np.zeros((batch_size, length, 64), np.float32),
+    "pose": np.zeros((batch_size, length, 6), np.float32),
+    "mask": np.zeros((batch_size, length), np.float32),
+    "label": np.zeros(batch_size, np.int64),
+    "clip_index": np.full(batch_size, -1, np.int64),
+    "offset": np.zeros(batch_size, np.int64),
+  }
+  if with_audio:
+    out["mel"] = np.zeros((batch_size, length, 80, 16), np.float32)
+    out["mfcc"] = np.zeros((batch_size, length, 28, 12), np.float32)
+  for k, (_, c, offset, n) in enumerate(chunk):
+    s = table.start[c] + offset
+    out["exp"][k, :n] = table.exp[s : s + n]
+    out["pose"][k, :n] = table.pose[s : s + n]
+    out["mask"][k, :n] = 1
+    out["label"][k] = table.label[c]
+    out["clip_index"][k] = c
+    out["offset"][k] = offset
+    if with_audio and table.has_audio[c]:
+      mel = table.mel[
+        table.mel_start[c] : table.mel_start[c] + table.mel_len[c]
+      ]
+      out["mel"][k, :n] = features.mel_windows(mel, n, table.fps, start=offset)
+      m = table.mfcc[
+        table.mfcc_start[c] : table.mfcc_start[c] + table.mfcc_len[c]
+      ]
+      out["mfcc"][k, :n] = features.mfcc_windows(m, n, table.fps, start=offset)
+  return out

@@ -1,0 +1,281 @@
+"""TFDS builder `talking_face`: any supported corpus -> TFRecord shards.
+
+  import input_pipeline.talking_face  # registers the builder
+  ds = tfds.load("talking_face/manifest", data_dir=T, split="train")
+
+One builder config per corpus layout (input_pipeline.layouts). Each example is
+one clip at the model frame rate:
+
+  clip_id, person, emotion, style_class  text
+  level, style_label, num_frames          int32
+  fps                                     float32
+  exp [T,64] angles [T,3] trans [T,3] crop [T,3]   float32
+  identity [80] (zeros when has_identity is False)
+  mel [F,80] (80 Hz), mfcc [M,12] (100 Hz)          empty when has_audio is False
+
+Splits: train, val, test (held-out clips of seen styles), test_person
+(held-out persons); empty splits are left out. The style-class vocabulary
+(style_label indexes it), persons, emotions and clip counts are saved in the
+dataset's metadata.json; skipped clips and why in skipped.json, both beside
+the shards.
+
+Preparation is resumable: each clip's processed arrays are cached under
+<data_dir>/talking_face_cache/<config>/ (written atomically), so a re-run
+after an interruption reads finished clips back instead of recomputing them;
+TFDS itself writes shards into a temporary folder that is renamed only when
+complete, so no half-written shard is ever visible. With use_beam=True the
+same clips are processed by an Apache Beam pipeline.
+"""
+
+import dataclasses
+import hashlib
+import io as pyio
+import json
+import os
+from typing import ClassVar
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from input_pipeline import features, io, layouts
+from saas_jax.errors import DataError
+
+# Clips shorter than this (at the model frame rate) are skipped.
+MIN_FRAMES = 16
+_CACHE_VERSION = "1"
+
+
+@dataclasses.dataclass(kw_only=True)
+class TalkingFaceConfig(tfds.core.BuilderConfig):
+  layout: str = "manifest"
+  fps: float = features.MODEL_FPS
+  source_fps: float | None = None  # None: the layout's default
+
+
+def _cache_key(spec: layouts.ClipSpec, fps: float) -> str:
+  text = json.dumps(
+    [_CACHE_VERSION, dataclasses.asdict(spec), fps], sort_keys=True
+  )
+  return hashlib.sha1(text.encode()).hexdigest()
+
+
+def process_clip(spec: layouts.ClipSpec, fps: float) -> dict[str, np.ndarray]:
+  """Reads one clip and returns its arrays at `fps` (raises DataError)."""
+  coeffs = io.load_coefficients(spec.coeff_path, fps=spec.source_fps)
+  if spec.segment is not None:
+    start, stop = spec.segment
+    coeffs = coeffs.slice(start, stop)
+  coeffs = features.resample_coefficients(coeffs, fps)
+  if spec.audio_path is not None:
+    wav = io.load_audio(spec.audio_path)
+    if spec.segment is not None:
+      src_fps = spec.source_fps or coeffs.fps
+      a = round(spec.segment[0] * features.SAMPLE_RATE / src_fps)
+      b = round(spec.segment[1] * features.SAMPLE_RATE / src_fps)
+      wav = wav[a:b]
+    coeffs, wav = features.align_lengths(coeffs, wav, name=spec.clip_id)
+    mel, mfcc = features.compute_features(wav)
+  else:
+    mel = np.zeros((0, features.NUM_MELS), np.float32)
+    mfcc = np.zeros((0, features.NUM_MFCC), np.float32)
+  if coeffs.num_frames < MIN_FRAMES:
+    raise DataError(
+      spec.clip_id,
+      f"clip too short: {coeffs.num_frames} frames at {fps:g} fps "
+      f"(need {MIN_FRAMES})",
+    )
+  identity = coeffs.identity
+  return {
+    "exp": coeffs.exp,
+    "angles": coeffs.angles,
+    "trans": coeffs.trans,
+    "crop": coeffs.crop,
+    "identity": np.zeros(80, np.float32) if identity is None else identity,
+    "has_identity": np.bool_(identity is not None),
+    "mel": mel,
+    "mfcc": mfcc,
+    "has_audio": np.bool_(spec.audio_path is not None),
+  }
+
+
+def _cached_process(spec, fps, cache_dir) -> dict | str:
+  """Processed arrays (from the cache when present), or the skip reason."""
+  key = _cache_key(spec, fps)
+  done = os.path.join(cache_dir, key + ".npz")
+  skipped = os.path.join(cache_dir, key + ".skip.json")
+  if os.path.isfile(done):
+    with np.load(done, allow_pickle=False) as z:
+      return {k: z[k] for k in z.files}
+  if os.path.isfile(skipped):
+    with open(skipped) as f:
+      return json.load(f)["reason"]
+  try:
+    arrays = process_clip(spec, fps)
+  except DataError as e:
+    reason = str(e)
+    record = {
+      "id": spec.clip_id,
+      "coeff_path": spec.coeff_path,
+      "audio_path": spec.audio_path,
+      "reason": reason,
+    }
+    io.atomic_write_bytes(skipped, json.dumps(record).encode())
+    return reason
+  buf = pyio.BytesIO()
+  np.savez(buf, **arrays)
+  io.atomic_write_bytes(done, buf.getvalue())
+  return arrays
+
+
+def _example(spec, arrays, fps, vocab) -> dict:
+  return {
+    "clip_id": spec.clip_id,
+    "person": spec.person,
+    "emotion": spec.emotion,
+    "level": spec.level,
+    "style_class": spec.style_class,
+    "style_label": vocab[spec.style_class],
+    "fps": fps,
+    "num_frames": arrays["exp"].shape[0],
+    **arrays,
+  }
+
+
+def _beam_process(spec, fps, cache_dir, vocab):
+  result = _cached_process(spec, fps, cache_dir)
+  if isinstance(result, dict):
+    yield spec.clip_id, _example(spec, result, fps, vocab)
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+  """Talking-face clips (3DMM coefficients + speech features) for SAAS."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES: ClassVar[dict] = {"1.0.0": "First release."}
+  BUILDER_CONFIGS: ClassVar[list] = [
+    TalkingFaceConfig(name=layout, layout=layout, description=layout)
+    for layout in layouts.LAYOUTS
+  ]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """
+  Point manual_dir at the corpus folder: the synthetic corpus (or any folder
+  with a manifest.jsonl), MEAD or HDTF after 3DMM extraction with
+  Deep3DFaceRecon, or the StyleTalk repository's samples/ folder. See
+  input_pipeline/layouts.py for the layouts. Use
+  `python -m input_pipeline.prepare --layout L --manual_dir D --data_dir T`.
+  """
+
+  def __init__(self, *, use_beam: bool = False, **kwargs):
+    self._use_beam = use_beam
+    super().__init__(**kwargs)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    f32 = np.float32
+    tensor = tfds.features.Tensor
+    return tfds.core.DatasetInfo(
+      builder=self,
+      description=__doc__,
+      features=tfds.features.FeaturesDict(
+        {
+          "clip_id": tfds.features.Text(),
+          "person": tfds.features.Text(),
+          "emotion": tfds.features.Text(),
+          "level": tfds.features.Scalar(np.int32),
+          "style_class": tfds.features.Text(),
+          "style_label": tfds.features.Scalar(np.int32),
+          "fps": tfds.features.Scalar(f32),
+          "num_frames": tfds.features.Scalar(np.int32),
+          "exp": tensor(shape=(None, 64), dtype=f32),
+          "angles": tensor(shape=(None, 3), dtype=f32),
+          "trans": tensor(shape=(None, 3), dtype=f32),
+          "crop": tensor(shape=(None, 3), dtype=f32),
+          "identity": tensor(shape=(80,), dtype=f32),
+          "has_identity": tfds.features.Scalar(np.bool_),
+          "mel": tensor(shape=(None, features.NUM_MELS), dtype=f32),
+          "mfcc": tensor(shape=(None, features.NUM_MFCC), dtype=f32),
+          "has_audio": tfds.features.Scalar(np.bool_),
+        }
+      ),
+      metadata=tfds.core.MetadataDict(),
+    )
+
+  @property
+  def cache_dir(self) -> str:
+    return os.path.join(
+      os.fspath(self.data_dir_root),
+      "talking_face_cache",
+      self.builder_config.name,
+    )
+
+  def _scan(self, manual_dir) -> list[layouts.ClipSpec]:
+    config = self.builder_config
+    kwargs = {}
+    if config.layout == "hdtf":
+      kwargs["num_frames_fn"] = lambda p: io.load_coefficients(p).num_frames
+    return layouts.scan(
+      config.layout, os.fspath(manual_dir), config.source_fps, **kwargs
+    )
+
+  def _split_generators(self, dl_manager):
+    specs = self._scan(dl_manager.manual_dir)
+    classes = sorted({s.style_class for s in specs})
+    vocab = {c: i for i, c in enumerate(classes)}
+    by_split = {split: [] for split in layouts.SPLITS}
+    for s in specs:
+      by_split[s.split].append(s)
+    self.info.metadata.update(
+      {
+        "layout": self.builder_config.layout,
+        "fps": self.builder_config.fps,
+        "style_classes": classes,
+        "train_style_classes": sorted(
+          {s.style_class for s in by_split["train"]}
+        ),
+        "persons": sorted({s.person for s in specs}),
+        "emotions": sorted({s.emotion for s in specs}),
+        "clips_found": {k: len(v) for k, v in by_split.items()},
+      }
+    )
+    os.makedirs(self.cache_dir, exist_ok=True)
+    self._specs = specs
+    return {
+      split: self._generate_examples(members, vocab)
+      for split, members in by_split.items()
+      if members
+    }
+
+  def _generate_examples(self, specs, vocab):
+    fps = self.builder_config.fps
+    if self._use_beam:
+      beam = tfds.core.lazy_imports.apache_beam
+      return beam.Create(specs) | beam.FlatMap(
+        _beam_process, fps=fps, cache_dir=self.cache_dir, vocab=vocab
+      )
+    return self._generate_locally(specs, vocab, fps)
+
+  def _generate_locally(self, specs, vocab, fps):
+    for spec in specs:
+      result = _cached_process(spec, fps, self.cache_dir)
+      if isinstance(result, dict):
+        yield spec.clip_id, _example(spec, result, fps, vocab)
+
+  def _download_and_prepare(self, dl_manager, download_config):
+    super()._download_and_prepare(dl_manager, download_config)
+    # Every clip has left an outcome in the cache by now, in either mode.
+    skipped = []
+    for spec in self._specs:
+      path = os.path.join(
+        self.cache_dir, _cache_key(spec, self.builder_config.fps) + ".skip.json"
+      )
+      if os.path.isfile(path):
+        with open(path) as f:
+          skipped.append(json.load(f))
+    self.info.metadata["num_skipped"] = len(skipped)
+    out = os.path.join(os.fspath(self.data_dir), "skipped.json")
+    with open(out, "w") as f:
+      json.dump({"skipped": skipped}, f, indent=1, sort_keys=True)
+
+
+def skipped_clips(data_dir: str) -> list[dict]:
+  """The skipped-clips summary of a prepared dataset folder."""
+  with open(os.path.join(data_dir, "skipped.json")) as f:
+    return json.load(f)["skipped"]
