@@ -6,9 +6,10 @@ run would have seen, and no iterator state needs checkpointing. Batches come
 out of tf.data (`.map` over step numbers, parallel and prefetched) as
 host-local NumPy dicts; the trainer turns them into global arrays.
 
-Sharding across hosts: process p of n loads the p-th of n even sub-splits of
-the split (disjoint, their union is the split) and draws anchor clips from it
-only. Partners that need expression alone (triplet positives and negatives,
+Sharding across hosts: the split is cut into data shards (even sub-splits:
+disjoint, their union is the split; one per process by default). Process p
+loads only its shards and draws anchor clips from them (see StageData).
+Partners that need expression alone (triplet positives and negatives,
 the style clip B of audio-driven pairs) are drawn from a global expression
 index of the whole split that every host holds: [sum T, 64] floats, small.
 
@@ -91,11 +92,11 @@ def load_table(
   config: str,
   split: str,
   *,
-  process_index: int = 0,
-  process_count: int = 1,
+  shard: int = 0,
+  num_shards: int = 1,
   with_audio: bool = True,
 ) -> ClipTable:
-  """Reads this process's share of a split into host memory."""
+  """Reads shard `shard` of `num_shards` even sub-splits into host memory."""
   builder = tfds.builder(f"talking_face/{config}", data_dir=data_dir)
   if split not in builder.info.splits:
     raise ValueError(
@@ -105,7 +106,7 @@ def load_table(
   meta = builder.info.metadata
   persons = {p: i for i, p in enumerate(meta["persons"])}
   emotions = {e: i for i, e in enumerate(meta["emotions"])}
-  sub = tfds.even_splits(split, n=process_count)[process_index]
+  sub = tfds.even_splits(split, n=num_shards)[shard]
   keys = [
     "clip_id",
     "person",
@@ -237,8 +238,8 @@ def _group(values):
   return {k: np.array(v, np.int64) for k, v in groups.items()}
 
 
-def _rng(seed: int, process_index: int, step, salt: int):
-  return np.random.default_rng([seed, process_index, int(step), salt])
+def _rng(seed: int, shard: int, step, salt: int):
+  return np.random.default_rng([seed, shard, int(step), salt])
 
 
 def _as_dataset(sample_fn, example, start_step, num_steps):
@@ -272,11 +273,29 @@ def _global_rows(local: ClipTable, partners: PartnerIndex, clips):
 
 @dataclasses.dataclass
 class StageData:
-  """A host's share of a split plus the global expression index."""
+  """This process's data shards of a split, and the global expression index.
 
-  local: ClipTable
+  The split is cut into `num_shards` even sub-splits; slice s of every global
+  batch is drawn from shard s with a generator seeded by (seed, s, step).
+  Process p of n owns shards [p*k, (p+1)*k), k = num_shards / n, so its
+  host-local batch is the p-th block of the global batch, and a run's data do
+  not depend on how many processes read it.
+  """
+
+  shards: list[tuple[int, ClipTable]]  # (shard index, table), this process
   partners: PartnerIndex
-  process_index: int = 0
+  num_shards: int = 1
+
+  @property
+  def local(self) -> ClipTable:
+    """The single shard of a one-shard run (convenience for notebooks)."""
+    if len(self.shards) != 1:
+      raise ValueError(f"{len(self.shards)} shards here; use .shards")
+    return self.shards[0][1]
+
+  @classmethod
+  def single(cls, table: ClipTable) -> "StageData":
+    return cls([(0, table)], PartnerIndex(table), 1)
 
 
 def load_stage_data(
@@ -284,39 +303,67 @@ def load_stage_data(
   config,
   split,
   *,
-  process_index=None,
-  process_count=None,
-  with_audio=True,
+  num_shards: int | None = None,
+  process_index: int | None = None,
+  process_count: int | None = None,
+  with_audio: bool = True,
 ) -> StageData:
+  """Loads this process's shards (default: one per process) and partners."""
   if process_index is None:
-    import jax
+    import jax  # only here: the input pipeline does not need jax otherwise
 
     process_index, process_count = jax.process_index(), jax.process_count()
-  local = load_table(
-    data_dir,
-    config,
-    split,
-    process_index=process_index,
-    process_count=process_count,
-    with_audio=with_audio,
-  )
-  if process_count == 1:
-    global_table = local
+  num_shards = num_shards or process_count
+  if num_shards % process_count:
+    raise ValueError(
+      f"data.num_shards={num_shards} is not a multiple of the "
+      f"{process_count} processes"
+    )
+  per = num_shards // process_count
+  owned = range(process_index * per, (process_index + 1) * per)
+  shards = [
+    (
+      s,
+      load_table(
+        data_dir,
+        config,
+        split,
+        shard=s,
+        num_shards=num_shards,
+        with_audio=with_audio,
+      ),
+    )
+    for s in owned
+  ]
+  if num_shards == 1:
+    global_table = shards[0][1]
   else:
     global_table = load_table(data_dir, config, split, with_audio=False)
-  return StageData(local, PartnerIndex(global_table), process_index)
+  return StageData(shards, PartnerIndex(global_table), num_shards)
 
 
-def sample_style_windows(
-  data: StageData, batch_size, seed, step, window=STYLE_WINDOW
-):
-  rng = _rng(seed, data.process_index, step, 1)
-  local, g = data.local, data.partners.table
-  clips = rng.integers(local.num_clips, size=batch_size)
-  anchors = _global_rows(local, data.partners, clips)
-  pos = data.partners.positive(rng, anchors)
-  neg = data.partners.negative(rng, anchors)
-  other = data.partners.other_person(rng, anchors)
+def _sharded(sample_one, data: StageData, batch_size, seed, step, salt, **kw):
+  """Concatenates per-shard samples into this host's part of the batch."""
+  if batch_size % data.num_shards:
+    raise ValueError(
+      f"global batch {batch_size} is not divisible by {data.num_shards} "
+      "data shards"
+    )
+  per = batch_size // data.num_shards
+  parts = [
+    sample_one(table, data.partners, per, _rng(seed, s, step, salt), **kw)
+    for s, table in data.shards
+  ]
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _style_windows(local, partners, n, rng, window=STYLE_WINDOW):
+  g = partners.table
+  clips = rng.integers(local.num_clips, size=n)
+  anchors = _global_rows(local, partners, clips)
+  pos = partners.positive(rng, anchors)
+  neg = partners.negative(rng, anchors)
+  other = partners.other_person(rng, anchors)
 
   def win(table, rows):
     return _windows(
@@ -343,33 +390,27 @@ def _audio_clips(local: ClipTable, window: int) -> np.ndarray:
   return ok
 
 
-def sample_pairs(
-  data: StageData, batch_size, seed, step, with_audio=True, window=STYLE_WINDOW
-):
-  """Audio-driven (with_audio) or video-driven pairs; see module docstring."""
-  rng = _rng(seed, data.process_index, step, 2 if with_audio else 3)
-  local, partners, g = data.local, data.partners, data.partners.table
+def _pairs(local, partners, n, rng, with_audio=True, window=STYLE_WINDOW):
+  g = partners.table
   eligible = (
     _audio_clips(local, window)
     if with_audio
     else np.flatnonzero(local.length > 0)
   )
-  clips = eligible[rng.integers(len(eligible), size=batch_size)]
+  clips = eligible[rng.integers(len(eligible), size=n)]
   starts = _random_starts(rng, local, clips, window)
+  ref_frame = (rng.random(n) * local.length[clips]).astype(np.int64)
   batch = {
     "exp": _windows(local, local.exp, clips, starts, window),
     "label": local.label[clips],
-    "ref_exp": local.exp[
-      local.start[clips]
-      + (rng.random(batch_size) * local.length[clips]).astype(np.int64)
-    ],
+    "ref_exp": local.exp[local.start[clips] + ref_frame],
   }
   if with_audio:
-    frames = starts[:, None] + np.arange(window)[None, :]  # [B, W]
+    frames = starts[:, None] + np.arange(window)[None, :]  # [n, W]
     mel_start = features.mel_window_starts(int(frames.max()) + 1, local.fps)
     idx = mel_start[frames][..., None] + np.arange(features.MEL_WINDOW)
     idx = np.clip(idx, 0, local.mel_len[clips][:, None, None] - 1)
-    mel = local.mel[local.mel_start[clips][:, None, None] + idx]  # [B,W,16,80]
+    mel = local.mel[local.mel_start[clips][:, None, None] + idx]  # [n,W,16,80]
     batch["mel"] = np.swapaxes(mel, 2, 3)
   anchors = _global_rows(local, partners, clips)
   style = partners.other_person(rng, anchors)
@@ -383,21 +424,15 @@ def sample_pairs(
   return batch
 
 
-def sample_pose_windows(
-  data: StageData,
-  batch_size,
-  seed,
-  step,
-  window=POSE_WINDOW,
-  style_window=STYLE_WINDOW,
+def _pose_windows(
+  local, partners, n, rng, window=POSE_WINDOW, style_window=STYLE_WINDOW
 ):
-  rng = _rng(seed, data.process_index, step, 4)
-  local = data.local
+  del partners
   eligible = _audio_clips(local, style_window)
-  clips = eligible[rng.integers(len(eligible), size=batch_size)]
+  clips = eligible[rng.integers(len(eligible), size=n)]
   starts = _random_starts(rng, local, clips, window)
   t = starts[:, None] + np.arange(window)[None, :]
-  frame = _ping_pong_index(local.length[clips][:, None], t)  # [B, W]
+  frame = _ping_pong_index(local.length[clips][:, None], t)  # [n, W]
   mfcc_start = np.round(features.MFCC_FPS * frame / local.fps).astype(np.int64)
   idx = mfcc_start[..., None] + np.arange(features.MFCC_WINDOW)
   idx = np.clip(idx, 0, local.mfcc_len[clips][:, None, None] - 1)
@@ -410,6 +445,23 @@ def sample_pose_windows(
   }
 
 
+def sample_style_windows(data: StageData, batch_size, seed, step):
+  """This host's part of global batch `step` of style triplet windows."""
+  return _sharded(_style_windows, data, batch_size, seed, step, 1)
+
+
+def sample_pairs(data: StageData, batch_size, seed, step, with_audio=True):
+  """Audio-driven (with_audio) or video-driven pairs; see module docstring."""
+  salt = 2 if with_audio else 3
+  return _sharded(
+    _pairs, data, batch_size, seed, step, salt, with_audio=with_audio
+  )
+
+
+def sample_pose_windows(data: StageData, batch_size, seed, step):
+  return _sharded(_pose_windows, data, batch_size, seed, step, 4)
+
+
 def _dataset(sample, data, batch_size, seed, start_step, num_steps, **kw):
   def fn(step):
     return sample(data, batch_size, seed, step, **kw)
@@ -418,6 +470,7 @@ def _dataset(sample, data, batch_size, seed, start_step, num_steps, **kw):
 
 
 def style_windows(data, *, batch_size, seed, start_step=0, num_steps=None):
+  """batch_size is global; each process gets its share of every batch."""
   return _dataset(
     sample_style_windows, data, batch_size, seed, start_step, num_steps
   )

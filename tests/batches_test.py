@@ -64,8 +64,7 @@ def _table(
 
 @pytest.fixture(scope="module")
 def data():
-  table = _table()
-  return batches.StageData(table, batches.PartnerIndex(table))
+  return batches.StageData.single(_table())
 
 
 def _clip_of(window):  # [W, 64] -> clip index, checking one clip per window
@@ -112,7 +111,7 @@ def test_style_window_triplets(data):
 
 def test_negative_falls_back_to_other_person_without_levels():
   table = _table(persons=3, emotions=1, levels=1, short_clip=False)
-  data = batches.StageData(table, batches.PartnerIndex(table))
+  data = batches.StageData.single(table)
   b = batches.sample_style_windows(data, 32, seed=1, step=0)
   for k in range(32):
     a, neg = _clip_of(b["exp"][k]), _clip_of(b["neg_exp"][k])
@@ -199,11 +198,20 @@ def test_determinism_and_resume(data, builder):
   assert not np.array_equal(full[0][key], other_seed[key])
 
 
-def test_processes_draw_different_batches(data):
-  a = batches.sample_style_windows(data, 8, seed=0, step=0)
-  other = batches.StageData(data.local, data.partners, process_index=1)
-  b = batches.sample_style_windows(other, 8, seed=0, step=0)
-  assert not np.array_equal(a["exp"], b["exp"])
+def test_shards_assemble_the_global_batch(data):
+  """Two processes holding one shard each see the two halves of the batch
+  that one process holding both shards sees."""
+  t = data.local
+  both = batches.StageData([(0, t), (1, t)], data.partners, num_shards=2)
+  full = batches.sample_style_windows(both, 8, seed=0, step=5)
+  for p in range(2):
+    one = batches.StageData([(p, t)], data.partners, num_shards=2)
+    part = batches.sample_style_windows(one, 8, seed=0, step=5)
+    for k in full:
+      np.testing.assert_array_equal(part[k], full[k][4 * p : 4 * p + 4])
+  assert not np.array_equal(full["exp"][:4], full["exp"][4:])
+  with pytest.raises(ValueError, match="not divisible"):
+    batches.sample_style_windows(both, 7, seed=0, step=0)
 
 
 def test_eval_clips_cover_every_frame_once():
