@@ -1,92 +1,24 @@
 """Corpus layouts -> TFDS shards: prepare, read back, resume, shard, Beam."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import conftest
 import numpy as np
 import pytest
-import soundfile
 import tensorflow_datasets as tfds
 
 from input_pipeline import batches, io, layouts, prepare
 from input_pipeline.talking_face import skipped_clips
 
 
-def _write_clip(root, rel, seconds, seed, fps=25):
-  rng = np.random.default_rng(seed)
-  n = int(seconds * fps)
-  coeff = rng.normal(size=(n, 257)).astype(np.float32) * 0.1
-  params = np.tile([256, 256, 1.0, 128, 128], (n, 1))
-  os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
-  io.save_coefficients_mat(os.path.join(root, rel + ".mat"), coeff, params)
-  t = np.arange(int(seconds * 16000)) / 16000
-  wav = 0.3 * np.sin(2 * np.pi * (100 + 50 * seed % 7) * t)
-  wav += 0.01 * rng.normal(size=t.size)
-  soundfile.write(os.path.join(root, rel + ".wav"), wav, 16000)
-  return coeff
-
-
-def write_manifest_corpus(
-  root,
-  persons=5,
-  emotions=("angry", "happy"),
-  levels=(1, 3),
-  clips=2,
-  with_bad=True,
-):
-  records = []
-  seed = 0
-  for p in range(persons):
-    for e in emotions:
-      for lv in levels:
-        for k in range(clips):
-          cid = f"P{p:02d}#{e}#level_{lv}#{k:03d}"
-          rel = f"P{p:02d}/{e}/{cid}"
-          _write_clip(root, rel, seconds=2.0 + 0.1 * k, seed=seed)
-          seed += 1
-          records.append(
-            {
-              "id": cid,
-              "coeff_path": rel + ".mat",
-              "audio_path": rel + ".wav",
-              "person": f"P{p:02d}",
-              "emotion": e,
-              "level": lv,
-            }
-          )
-  if with_bad:
-    rel = "bad/nan_clip"
-    coeff = _write_clip(root, rel, 2.0, seed=99)
-    coeff[5, 100] = np.nan
-    io.save_coefficients_mat(
-      os.path.join(root, rel + ".mat"),
-      coeff,
-      np.tile([256, 256, 1, 128, 128], (50, 1)),
-    )
-    records.append(
-      {
-        "id": "PBAD#angry#level_1#000",
-        "coeff_path": rel + ".mat",
-        "audio_path": rel + ".wav",
-        "person": "P00",
-        "emotion": "angry",
-        "level": 1,
-      }
-    )
-  with open(os.path.join(root, "manifest.jsonl"), "w") as f:
-    for r in records:
-      f.write(json.dumps(r, sort_keys=True) + "\n")
-  return records
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
   root = tmp_path_factory.mktemp("corpus")
-  records = write_manifest_corpus(root)
+  records = conftest.write_manifest_corpus(root)
   return root, records
 
 
@@ -210,20 +142,24 @@ def test_killed_prepare_resumes_to_the_same_dataset(corpus, prepared, tmp_path):
   assert [n for n in os.listdir(config_dir) if n.startswith("incomplete")] == []
 
 
-def test_beam_builds_the_same_examples(corpus, prepared, tmp_path):
+def test_beam_on_tiny_synthetic_builds_the_same_dataset(
+  tiny_synthetic, tmp_path
+):
   pytest.importorskip("apache_beam")
-  builder, data_dir = prepared
-  beam_builder = prepare.prepare(
-    "manifest", str(corpus[0]), str(tmp_path / "beam"), beam=True
+  local = prepare.prepare("manifest", str(tiny_synthetic), str(tmp_path / "a"))
+  beam = prepare.prepare(
+    "manifest", str(tiny_synthetic), str(tmp_path / "b"), beam=True
   )
-  assert skipped_clips(beam_builder.data_dir) == skipped_clips(builder.data_dir)
-  for split in builder.info.splits:
-    ref = _read_all(data_dir, "manifest", split)
-    got = _read_all(tmp_path / "beam", "manifest", split)
-    assert sorted(ref) == sorted(got)
+  assert skipped_clips(local.data_dir) == skipped_clips(beam.data_dir) == []
+  assert set(local.info.splits) == set(beam.info.splits) == set(layouts.SPLITS)
+  for split in local.info.splits:
+    ref = _read_all(tmp_path / "a", "manifest", split)
+    got = _read_all(tmp_path / "b", "manifest", split)
+    assert sorted(ref) == sorted(got) and ref
     for cid, ex in ref.items():
-      np.testing.assert_array_equal(ex["exp"], got[cid]["exp"])
-      np.testing.assert_array_equal(ex["mel"], got[cid]["mel"])
+      for key in ("exp", "angles", "mel", "mfcc"):
+        np.testing.assert_array_equal(ex[key], got[cid][key])
+      assert ex["style_label"] == got[cid]["style_label"]
 
 
 def test_styletalk_layout(shared_data, tmp_path):
@@ -245,9 +181,9 @@ def test_styletalk_layout(shared_data, tmp_path):
 
 def test_mead_and_hdtf_scanners(tmp_path):
   mead = tmp_path / "mead"
-  _write_clip(mead, "M003#angry#level_3#001", 2.0, 0)
-  _write_clip(mead, "M030_front_happy_level1_002", 2.0, 1)
-  _write_clip(mead, "W009/sad/level_2/003", 2.0, 2)
+  conftest.write_clip(mead, "M003#angry#level_3#001", 2.0, 0)
+  conftest.write_clip(mead, "M030_front_happy_level1_002", 2.0, 1)
+  conftest.write_clip(mead, "W009/sad/level_2/003", 2.0, 2)
   specs = {s.clip_id: s for s in layouts.scan("mead", str(mead))}
   assert set(specs) == {
     "M003#angry#level_3#001",
@@ -258,8 +194,8 @@ def test_mead_and_hdtf_scanners(tmp_path):
   assert all(s.audio_path.endswith(".wav") for s in specs.values())
 
   hdtf = tmp_path / "hdtf"
-  _write_clip(hdtf, "WDA_Speaker_000", 13.0, 3)  # 5 s + 5 s + 3 s
-  _write_clip(hdtf, "WRA_Other_001", 7.0, 4)  # 5 s + 2 s (dropped)
+  conftest.write_clip(hdtf, "WDA_Speaker_000", 13.0, 3)  # 5 s + 5 s + 3 s
+  conftest.write_clip(hdtf, "WRA_Other_001", 7.0, 4)  # 5 s + 2 s (dropped)
   specs = layouts.scan(
     "hdtf",
     str(hdtf),

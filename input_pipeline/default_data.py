@@ -1,0 +1,60 @@
+"""The embedded default data: the small synthetic corpus, as TFDS shards.
+
+Generated and prepared on first use (about two minutes on 2 cores, with
+progress shown) into $SAAS_JAX_CACHE, else ~/.cache/saas_jax:
+
+  <cache>/synthetic_small_seed0/   the corpus (wav + .mat + manifest.jsonl)
+  <cache>/tfds_small_seed0/talking_face/manifest/1.0.0/   its shards
+
+A file lock makes concurrent first uses (several processes) wait for one.
+"""
+
+import fcntl
+import os
+import subprocess
+import sys
+
+PRESET = "small"
+SEED = 0
+
+
+def cache_dir() -> str:
+  return os.environ.get(
+    "SAAS_JAX_CACHE",
+    os.path.join(os.path.expanduser("~"), ".cache", "saas_jax"),
+  )
+
+
+def ensure(preset: str = PRESET, seed: int = SEED) -> tuple[str, str]:
+  """Returns (data_dir, builder config) of the default data, making it once."""
+  root = cache_dir()
+  os.makedirs(root, exist_ok=True)
+  corpus = os.path.join(root, f"synthetic_{preset}_seed{seed}")
+  data_dir = os.path.join(root, f"tfds_{preset}_seed{seed}")
+  with open(os.path.join(root, ".lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not os.path.isfile(os.path.join(corpus, "manifest.jsonl")):
+      print(
+        f"Generating the default data ({preset} synthetic corpus) in "
+        f"{corpus} ...",
+        file=sys.stderr,
+        flush=True,
+      )
+      subprocess.run(
+        [
+          sys.executable,
+          "-m",
+          "input_pipeline.synthetic",
+          "--out_dir",
+          corpus,
+          "--preset",
+          preset,
+          "--seed",
+          str(seed),
+        ],
+        check=True,
+      )
+    from input_pipeline import prepare  # imports TF
+
+    prepare.prepare("manifest", corpus, data_dir)
+  return data_dir, "manifest"

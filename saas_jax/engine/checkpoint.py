@@ -1,0 +1,106 @@
+"""Orbax checkpoints: periodic async saves with retention, resume, init_from.
+
+On disk: <workdir>/checkpoints/<step>/{state,config}. The training state is
+everything a bit-identical resume needs: the data order and the step RNG are
+functions of the step (see input_pipeline.batches and the engine loop).
+"""
+
+import os
+
+import flax.traverse_util
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+  def __init__(
+    self, workdir: str, every: int, keep: int = 3, async_save: bool = True
+  ):
+    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self.manager = ocp.CheckpointManager(
+      self.directory,
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=keep,
+        save_interval_steps=every,
+        enable_async_checkpointing=async_save,
+        create=True,
+        cleanup_tmp_directories=True,
+      ),
+      item_names=("state", "config"),
+    )
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def save(self, step: int, state, config: dict, force: bool = False) -> bool:
+    return self.manager.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        config=ocp.args.JsonSave(config),
+      ),
+      force=force,
+    )
+
+  def restore(self, step: int, abstract_state):
+    """Restores onto the shardings carried by abstract_state's leaves."""
+    target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+    restored = self.manager.restore(
+      step,
+      args=ocp.args.Composite(state=ocp.args.StandardRestore(target)),
+    )
+    return restored.state
+
+  def wait(self):
+    self.manager.wait_until_finished()
+
+  def close(self):
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def load_params(workdir: str, step: int | None = None) -> dict:
+  """Params and extra collections saved in a workdir, as NumPy.
+
+  Works whatever mesh or process count saved them: the restore target is
+  built from the checkpoint's own metadata, on this host's first device.
+  """
+  directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+  if step is None:
+    steps = (
+      [int(n) for n in os.listdir(directory) if n.isdigit()]
+      if (os.path.isdir(directory))
+      else []
+    )
+    if not steps:
+      raise FileNotFoundError(f"no checkpoint in {directory}")
+    step = max(steps)
+  path = os.path.join(directory, str(step), "state")
+  checkpointer = ocp.StandardCheckpointer()
+  tree = checkpointer.metadata(path).item_metadata.tree
+  local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(
+    lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local), tree
+  )
+  state = checkpointer.restore(path, target)
+  return jax.tree.map(
+    np.asarray, {"params": state["params"], "extra": state.get("extra", {})}
+  )
+
+
+def merge_matching(target: dict, source: dict, prefix: str = "") -> tuple:
+  """Copies leaves of `source` into `target` where path and shape agree.
+
+  With `prefix` ("a/b"), source paths are looked up under that sub-tree of
+  target. Returns (new target, copied paths).
+  """
+  flat_t = flax.traverse_util.flatten_dict(target, sep="/")
+  flat_s = flax.traverse_util.flatten_dict(source, sep="/")
+  copied = []
+  for key, value in flat_s.items():
+    dest = f"{prefix}/{key}" if prefix else key
+    if dest in flat_t and tuple(flat_t[dest].shape) == tuple(value.shape):
+      flat_t[dest] = value
+      copied.append(dest)
+  return flax.traverse_util.unflatten_dict(flat_t, sep="/"), copied

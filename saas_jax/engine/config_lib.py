@@ -1,0 +1,64 @@
+"""Config sections every stage shares; stage configs start from `base()`."""
+
+import importlib.util
+
+import ml_collections
+
+
+def base(trainer: str) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.trainer = trainer
+  c.seed = 0
+  c.num_train_steps = 100_000
+  c.eval_every = 5_000
+  c.init_from = ""  # workdir of an earlier stage
+
+  c.data = ml_collections.ConfigDict()
+  # Empty: the embedded default data (the small synthetic corpus, generated
+  # and prepared on first use under $SAAS_JAX_CACHE or ~/.cache/saas_jax).
+  c.data.data_dir = ""
+  c.data.config = "manifest"  # talking_face builder config (corpus layout)
+  c.data.train_split = "train"
+  c.data.eval_split = "test"  # held-out clips of seen styles
+  c.data.num_shards = 0  # data shards; 0: one per process
+  c.data.batch_size = 256  # global
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adamw"
+  c.optim.schedule = "noam"
+  c.optim.lr = 2.0  # Noam factor, or the peak rate for constant/cosine
+  c.optim.d_model = 256
+  c.optim.warmup_steps = 100_000
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.98
+  c.optim.eps = 1e-9
+  c.optim.weight_decay = 0.01
+  c.optim.clip_norm = 0.0
+  c.optim.freeze = ()
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.shape = (-1, 1)
+  c.mesh.axes = ("data", "model")
+  # Weights with fewer elements stay replicated on the model axis.
+  c.mesh.min_sharded_size = 2**16
+
+  c.ckpt = ml_collections.ConfigDict()
+  c.ckpt.every = 1_000
+  c.ckpt.keep = 3
+  c.ckpt.async_save = True
+
+  c.log = ml_collections.ConfigDict()
+  c.log.every = 100
+  c.log.tensorboard = True
+  return c
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """ "configs/style_vqvae.py:cpu" -> that config (for tests and notebooks)."""
+  path, _, arg = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location("_saas_config", path)
+  if module_spec is None:
+    raise FileNotFoundError(f"no config file at {path}")
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)

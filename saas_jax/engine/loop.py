@@ -1,0 +1,225 @@
+"""train_and_evaluate: the loop shared by every stage.
+
+Phases (big_vision style): mesh -> model and optimizer (abstract, then born
+sharded) -> restore or init (workdir checkpoint > config.init_from > scratch)
+-> jitted step -> loop with logging, checkpoints and evaluation.
+
+Determinism: the batch of step k is a function of (seed, k) (see
+input_pipeline.batches) and the step's RNG is fold_in(key, k), so a run
+killed at any point and restarted from its last checkpoint ends bit-identical
+to an uninterrupted run.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+
+from saas_jax.engine import checkpoint, optim
+from saas_jax.engine import mesh as mesh_lib
+from saas_jax.engine import metrics as metrics_lib
+from saas_jax.engine.train_state import TrainState
+
+
+@dataclasses.dataclass
+class Stage:
+  """What a trainer hands the engine."""
+
+  init: Callable[[jax.Array], dict]  # rng -> model variables
+  apply_fn: Callable
+  train_step: Callable  # (state, batch, rng) -> (state, metrics)
+  batches: Callable[[int], Iterator[dict]]  # start step -> host batches
+  evaluate: Callable[[TrainState, Any], dict] | None = None  # (state, mesh)
+  cfg: Any = None  # static settings train_step reads from state.cfg
+  # (state, params and extra of config.init_from's workdir) -> state
+  init_from: Callable[[TrainState, dict], TrainState] | None = None
+
+
+class NonFiniteLossError(FloatingPointError):
+  pass
+
+
+def _check_finite(pending):
+  for step, values in pending:
+    bad = [k for k, v in values.items() if not np.all(np.isfinite(v))]
+    if bad:
+      shown = ", ".join(
+        f"{k}={float(np.asarray(values[k]).mean())}" for k in bad
+      )
+      raise NonFiniteLossError(
+        f"non-finite loss at step {step}: {shown}; the update of this step "
+        "was skipped and no checkpoint after it was written"
+      )
+
+
+def _mean_metrics(pending):
+  keys = pending[0][1].keys()
+  return {
+    k: float(np.mean([np.asarray(v[k]).mean() for _, v in pending]))
+    for k in keys
+    if np.asarray(pending[0][1][k]).dtype.kind == "f"
+  }
+
+
+def fetch(x):
+  """A global array's full value on every host, as NumPy."""
+  if jax.process_count() > 1:
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(x)
+
+
+def full_batch_to_global(mesh, batch: dict) -> dict:
+  """A batch every process holds in full -> global arrays split over data."""
+  sharding = mesh_lib.batch_sharding(mesh)
+  out = {}
+  for k, v in batch.items():
+    v = np.asarray(v)
+    out[k] = jax.make_array_from_callback(
+      v.shape, sharding, lambda idx, v=v: v[idx]
+    )
+  return out
+
+
+def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
+  """Trains `stage` as `config` says; returns the final state."""
+  is_main = jax.process_index() == 0
+  logging.info(
+    "devices: %d (%d local), process %d/%d",
+    jax.device_count(),
+    jax.local_device_count(),
+    jax.process_index(),
+    jax.process_count(),
+  )
+  os.makedirs(workdir, exist_ok=True)
+  if is_main:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json(indent=1))
+
+  # ---------------------------------------------------------------- mesh --
+  mesh = mesh_lib.make_mesh(config.mesh.shape, config.mesh.axes)
+  batch_sh, repl = mesh_lib.batch_sharding(mesh), mesh_lib.replicated(mesh)
+
+  # ------------------------------------------------- model and optimizer --
+  total = config.num_train_steps
+  tx = optim.make_optimizer(config.optim, total)
+
+  def init_state(key):
+    variables = dict(stage.init(key))
+    params = variables.pop("params")
+    return TrainState.create(
+      apply_fn=stage.apply_fn,
+      params=params,
+      tx=tx,
+      extra=variables,
+      cfg=stage.cfg,
+    )
+
+  init_key, step_key = jax.random.split(jax.random.key(config.seed))
+  abstract = jax.eval_shape(init_state, init_key)
+  shardings = mesh_lib.tree_shardings(
+    mesh, abstract, config.mesh.min_sharded_size
+  )
+  abstract = jax.tree.map(
+    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+    abstract,
+    shardings,
+  )
+
+  # ------------------------------------------------------ restore or init --
+  ckpt = checkpoint.Checkpointer(
+    workdir, config.ckpt.every, config.ckpt.keep, config.ckpt.async_save
+  )
+  latest = ckpt.latest_step()
+  if latest is not None:
+    state = ckpt.restore(latest, abstract)
+    _say(f"resumed from {ckpt.directory} at step {latest}")
+  else:
+    state = jax.jit(init_state, out_shardings=shardings)(init_key)
+    if config.get("init_from"):
+      loaded = checkpoint.load_params(config.init_from)
+      if stage.init_from is None:
+        raise ValueError("this stage does not take init_from")
+      state = stage.init_from(state, loaded)
+      state = jax.device_put(state, shardings)
+      _say(f"initialised from {config.init_from}")
+  start = int(state.step)
+  _say(
+    f"{count_params(state.params) / 1e6:.2f} M parameters, mesh "
+    f"{dict(mesh.shape)}, steps {start} -> {total}"
+  )
+
+  # ---------------------------------------------------------------- step --
+  train_step = jax.jit(
+    stage.train_step,
+    in_shardings=(shardings, batch_sh, repl),
+    out_shardings=(shardings, repl),
+    donate_argnums=0,
+  )
+
+  # ---------------------------------------------------------------- loop --
+  writer = metrics_lib.MetricWriter(
+    workdir, enabled=is_main, tensorboard=config.log.tensorboard
+  )
+  progress = metrics_lib.Progress(total, start, enabled=is_main)
+  batches = stage.batches(start)
+  pending = []
+  eval_results = None
+
+  def evaluate(step):
+    results = stage.evaluate(state, mesh)
+    writer.write(step, {f"eval/{k}": v for k, v in results.items()})
+    _say(
+      f"eval at step {step}: "
+      + ", ".join(f"{k}={v:.4g}" for k, v in results.items())
+    )
+    return results
+
+  with jax.set_mesh(mesh):
+    for step in range(start, total):
+      batch = mesh_lib.to_global(mesh, next(batches))
+      rng = jax.random.fold_in(step_key, step)
+      state, step_metrics = train_step(state, batch, rng)
+      done = step + 1
+      pending.append((done, step_metrics))
+      log_now = done % config.log.every == 0 or done == total
+      save_now = done % config.ckpt.every == 0 or done == total
+      if log_now or save_now:
+        pending = jax.device_get(pending)
+        _check_finite(pending)
+        if log_now:
+          means = {f"train/{k}": v for k, v in _mean_metrics(pending).items()}
+          writer.write(done, means)
+          progress.report(done, means)
+        pending = []
+      if save_now:
+        ckpt.save(done, state, config.to_dict(), force=done == total)
+      if (
+        stage.evaluate
+        and config.eval_every
+        and (done % config.eval_every == 0 or done == total)
+      ):
+        eval_results = evaluate(done)
+    ckpt.close()
+    if stage.evaluate and config.eval_every and eval_results is None:
+      eval_results = evaluate(int(state.step))  # a resumed, finished run
+  if is_main and eval_results is not None:
+    with open(os.path.join(workdir, "eval_results.json"), "w") as f:
+      json.dump({"step": int(state.step), **eval_results}, f, indent=1)
+  writer.close()
+  return state
+
+
+def _say(message: str) -> None:
+  if jax.process_index() == 0:
+    print(message, file=sys.stderr, flush=True)
+
+
+def count_params(tree) -> int:
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))

@@ -1,0 +1,58 @@
+"""Trains one SAAS stage from an ml_collections config.
+
+  python -m saas_jax.main --config configs/style_vqvae.py:cpu [--workdir W]
+      [--config.num_train_steps=100 ...]
+
+Multi-process (e.g. two CPU processes on one machine, or GPU hosts):
+  --coordinator_address=host:port --num_processes=N --process_id=i
+TPU pods and SLURM clusters are detected by jax.distributed.initialize().
+"""
+
+import importlib
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Stage config file.")
+_WORKDIR = flags.DEFINE_string(
+  "workdir", None, "Run folder (default runs/<config name>)."
+)
+_COORDINATOR = flags.DEFINE_string(
+  "coordinator_address", None, "jax.distributed coordinator host:port."
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "")
+_DISTRIBUTED = flags.DEFINE_bool(
+  "distributed", False, "Call jax.distributed.initialize() (pods)."
+)
+
+
+def main(argv):
+  del argv
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  import jax  # after flags: platform choices apply
+  import tensorflow as tf
+
+  tf.config.set_visible_devices([], "GPU")  # TF only feeds data
+  if _COORDINATOR.value:
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+      _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value
+    )
+  elif _DISTRIBUTED.value:
+    jax.distributed.initialize()
+  config = _CONFIG.value
+  path = config_flags.get_config_filename(flags.FLAGS["config"])
+  name = os.path.splitext(os.path.basename(path))[0]
+  workdir = _WORKDIR.value or os.path.join("runs", name)
+  logging.info("config %s -> workdir %s", name, workdir)
+  trainer = importlib.import_module(f"saas_jax.trainers.{config.trainer}")
+  trainer.train_and_evaluate(config, workdir)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["config"])
+  app.run(main)

@@ -1,0 +1,48 @@
+"""The multi-task style VQ-VAE: style codebook C_s, encoder E_s, decoder D_s,
+attention pooling f_s and style classifier f_c.
+
+A 32-frame expression window is encoded to 4 tokens, quantized against the
+500-code style codebook, pooled by self-attention into the style code
+s in R^256, and decoded back to the window. Three tasks train it together:
+reconstruction (+ VQ), style classification of s, and a triplet loss on s.
+Downstream stages use `style_code` (encoder + quantizer + pooling), frozen.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from saas_jax.models import vqvae
+
+
+class AttentionPooling(nn.Module):
+  """softmax over tokens of H @ w, then the weighted sum of the tokens."""
+
+  @nn.compact
+  def __call__(self, h):  # [B, N, D] -> [B, D]
+    w = self.param("w", nn.initializers.normal(0.02), (h.shape[-1],))
+    attn = jax.nn.softmax(h @ w, axis=-1)  # [B, N]
+    return jnp.einsum("bn,bnd->bd", attn, h)
+
+
+class StyleCodebook(nn.Module):
+  num_classes: int
+  vq: vqvae.SequenceVQVAE = vqvae.SequenceVQVAE()
+
+  def setup(self):
+    self.pool = AttentionPooling()
+    self.classifier = nn.Dense(self.num_classes)
+
+  def style_code(self, exp, train: bool = False):  # [B, 32, 64] -> [B, 256]
+    zq, _ = self.vq.quantize(self.vq.encode(exp, train), train)
+    return self.pool(zq)
+
+  def __call__(self, exp, train: bool = False):
+    recon, zq, aux = self.vq(exp, train)
+    style = self.pool(zq)
+    return {
+      "recon": recon,  # [B, 32, 64]
+      "style": style,  # [B, 256]
+      "logits": self.classifier(style),  # [B, classes]
+      **aux,
+    }

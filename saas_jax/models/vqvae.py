@@ -1,0 +1,81 @@
+"""The sequence VQ-VAE behind both codebooks (style: 64-d expression; pose:
+6-d angles + translation).
+
+  encode  [B, T, C] -> Squasher (T -> T / 2**factor tokens) -> Dense
+          -> Transformer -> z [B, N, D]
+  quantize z -> z_q (VectorQuantizer)
+  decode  z_q -> Expander (N -> T) -> Dense -> Transformer -> Conv1d(k5)
+          -> [B, T, C]
+
+At paper size (hidden 256, 12 layers, 8 heads, MLP 384, 32 frames -> 4
+tokens) this is the official VQModelTransformer.
+"""
+
+import flax.linen as nn
+
+from saas_jax.models import layers, quantizer
+
+
+class SequenceVQVAE(nn.Module):
+  in_dim: int = 64
+  hidden: int = 256
+  layers: int = 12
+  heads: int = 8
+  mlp_dim: int = 384
+  factor: int = 3
+  seq_len: int = 32
+  num_codes: int = 500
+  beta: float = 0.25
+  ema: bool = False
+  restart_dead: bool = False
+  grouping: str = "token"
+  attn_scale: str = "head"
+
+  def setup(self):
+    n_tokens = self.seq_len // 2**self.factor
+    self.squasher = layers.Squasher(self.hidden, self.factor)
+    self.enc_proj = nn.Dense(self.hidden)
+    self.encoder = layers.Transformer(
+      self.hidden,
+      self.layers,
+      self.heads,
+      self.mlp_dim,
+      n_tokens,
+      self.attn_scale,
+    )
+    self.quantizer = quantizer.VectorQuantizer(
+      self.num_codes,
+      self.hidden,
+      self.beta,
+      ema=self.ema,
+      restart_dead=self.restart_dead,
+      grouping=self.grouping,
+    )
+    self.expander = layers.Expander(self.hidden, self.factor)
+    self.dec_proj = nn.Dense(self.hidden)
+    self.decoder = layers.Transformer(
+      self.hidden,
+      self.layers,
+      self.heads,
+      self.mlp_dim,
+      self.seq_len,
+      self.attn_scale,
+    )
+    self.head = nn.Conv(self.in_dim, (5,), padding=((2, 2),))
+
+  def encode(self, x, train: bool = False):  # [B, T, C] -> [B, N, D]
+    return self.encoder(self.enc_proj(self.squasher(x, train)))
+
+  def quantize(self, z, train: bool = False):
+    return self.quantizer(z, train)
+
+  def decode(self, zq, train: bool = False):  # [B, N, D] -> [B, T, C]
+    h = self.decoder(self.dec_proj(self.expander(zq, train)))
+    return self.head(h)
+
+  def decode_indices(self, idx, train: bool = False):  # [B, N] -> [B, T, C]
+    return self.decode(self.quantizer.decode_indices(idx), train)
+
+  def __call__(self, x, train: bool = False):
+    zq, aux = self.quantize(self.encode(x, train), train)
+    return self.decode(zq, train), zq, aux

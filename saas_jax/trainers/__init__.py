@@ -1,0 +1,1 @@
+"""One module per stage; each exposes train_and_evaluate(config, workdir)."""

@@ -1,0 +1,106 @@
+"""Style classifier: the frozen critic of the expression stage.
+
+The official StyleDiscriminator (a Conv1d PatchGAN whose patches are averaged
+over time into style-class logits) was used frozen by the audio- and
+video-driven stages, but its training was never released. Here it is
+trained with cross-entropy on 32-frame style windows (the anchor and its
+three partners of each style-window batch).
+
+Evaluation on held-out clips: window_accuracy, and style_accuracy with the
+logits averaged over each clip's windows.
+"""
+
+import functools
+
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from input_pipeline import batches as batches_lib
+from saas_jax import losses
+from saas_jax.engine import evaluation, loop
+from saas_jax.engine.train_state import apply_loss
+from saas_jax.models import critics
+from saas_jax.trainers import style_vqvae
+
+WINDOW = 32
+
+
+def loss_fn(params, extra, batch, rng, *, apply_fn):
+  del rng
+  x = jnp.concatenate(
+    [batch["exp"], batch["pos_exp"], batch["neg_exp"], batch["other_exp"]]
+  )
+  labels = jnp.concatenate(
+    [
+      batch["label"],
+      batch["pos_label"],
+      batch["neg_label"],
+      batch["other_label"],
+    ]
+  )
+  logits = apply_fn({"params": params}, x)
+  ce = losses.cross_entropy(logits, labels)
+  return ce, ({"ce": ce, "accuracy": losses.accuracy(logits, labels)}, extra)
+
+
+def train_step(state, batch, rng):
+  return apply_loss(
+    state, batch, rng, functools.partial(loss_fn, apply_fn=state.apply_fn)
+  )
+
+
+def evaluate_table(state, mesh, table, batch_size=256) -> dict:
+  clips = evaluation.table_clips(table)
+  per_clip = [evaluation.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
+  owner = np.concatenate([np.full(len(w), c) for c, w in enumerate(per_clip)])
+  logits = evaluation.batched_apply(
+    lambda v, x: state.apply_fn(v, x),
+    {"params": state.params},
+    np.concatenate(per_clip),
+    mesh,
+    batch_size,
+  )
+  clip_logits = np.stack(
+    [logits[owner == c].mean(0) for c in range(table.num_clips)]
+  )
+  return {
+    "window_accuracy": float(np.mean(logits.argmax(-1) == table.label[owner])),
+    "style_accuracy": float(np.mean(clip_logits.argmax(-1) == table.label)),
+  }
+
+
+def train_and_evaluate(config, workdir: str):
+  data_dir, data_config = style_vqvae.resolve_data(config)
+  data = batches_lib.load_stage_data(
+    data_dir,
+    data_config,
+    config.data.train_split,
+    num_shards=config.data.num_shards or None,
+    with_audio=False,
+  )
+  eval_table = batches_lib.load_table(
+    data_dir, data_config, config.data.eval_split, with_audio=False
+  )
+  num_classes = (
+    int(max(data.partners.table.label.max(), eval_table.label.max())) + 1
+  )
+  model = critics.StyleClassifier(num_classes)
+
+  def batches(start_step):
+    return batches_lib.style_windows(
+      data,
+      batch_size=config.data.batch_size,
+      seed=config.seed,
+      start_step=start_step,
+    ).as_numpy_iterator()
+
+  stage = loop.Stage(
+    init=lambda rng: model.init(rng, jnp.zeros((2, WINDOW, 64))),
+    apply_fn=model.apply,
+    train_step=train_step,
+    batches=batches,
+    evaluate=lambda state, mesh: evaluate_table(state, mesh, eval_table),
+    cfg=ml_collections.FrozenConfigDict({}),
+  )
+  return loop.train_and_evaluate(config, workdir, stage)

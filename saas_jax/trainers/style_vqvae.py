@@ -1,0 +1,210 @@
+"""Style codebook stage: the multi-task style VQ-VAE (reference §2.2).
+
+Loss = 10 * (grouped L1 reconstruction + VQ) + 0.01 * CE(f_c(s), class)
+       + 0.01 * triplet(s; positive, negative, other)
+over the anchor window and its three partners, in one forward pass.
+
+Evaluation on held-out clips of seen styles (config.data.eval_split):
+  recon_l1, recon_rel     L1 of reconstructing every 32-frame window (stride
+                          16), and the same relative to predicting each
+                          clip's per-coefficient mean (< 1: better than mean).
+  style_accuracy          clip-level: logits averaged over the clip's windows.
+  window_accuracy         window-level classification.
+  style_retrieval         the style code of a clip's first half (mean over its
+                          windows) retrieves its second half among all
+                          held-out clips (nearest neighbour, L2).
+  perplexity, dead_fraction   codebook use over all windows.
+"""
+
+import functools
+
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from input_pipeline import batches as batches_lib
+from input_pipeline import default_data
+from saas_jax import losses
+from saas_jax.engine import evaluation, loop
+from saas_jax.engine.train_state import apply_loss
+from saas_jax.models import style_codebook, vqvae
+
+WINDOW = 32
+
+
+def make_model(model_cfg, num_classes: int) -> style_codebook.StyleCodebook:
+  m = model_cfg
+  return style_codebook.StyleCodebook(
+    num_classes=num_classes,
+    vq=vqvae.SequenceVQVAE(
+      in_dim=64,
+      hidden=m.hidden,
+      layers=m.layers,
+      heads=m.heads,
+      mlp_dim=m.mlp_dim,
+      factor=3,
+      seq_len=WINDOW,
+      num_codes=m.num_codes,
+      beta=m.beta,
+      ema=m.ema,
+      restart_dead=m.restart_dead,
+      grouping=m.grouping,
+      attn_scale=m.attn_scale,
+    ),
+  )
+
+
+def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
+  b = batch["exp"].shape[0]
+  x = jnp.concatenate(
+    [batch["exp"], batch["pos_exp"], batch["neg_exp"], batch["other_exp"]]
+  )  # [4B, 32, 64]
+  labels = jnp.concatenate(
+    [
+      batch["label"],
+      batch["pos_label"],
+      batch["neg_label"],
+      batch["other_label"],
+    ]
+  )
+  out, new_extra = apply_fn(
+    {"params": params, **extra},
+    x,
+    train=True,
+    mutable=list(extra),
+    rngs={"vq": rng},
+  )
+  recon = losses.grouped_l1(out["recon"], x, tuple(cfg.recon_splits))
+  ce = losses.cross_entropy(out["logits"], labels)
+  s, pos, neg, other = jnp.split(out["style"], 4)
+  triplet = losses.style_triplet(s, pos, neg, other, cfg.triplet_margin)
+  loss = (
+    cfg.w_recon * (recon + out["vq_loss"])
+    + cfg.w_ce * ce
+    + cfg.w_triplet * triplet
+  )
+  metrics = {
+    "recon": recon,
+    "vq": out["vq_loss"],
+    "ce": ce,
+    "triplet": triplet,
+    "accuracy": losses.accuracy(out["logits"][:b], batch["label"]),
+    "perplexity": out["perplexity"],
+    "dead_fraction": out["dead_fraction"],
+  }
+  return loss, (metrics, new_extra)
+
+
+def train_step(state, batch, rng):
+  fn = functools.partial(loss_fn, apply_fn=state.apply_fn, cfg=state.cfg)
+  return apply_loss(state, batch, rng, fn)
+
+
+# ---------------------------------------------------------- evaluation ---
+
+
+def _forward(variables, x, *, apply_fn):
+  out = apply_fn(variables, x, train=False)
+  return {k: out[k] for k in ("recon", "style", "logits", "indices")}
+
+
+def run_windows(state, mesh, windows: np.ndarray, batch_size: int) -> dict:
+  """Eval-mode outputs for [N, 32, 64] windows."""
+  fn = functools.partial(_forward, apply_fn=state.apply_fn)
+  variables = {"params": state.params, **state.extra}
+  return evaluation.batched_apply(fn, variables, windows, mesh, batch_size)
+
+
+def evaluate_table(state, mesh, table, num_codes, batch_size=256) -> dict:
+  clips = evaluation.table_clips(table)
+  per_clip = [evaluation.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
+  owner = np.concatenate([np.full(len(w), c) for c, w in enumerate(per_clip)])
+  windows = np.concatenate(per_clip)
+  out = run_windows(state, mesh, windows, batch_size)
+  err = np.abs(out["recon"] - windows).mean()
+  clip_mean = np.stack([clips[c].mean(0) for c in owner])[:, None]
+  base = np.abs(windows - clip_mean).mean()
+  win_acc = np.mean(out["logits"].argmax(-1) == table.label[owner])
+  clip_logits = np.stack(
+    [out["logits"][owner == c].mean(0) for c in range(table.num_clips)]
+  )
+  clip_acc = np.mean(clip_logits.argmax(-1) == table.label)
+  counts = np.bincount(out["indices"].reshape(-1), minlength=num_codes)
+  usage = counts / counts.sum()
+  nz = usage[usage > 0]
+  return {
+    "recon_l1": float(err),
+    "recon_rel": float(err / base),
+    "window_accuracy": float(win_acc),
+    "style_accuracy": float(clip_acc),
+    "style_retrieval": float(_half_retrieval(state, mesh, clips, batch_size)),
+    "perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
+    "dead_fraction": float(np.mean(usage == 0)),
+  }
+
+
+def _half_retrieval(state, mesh, clips, batch_size) -> float:
+  halves = []
+  for e in clips:
+    mid = len(e) // 2
+    halves += [
+      evaluation.clip_windows(e[:mid], WINDOW, WINDOW // 2),
+      evaluation.clip_windows(e[mid:], WINDOW, WINDOW // 2),
+    ]
+  owner = np.concatenate([np.full(len(w), h) for h, w in enumerate(halves)])
+  style = run_windows(state, mesh, np.concatenate(halves), batch_size)["style"]
+  codes = np.stack([style[owner == h].mean(0) for h in range(len(halves))])
+  first, second = codes[0::2], codes[1::2]
+  dist = ((first[:, None] - second[None]) ** 2).sum(-1)
+  return float(np.mean(dist.argmin(1) == np.arange(len(first))))
+
+
+# ------------------------------------------------------------- wiring ---
+
+
+def resolve_data(config) -> tuple[str, str]:
+  if config.data.data_dir:
+    return config.data.data_dir, config.data.config
+  return default_data.ensure()
+
+
+def train_and_evaluate(config, workdir: str):
+  data_dir, data_config = resolve_data(config)
+  data = batches_lib.load_stage_data(
+    data_dir,
+    data_config,
+    config.data.train_split,
+    num_shards=config.data.num_shards or None,
+    with_audio=False,
+  )
+  eval_table = batches_lib.load_table(
+    data_dir, data_config, config.data.eval_split, with_audio=False
+  )
+  num_classes = (
+    int(max(data.partners.table.label.max(), eval_table.label.max())) + 1
+  )
+  model = make_model(config.model, num_classes)
+  dummy = jnp.zeros((2, WINDOW, 64))
+
+  def init(rng):
+    return model.init({"params": rng}, dummy, train=False)
+
+  def batches(start_step):
+    return batches_lib.style_windows(
+      data,
+      batch_size=config.data.batch_size,
+      seed=config.seed,
+      start_step=start_step,
+    ).as_numpy_iterator()
+
+  stage = loop.Stage(
+    init=init,
+    apply_fn=model.apply,
+    train_step=train_step,
+    batches=batches,
+    evaluate=lambda state, mesh: evaluate_table(
+      state, mesh, eval_table, config.model.num_codes
+    ),
+    cfg=ml_collections.FrozenConfigDict(config.loss),
+  )
+  return loop.train_and_evaluate(config, workdir, stage)

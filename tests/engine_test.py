@@ -1,0 +1,257 @@
+"""The engine: logging, resume after SIGKILL, 8 devices, two processes,
+non-finite losses. Runs the style stage's smoke config on a tiny corpus."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from saas_jax.engine import checkpoint, config_lib, loop
+from saas_jax.engine.train_state import apply_loss
+from saas_jax.trainers import style_vqvae
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _smoke(data, **overrides):
+  c = config_lib.load(os.path.join(ROOT, "configs/style_vqvae.py:smoke"))
+  c.data.data_dir, c.data.config = data
+  c.data.eval_split = "test_person"
+  for key, value in overrides.items():
+    node = c
+    *path, last = key.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = value
+  return c
+
+
+def _params(workdir):
+  return checkpoint.load_params(workdir)["params"]
+
+
+def _assert_trees(a, b, exact=True):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    if exact:
+      np.testing.assert_array_equal(x, y)
+    else:
+      np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+
+
+def test_smoke_run_logs_and_evaluates(prepared_corpus, tmp_path):
+  config = _smoke(prepared_corpus)
+  config.eval_every = 4
+  state = style_vqvae.train_and_evaluate(config, str(tmp_path))
+  assert int(state.step) == 4
+  lines = [json.loads(x) for x in open(tmp_path / "metrics.jsonl")]
+  train = [r for r in lines if "train/loss" in r]
+  assert [r["step"] for r in train] == [2, 4]
+  assert {
+    "train/recon",
+    "train/ce",
+    "train/triplet",
+    "train/vq",
+    "train/perplexity",
+  } <= set(train[0])
+  results = json.load(open(tmp_path / "eval_results.json"))
+  assert results["step"] == 4
+  for key in ("style_accuracy", "style_retrieval", "recon_rel", "perplexity"):
+    assert np.isfinite(results[key])
+  assert (tmp_path / "checkpoints" / "4").is_dir()
+  # Restarting a finished run resumes at the end and changes nothing.
+  again = style_vqvae.train_and_evaluate(config, str(tmp_path))
+  _assert_trees(jax.device_get(state.params), jax.device_get(again.params))
+
+
+def _main_cmd(data, workdir, steps, extra=()):
+  return [
+    sys.executable,
+    "-m",
+    "saas_jax.main",
+    "--config",
+    os.path.join(ROOT, "configs/style_vqvae.py:smoke"),
+    "--workdir",
+    str(workdir),
+    f"--config.data.data_dir={data[0]}",
+    f"--config.data.config={data[1]}",
+    "--config.data.eval_split=test_person",
+    f"--config.num_train_steps={steps}",
+    "--config.ckpt.every=2",
+    *extra,
+  ]
+
+
+def _env(devices=1):
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+  return env
+
+
+def test_sigkill_and_resume_is_bit_identical(prepared_corpus, tmp_path):
+  steps = 10
+  straight = tmp_path / "straight"
+  subprocess.run(
+    _main_cmd(prepared_corpus, straight, steps),
+    env=_env(),
+    check=True,
+    cwd=ROOT,
+    capture_output=True,
+  )
+  killed = tmp_path / "killed"
+  proc = subprocess.Popen(
+    _main_cmd(prepared_corpus, killed, steps),
+    env=_env(),
+    cwd=ROOT,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
+  deadline = time.time() + 300
+  ckpts = killed / "checkpoints"
+  while time.time() < deadline and proc.poll() is None:
+    if (ckpts / "4").is_dir():
+      break
+    time.sleep(0.01)
+  assert proc.poll() is None, "the run ended before it could be killed"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  done = sorted(int(n) for n in os.listdir(ckpts) if n.isdigit())
+  assert done and done[-1] < steps
+  subprocess.run(
+    _main_cmd(prepared_corpus, killed, steps),
+    env=_env(),
+    check=True,
+    cwd=ROOT,
+    capture_output=True,
+  )
+  _assert_trees(_params(straight), _params(killed), exact=True)
+
+
+def test_eight_devices_match_one(prepared_corpus, tmp_path):
+  assert jax.device_count() == 8
+  one = style_vqvae.train_and_evaluate(
+    _smoke(prepared_corpus, **{"mesh.shape": (1, 1)}), str(tmp_path / "one")
+  )
+  eight = style_vqvae.train_and_evaluate(
+    _smoke(prepared_corpus, **{"mesh.shape": (8, 1)}),
+    str(tmp_path / "eight"),
+  )
+  model = style_vqvae.train_and_evaluate(
+    _smoke(
+      prepared_corpus,
+      **{"mesh.shape": (2, 4), "mesh.min_sharded_size": 1024},
+    ),
+    str(tmp_path / "model"),
+  )
+  # A weight large enough to be split over the model axis is split.
+  big = model.params["vq"]["encoder"]["block0"]["mlp_in"]["kernel"]
+  assert big.sharding.spec == jax.sharding.PartitionSpec(None, "model")
+  assert len(big.addressable_shards) == 8
+  ref = jax.device_get(one.params)
+  _assert_trees(ref, jax.device_get(eight.params), exact=False)
+  _assert_trees(ref, jax.device_get(model.params), exact=False)
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_match_one(prepared_corpus, tmp_path):
+  shards = ["--config.data.num_shards=2"]
+  single = tmp_path / "single"
+  subprocess.run(
+    _main_cmd(prepared_corpus, single, 4, shards),
+    env=_env(devices=2),
+    check=True,
+    cwd=ROOT,
+    capture_output=True,
+  )
+  multi = tmp_path / "multi"
+  port = _free_port()
+  procs = [
+    subprocess.Popen(
+      _main_cmd(
+        prepared_corpus,
+        multi,
+        4,
+        [
+          *shards,
+          f"--coordinator_address=localhost:{port}",
+          "--num_processes=2",
+          f"--process_id={i}",
+        ],
+      ),
+      env=_env(devices=1),
+      cwd=ROOT,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+    )
+    for i in range(2)
+  ]
+  for p in procs:
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode == 0, out.decode()[-3000:]
+  _assert_trees(_params(single), _params(multi), exact=False)
+  lines = [json.loads(x) for x in open(multi / "metrics.jsonl")]
+  assert [r["step"] for r in lines] == [2, 4]  # one writer: process 0
+
+
+class _Tiny(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    return nn.Dense(1)(x)
+
+
+def _tiny_step(state, batch, rng):
+  def loss_fn(params, extra, batch, rng):
+    pred = state.apply_fn({"params": params}, batch["x"])
+    mse = jnp.mean((pred - batch["y"]) ** 2)
+    # The "blowup" term turns NaN at step index 3 (the 4th step).
+    blowup = jnp.where(batch["step"][0] >= 3, jnp.nan, 0.0)
+    return mse + blowup, ({"mse": mse, "blowup": blowup}, extra)
+
+  return apply_loss(state, batch, rng, loss_fn)
+
+
+def test_non_finite_loss_stops_naming_step_and_term(tmp_path):
+  config = config_lib.base("tiny")
+  config.num_train_steps, config.eval_every = 10, 0
+  config.data.batch_size = 8
+  config.optim.update(schedule="constant", lr=1e-2)
+  config.ckpt.update(every=2, async_save=False)
+  config.log.update(every=5, tensorboard=False)
+  model = _Tiny()
+
+  def batches(start):
+    for step in range(start, 100):
+      yield {
+        "x": np.ones((8, 3), np.float32),
+        "y": np.ones((8, 1), np.float32),
+        "step": np.full((8,), step, np.int32),
+      }
+
+  stage = loop.Stage(
+    init=lambda rng: model.init(rng, jnp.zeros((1, 3))),
+    apply_fn=model.apply,
+    train_step=_tiny_step,
+    batches=batches,
+    cfg=ml_collections.FrozenConfigDict({}),
+  )
+  with pytest.raises(loop.NonFiniteLossError, match=r"step 4: .*blowup=nan"):
+    loop.train_and_evaluate(config, str(tmp_path), stage)
+  ckpt = checkpoint.Checkpointer(str(tmp_path), 2)
+  assert ckpt.latest_step() == 2  # nothing saved after the bad step
+  params = checkpoint.load_params(str(tmp_path))["params"]
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(params))

@@ -1,0 +1,157 @@
+"""Quantizer, sequence VQ-VAE, style codebook and critics."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from saas_jax import losses
+from saas_jax.engine import loop
+from saas_jax.models import critics, layers, quantizer, style_codebook, vqvae
+
+
+def _init(module, *args, **kw):
+  return module.init(
+    {"params": jax.random.key(0), "vq": jax.random.key(1)}, *args, **kw
+  )
+
+
+def test_quantizer_picks_nearest_code_and_passes_gradient_straight():
+  vq = quantizer.VectorQuantizer(num_codes=8, dim=4)
+  z = jax.random.normal(jax.random.key(2), (3, 5, 4))
+  variables = _init(vq, z)
+  codes = variables["params"]["codebook"]
+  zq, aux = vq.apply(variables, z)
+  dist = ((z[..., None, :] - codes) ** 2).sum(-1)
+  np.testing.assert_array_equal(aux["indices"], dist.argmin(-1))
+  np.testing.assert_allclose(zq, codes[aux["indices"]], atol=1e-6)
+  # Straight-through: d(sum(w * zq))/dz == w.
+  w = jax.random.normal(jax.random.key(3), z.shape)
+  grad = jax.grad(lambda z: jnp.sum(w * vq.apply(variables, z)[0]))(z)
+  np.testing.assert_allclose(grad, w, atol=1e-6)
+  # VQ loss = beta * commitment + codebook term, both |z - e|^2 means.
+  mse = float(jnp.mean((z - zq) ** 2))
+  np.testing.assert_allclose(aux["vq_loss"], 1.25 * mse, rtol=1e-5)
+  assert 1 <= float(aux["perplexity"]) <= 8
+
+
+def test_quantizer_channel_major_grouping():
+  """The official layout: each vector mixes D/N channels of all N tokens."""
+  vq = quantizer.VectorQuantizer(num_codes=4, dim=8, grouping="channel_major")
+  z = jnp.arange(2 * 4 * 8, dtype=jnp.float32).reshape(2, 4, 8)
+  grouped = quantizer._group(z, "channel_major")
+  # Vector 0 of sample 0 = channels 0..1 of all 4 tokens, channel-major.
+  np.testing.assert_array_equal(grouped[0, 0], [0, 8, 16, 24, 1, 9, 17, 25])
+  np.testing.assert_array_equal(quantizer._ungroup(grouped, "channel_major"), z)
+  variables = _init(vq, z)
+  zq, aux = vq.apply(variables, z)
+  assert zq.shape == z.shape and aux["indices"].shape == (2, 4)
+
+
+def test_ema_quantizer_moves_codes_and_restarts_dead_ones():
+  vq = quantizer.VectorQuantizer(
+    num_codes=16,
+    dim=4,
+    ema=True,
+    decay=0.5,
+    restart_dead=True,
+    dead_threshold=0.5,
+  )
+  z = jax.random.normal(jax.random.key(0), (8, 4, 4)) + 3.0
+  variables = _init(vq, z)
+  assert "codebook" not in variables.get("params", {})
+  before = variables["vq_stats"]["codebook"]
+  stats = variables["vq_stats"]
+  for i in range(5):
+    (_, aux), upd = vq.apply(
+      {"vq_stats": stats},
+      z,
+      train=True,
+      mutable=["vq_stats"],
+      rngs={"vq": jax.random.key(i)},
+    )
+    stats = upd["vq_stats"]
+  after = stats["codebook"]
+  # Codes followed the data (mean 3) instead of staying near 0.
+  assert float(jnp.abs(after.mean() - 3)) < float(jnp.abs(before.mean() - 3))
+  _, aux = vq.apply({"vq_stats": stats}, z)
+  assert float(aux["perplexity"]) > 2  # restarts spread the data over codes
+
+
+def test_squasher_and_expander_lengths():
+  x = jnp.zeros((2, 32, 64))
+  sq = layers.Squasher(16, factor=3)
+  v = _init(sq, x, train=False)
+  z = sq.apply(v, x, train=False)
+  assert z.shape == (2, 4, 16)
+  ex = layers.Expander(16, factor=3)
+  v = _init(ex, z, train=False)
+  assert ex.apply(v, z, train=False).shape == (2, 32, 16)
+
+
+def test_attention_scale_options_differ():
+  x = jax.random.normal(jax.random.key(0), (1, 4, 32))
+  a = layers.Attention(32, 4, "head")
+  v = _init(a, x)
+  b = layers.Attention(32, 4, "hidden")
+  assert not np.allclose(a.apply(v, x), b.apply(v, x))
+
+
+def _count(tree):
+  return loop.count_params(tree)
+
+
+def test_paper_size_parameter_counts():
+  model = style_codebook.StyleCodebook(num_classes=1323)
+  shapes = jax.eval_shape(
+    lambda: model.init(jax.random.key(0), jnp.zeros((1, 32, 64)))
+  )["params"]
+  total = _count(shapes)
+  assert abs(total - 13.47e6) / 13.47e6 < 0.01, total  # official 13.47 M
+  clf = jax.eval_shape(
+    lambda: critics.StyleClassifier(1323).init(
+      jax.random.key(0), jnp.zeros((1, 32, 64))
+    )
+  )["params"]
+  assert abs(_count(clf) - 3.42e6) / 3.42e6 < 0.01  # official 3.42 M
+  pose = jax.eval_shape(
+    lambda: vqvae.SequenceVQVAE(in_dim=6, num_codes=200).init(
+      jax.random.key(0), jnp.zeros((1, 32, 6))
+    )
+  )["params"]
+  assert abs(_count(pose) - 12.91e6) / 12.91e6 < 0.01  # official 12.91 M
+
+
+def test_style_codebook_shapes_and_style_code():
+  model = style_codebook.StyleCodebook(
+    num_classes=5,
+    vq=vqvae.SequenceVQVAE(
+      hidden=32, layers=1, heads=2, mlp_dim=64, num_codes=16
+    ),
+  )
+  x = jax.random.normal(jax.random.key(0), (3, 32, 64))
+  v = _init(model, x)
+  out = model.apply(v, x)
+  assert out["recon"].shape == (3, 32, 64)
+  assert out["style"].shape == (3, 32) and out["logits"].shape == (3, 5)
+  s = model.apply(v, x, method=model.style_code)
+  np.testing.assert_allclose(s, out["style"], atol=1e-5)
+
+
+def test_patch_critic_patches():
+  critic = critics.PatchCritic(1)
+  x = jnp.zeros((2, 32, 64))
+  v = _init(critic, x)
+  assert critic.apply(v, x).shape == (2, 7, 1)
+
+
+def test_losses():
+  p = jnp.zeros((2, 3, 64))
+  t = jnp.ones((2, 3, 64))
+  assert float(losses.grouped_l1(p, t)) == pytest.approx(3.0)
+  assert float(losses.grouped_l1(p, t, ())) == pytest.approx(1.0)
+  s = jnp.zeros((4, 8))
+  far = jnp.full((4, 8), 10.0)
+  # Positive at the anchor, negatives far: no loss; the reverse: a big one.
+  assert float(losses.style_triplet(s, s, far, far)) == 0.0
+  assert float(losses.style_triplet(s, far, s, s)) == pytest.approx(205.0)
