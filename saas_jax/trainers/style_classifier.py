@@ -18,10 +18,10 @@ import numpy as np
 
 from input_pipeline import batches as batches_lib
 from saas_jax import losses
+from saas_jax.engine import data as data_lib
 from saas_jax.engine import evaluation, loop
 from saas_jax.engine.train_state import apply_loss
 from saas_jax.models import critics
-from saas_jax.trainers import style_vqvae
 
 WINDOW = 32
 
@@ -71,36 +71,14 @@ def evaluate_table(state, mesh, table, batch_size=256) -> dict:
 
 
 def train_and_evaluate(config, workdir: str):
-  data_dir, data_config = style_vqvae.resolve_data(config)
-  data = batches_lib.load_stage_data(
-    data_dir,
-    data_config,
-    config.data.train_split,
-    num_shards=config.data.num_shards or None,
-    with_audio=False,
-  )
-  eval_table = batches_lib.load_table(
-    data_dir, data_config, config.data.eval_split, with_audio=False
-  )
-  num_classes = (
-    int(max(data.partners.table.label.max(), eval_table.label.max())) + 1
-  )
-  model = critics.StyleClassifier(num_classes)
-
-  def batches(start_step):
-    return batches_lib.style_windows(
-      data,
-      batch_size=config.data.batch_size,
-      seed=config.seed,
-      start_step=start_step,
-    ).as_numpy_iterator()
-
+  inputs = data_lib.load(config, with_audio=False)
+  model = critics.StyleClassifier(inputs.num_classes)
   stage = loop.Stage(
     init=lambda rng: model.init(rng, jnp.zeros((2, WINDOW, 64))),
     apply_fn=model.apply,
     train_step=train_step,
-    batches=batches,
-    evaluate=lambda state, mesh: evaluate_table(state, mesh, eval_table),
+    batches=data_lib.batch_iterator(batches_lib.style_windows, config, inputs),
+    evaluate=lambda state, mesh: evaluate_table(state, mesh, inputs.eval_table),
     cfg=ml_collections.FrozenConfigDict({}),
   )
   return loop.train_and_evaluate(config, workdir, stage)

@@ -3,6 +3,9 @@
 Loss = 10 * (grouped L1 reconstruction + VQ) + 0.01 * CE(f_c(s), class)
        + 0.01 * triplet(s; positive, negative, other)
 over the anchor window and its three partners, in one forward pass.
+Optional augmentation (loss.offset_jitter > 0): each window gets a random
+constant offset, offset_jitter x the per-coefficient std of the training
+data, before it enters the model.
 
 Evaluation on held-out clips of seen styles (config.data.eval_split):
   recon_l1, recon_rel     L1 of reconstructing every 32-frame window (stride
@@ -10,6 +13,9 @@ Evaluation on held-out clips of seen styles (config.data.eval_split):
                           clip's per-coefficient mean (< 1: better than mean).
   style_accuracy          clip-level: logits averaged over the clip's windows.
   window_accuracy         window-level classification.
+  style_code_ncc          nearest class centroid of the clip-mean style codes
+                          of the training clips (how the feature baselines of
+                          benchmarks/style_baselines.py are scored).
   style_retrieval         the style code of a clip's first half (mean over its
                           windows) retrieves its second half among all
                           held-out clips (nearest neighbour, L2).
@@ -18,13 +24,15 @@ Evaluation on held-out clips of seen styles (config.data.eval_split):
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from input_pipeline import batches as batches_lib
-from input_pipeline import default_data
+from input_pipeline.synthetic import baselines
 from saas_jax import losses
+from saas_jax.engine import data as data_lib
 from saas_jax.engine import evaluation, loop
 from saas_jax.engine.train_state import apply_loss
 from saas_jax.models import style_codebook, vqvae
@@ -59,6 +67,12 @@ def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
   x = jnp.concatenate(
     [batch["exp"], batch["pos_exp"], batch["neg_exp"], batch["other_exp"]]
   )  # [4B, 32, 64]
+  if cfg.offset_jitter:
+    # A random constant offset per window (3DMM fits of one recording carry
+    # their own bias), so the code cannot identify a style by a clip's bias.
+    jitter_rng, rng = jax.random.split(rng)
+    scale = cfg.offset_jitter * jnp.asarray(cfg.exp_std)  # [64]
+    x = x + scale * jax.random.normal(jitter_rng, (x.shape[0], 1, 64))
   labels = jnp.concatenate(
     [
       batch["label"],
@@ -115,11 +129,24 @@ def run_windows(state, mesh, windows: np.ndarray, batch_size: int) -> dict:
   return evaluation.batched_apply(fn, variables, windows, mesh, batch_size)
 
 
-def evaluate_table(state, mesh, table, num_codes, batch_size=256) -> dict:
-  clips = evaluation.table_clips(table)
+def _windows_of(clips):
   per_clip = [evaluation.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
   owner = np.concatenate([np.full(len(w), c) for c, w in enumerate(per_clip)])
-  windows = np.concatenate(per_clip)
+  return np.concatenate(per_clip), owner
+
+
+def clip_codes(state, mesh, clips, batch_size=256) -> np.ndarray:
+  """[num clips, 256] the mean style code of each clip's windows."""
+  windows, owner = _windows_of(clips)
+  style = run_windows(state, mesh, windows, batch_size)["style"]
+  return np.stack([style[owner == c].mean(0) for c in range(len(clips))])
+
+
+def evaluate_table(
+  state, mesh, table, num_codes, train_table=None, batch_size=256
+) -> dict:
+  clips = evaluation.table_clips(table)
+  windows, owner = _windows_of(clips)
   out = run_windows(state, mesh, windows, batch_size)
   err = np.abs(out["recon"] - windows).mean()
   clip_mean = np.stack([clips[c].mean(0) for c in owner])[:, None]
@@ -132,7 +159,21 @@ def evaluate_table(state, mesh, table, num_codes, batch_size=256) -> dict:
   counts = np.bincount(out["indices"].reshape(-1), minlength=num_codes)
   usage = counts / counts.sum()
   nz = usage[usage > 0]
+  results = {}
+  if train_table is not None:
+    # The style code as an embedding: nearest class centroid of the training
+    # clips' codes, as the feature baselines are scored.
+    codes = clip_codes(state, mesh, evaluation.table_clips(train_table))
+    held = np.stack(
+      [out["style"][owner == c].mean(0) for c in range(table.num_clips)]
+    )
+    x = np.concatenate([codes, held])
+    labels = np.concatenate([train_table.label, table.label])
+    is_train = np.arange(len(labels)) < len(codes)
+    pred = baselines.nearest_centroid(x, labels, is_train)
+    results["style_code_ncc"] = float(np.mean(pred == table.label))
   return {
+    **results,
     "recon_l1": float(err),
     "recon_rel": float(err / base),
     "window_accuracy": float(win_acc),
@@ -162,49 +203,29 @@ def _half_retrieval(state, mesh, clips, batch_size) -> float:
 # ------------------------------------------------------------- wiring ---
 
 
-def resolve_data(config) -> tuple[str, str]:
-  if config.data.data_dir:
-    return config.data.data_dir, config.data.config
-  return default_data.ensure()
-
-
 def train_and_evaluate(config, workdir: str):
-  data_dir, data_config = resolve_data(config)
-  data = batches_lib.load_stage_data(
-    data_dir,
-    data_config,
-    config.data.train_split,
-    num_shards=config.data.num_shards or None,
-    with_audio=False,
-  )
-  eval_table = batches_lib.load_table(
-    data_dir, data_config, config.data.eval_split, with_audio=False
-  )
-  num_classes = (
-    int(max(data.partners.table.label.max(), eval_table.label.max())) + 1
-  )
-  model = make_model(config.model, num_classes)
+  inputs = data_lib.load(config, with_audio=False)
+  model = make_model(config.model, inputs.num_classes)
   dummy = jnp.zeros((2, WINDOW, 64))
-
-  def init(rng):
-    return model.init({"params": rng}, dummy, train=False)
-
-  def batches(start_step):
-    return batches_lib.style_windows(
-      data,
-      batch_size=config.data.batch_size,
-      seed=config.seed,
-      start_step=start_step,
-    ).as_numpy_iterator()
-
   stage = loop.Stage(
-    init=init,
+    init=lambda rng: model.init({"params": rng}, dummy, train=False),
     apply_fn=model.apply,
     train_step=train_step,
-    batches=batches,
+    batches=data_lib.batch_iterator(batches_lib.style_windows, config, inputs),
     evaluate=lambda state, mesh: evaluate_table(
-      state, mesh, eval_table, config.model.num_codes
+      state,
+      mesh,
+      inputs.eval_table,
+      config.model.num_codes,
+      train_table=inputs.train.partners.table,
     ),
-    cfg=ml_collections.FrozenConfigDict(config.loss),
+    cfg=ml_collections.FrozenConfigDict(
+      {**config.loss.to_dict(), "exp_std": exp_std(inputs.train)}
+    ),
   )
   return loop.train_and_evaluate(config, workdir, stage)
+
+
+def exp_std(data) -> tuple[float, ...]:
+  """Per-coefficient std of the training expression (for offset jitter)."""
+  return tuple(float(v) for v in data.partners.table.exp.std(axis=0))
