@@ -44,9 +44,9 @@ def main():
   for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
     state = TrainState.create(
       apply_fn=model.apply,
-      params=params,
+      params=jax.tree.map(jnp.array, params),  # fresh: the step donates
       tx=tx,
-      extra=variables,
+      extra=jax.tree.map(jnp.array, variables),
       cfg=ml_collections.FrozenConfigDict(config.loss),
     )
     rng = np.random.default_rng(0)
