@@ -98,16 +98,20 @@ def _env(devices=1):
   return env
 
 
-def test_sigkill_and_resume_is_bit_identical(prepared_corpus, tmp_path):
-  steps = 10
-  straight = tmp_path / "straight"
+def _run_main(data, workdir, steps, extra=(), devices=1):
   subprocess.run(
-    _main_cmd(prepared_corpus, straight, steps),
-    env=_env(),
+    _main_cmd(data, workdir, steps, extra),
+    env=_env(devices),
     check=True,
     cwd=ROOT,
     capture_output=True,
   )
+
+
+def test_sigkill_and_resume_is_bit_identical(prepared_corpus, tmp_path):
+  steps = 10
+  straight = tmp_path / "straight"
+  _run_main(prepared_corpus, straight, steps)
   killed = tmp_path / "killed"
   proc = subprocess.Popen(
     _main_cmd(prepared_corpus, killed, steps),
@@ -127,13 +131,7 @@ def test_sigkill_and_resume_is_bit_identical(prepared_corpus, tmp_path):
   proc.wait()
   done = sorted(int(n) for n in os.listdir(ckpts) if n.isdigit())
   assert done and done[-1] < steps
-  subprocess.run(
-    _main_cmd(prepared_corpus, killed, steps),
-    env=_env(),
-    check=True,
-    cwd=ROOT,
-    capture_output=True,
-  )
+  _run_main(prepared_corpus, killed, steps)
   _assert_trees(_params(straight), _params(killed), exact=True)
 
 
@@ -171,13 +169,7 @@ def _free_port():
 def test_two_processes_match_one(prepared_corpus, tmp_path):
   shards = ["--config.data.num_shards=2"]
   single = tmp_path / "single"
-  subprocess.run(
-    _main_cmd(prepared_corpus, single, 4, shards),
-    env=_env(devices=2),
-    check=True,
-    cwd=ROOT,
-    capture_output=True,
-  )
+  _run_main(prepared_corpus, single, 4, shards, devices=2)
   multi = tmp_path / "multi"
   port = _free_port()
   procs = [
