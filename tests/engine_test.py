@@ -73,6 +73,18 @@ def test_smoke_run_logs_and_evaluates(prepared_corpus, tmp_path):
   _assert_trees(jax.device_get(state.params), jax.device_get(again.params))
 
 
+def test_init_from_loads_an_earlier_run(prepared_corpus, tmp_path):
+  first = style_vqvae.train_and_evaluate(
+    _smoke(prepared_corpus), str(tmp_path / "first")
+  )
+  config = _smoke(prepared_corpus, num_train_steps=0)
+  config.init_from = str(tmp_path / "first")
+  second = style_vqvae.train_and_evaluate(config, str(tmp_path / "second"))
+  _assert_trees(jax.device_get(first.params), jax.device_get(second.params))
+  _assert_trees(jax.device_get(first.extra), jax.device_get(second.extra))
+  assert int(second.step) == 0  # parameters loaded, optimizer fresh
+
+
 def _main_cmd(data, workdir, steps, extra=()):
   return [
     sys.executable,

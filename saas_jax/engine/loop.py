@@ -38,7 +38,8 @@ class Stage:
   batches: Callable[[int], Iterator[dict]]  # start step -> host batches
   evaluate: Callable[[TrainState, Any], dict] | None = None  # (state, mesh)
   cfg: Any = None  # static settings train_step reads from state.cfg
-  # (state, params and extra of config.init_from's workdir) -> state
+  # (state, {"params", "extra"} of config.init_from's workdir) -> state;
+  # None: copy every leaf whose path and shape match (init_matching).
   init_from: Callable[[TrainState, dict], TrainState] | None = None
 
 
@@ -144,9 +145,7 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
     state = jax.jit(init_state, out_shardings=shardings)(init_key)
     if config.get("init_from"):
       loaded = checkpoint.load_params(config.init_from)
-      if stage.init_from is None:
-        raise ValueError("this stage does not take init_from")
-      state = stage.init_from(state, loaded)
+      state = (stage.init_from or init_matching)(state, loaded)
       state = jax.device_put(state, shardings)
       _say(f"initialised from {config.init_from}")
   start = int(state.step)
@@ -214,6 +213,26 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
       json.dump({"step": int(state.step), **eval_results}, f, indent=1)
   writer.close()
   return state
+
+
+def init_matching(state: TrainState, loaded: dict) -> TrainState:
+  """Default init_from: every saved leaf whose path and shape match."""
+  params, copied = checkpoint.merge_matching(
+    jax.device_get(state.params), loaded["params"]
+  )
+  extra, copied_extra = checkpoint.merge_matching(
+    jax.device_get(state.extra), loaded["extra"]
+  )
+  if not copied:
+    raise ValueError(
+      "init_from: no parameter of the checkpoint matches this "
+      "model (paths and shapes differ)"
+    )
+  _say(
+    f"init_from: copied {len(copied)} parameter and "
+    f"{len(copied_extra)} state arrays"
+  )
+  return state.replace(params=params, extra=extra)
 
 
 def _say(message: str) -> None:
