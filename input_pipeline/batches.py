@@ -172,70 +172,93 @@ def _random_starts(rng, table, clips, size):
   return (rng.random(len(clips)) * span).astype(np.int64)
 
 
+class _Groups:
+  """Rows grouped by an integer key, for vectorised draws within a group."""
+
+  def __init__(self, keys: np.ndarray, num_rows: int):
+    self.order = np.argsort(keys, kind="stable")
+    uniq, self.start, self.count = np.unique(
+      keys[self.order], return_index=True, return_counts=True
+    )
+    self.slot = np.zeros(num_rows, np.int64)  # row -> its group's position
+    self.slot[self.order] = np.repeat(np.arange(len(uniq)), self.count)
+
+  def draw(self, rng, group: np.ndarray, exclude=None) -> np.ndarray:
+    """One row of each given group, avoiding `exclude` when it can."""
+    start, count = self.start[group], self.count[group]
+    if exclude is None:
+      return self.order[start + (rng.random(len(group)) * count).astype(int)]
+    span = np.maximum(count - 1, 1)
+    pick = self.order[start + (rng.random(len(group)) * span).astype(int)]
+    last = self.order[start + count - 1]
+    pick = np.where(pick == exclude, last, pick)
+    return np.where(count == 1, exclude, pick)
+
+
 class PartnerIndex:
   """Triplet partner candidates over a (global) table."""
 
   def __init__(self, table: ClipTable):
     self.table = table
     n = table.num_clips
-    self.by_label = _group(table.label)
-    self.by_person = _group(table.person)
-    # Negatives: same person, another emotion, at that emotion's highest level.
+    self.by_label = _Groups(table.label, n)
+    # Negatives of a clip: same person, another emotion, at that emotion's
+    # highest level. Rows are duplicated into one group per (person, emotion)
+    # of the anchor they can serve.
     top = {}
     for i in range(n):
       key = (table.person[i], table.emotion[i])
       top[key] = max(top.get(key, -1), table.level[i])
-    self.negatives = {}
-    for p, members in self.by_person.items():
-      for e in {table.emotion[i] for i in members}:
-        self.negatives[(p, e)] = np.array(
-          [
-            i
-            for i in members
-            if table.emotion[i] != e
-            and table.level[i] == top[(p, table.emotion[i])]
-          ],
-          np.int64,
-        )
+    pairs = sorted(
+      {
+        (int(p), int(e))
+        for p, e in zip(table.person, table.emotion, strict=True)
+      }
+    )
+    rows, keys = [], []
+    for g, (p, e) in enumerate(pairs):
+      for i in np.flatnonzero(table.person == p):
+        if (
+          table.emotion[i] != e and table.level[i] == top[(p, table.emotion[i])]
+        ):
+          rows.append(i)
+          keys.append(g)
+    self._neg_rows = np.array(rows, np.int64)
+    self._neg = _Groups(np.array(keys, np.int64), len(rows))
+    group_of = {pair: g for g, pair in enumerate(pairs)}
+    anchor_group = np.array(
+      [
+        group_of[(int(p), int(e))]
+        for p, e in zip(table.person, table.emotion, strict=True)
+      ],
+      np.int64,
+    )
+    # Each anchor's position among the negative groups (-1: none).
+    present = {int(k): j for j, k in enumerate(np.unique(keys))} if keys else {}
+    self._anchor_neg = np.array(
+      [present.get(int(g), -1) for g in anchor_group], np.int64
+    )
     self.row_of = {cid: i for i, cid in enumerate(table.clip_ids)}
 
-  def positive(self, rng, anchors_global):
-    out = np.empty_like(anchors_global)
-    for k, a in enumerate(anchors_global):
-      members = self.by_label[self.table.label[a]]
-      if len(members) == 1:
-        out[k] = a
-      else:
-        j = int(rng.integers(len(members) - 1))
-        pick = members[j]
-        out[k] = members[-1] if pick == a else pick
+  def positive(self, rng, anchors):
+    """Another clip of the anchor's style class (itself if it is alone)."""
+    return self.by_label.draw(rng, self.by_label.slot[anchors], anchors)
+
+  def other_person(self, rng, anchors, tries=32):
+    """A clip of another person (by rejection; any clip if there is none)."""
+    cand = rng.integers(self.table.num_clips, size=(len(anchors), tries))
+    ok = self.table.person[cand] != self.table.person[anchors][:, None]
+    first = np.argmax(ok, axis=1)  # 0 when no candidate is valid
+    return cand[np.arange(len(anchors)), first]
+
+  def negative(self, rng, anchors):
+    out = self.other_person(rng, anchors)
+    group = self._anchor_neg[anchors]
+    has = group >= 0
+    if has.any():
+      picks = self._neg.draw(rng, group[has])
+      out[has] = self._neg_rows[picks]
     return out
-
-  def other_person(self, rng, anchors_global, tries=32):
-    n = self.table.num_clips
-    out = np.empty_like(anchors_global)
-    for k, a in enumerate(anchors_global):
-      cand = rng.integers(n, size=tries)
-      ok = cand[self.table.person[cand] != self.table.person[a]]
-      out[k] = ok[0] if len(ok) else cand[0]
-    return out
-
-  def negative(self, rng, anchors_global):
-    out = self.other_person(rng, anchors_global)
-    for k, a in enumerate(anchors_global):
-      cands = self.negatives.get(
-        (self.table.person[a], self.table.emotion[a]), ()
-      )
-      if len(cands):
-        out[k] = cands[int(rng.integers(len(cands)))]
-    return out
-
-
-def _group(values):
-  groups = {}
-  for i, v in enumerate(values):
-    groups.setdefault(int(v), []).append(i)
-  return {k: np.array(v, np.int64) for k, v in groups.items()}
 
 
 def _rng(seed: int, shard: int, step, salt: int):
