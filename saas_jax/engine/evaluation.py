@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 
+from input_pipeline import batches
 from saas_jax.engine import loop
 
 
@@ -26,18 +27,11 @@ def batched_apply(fn, variables, inputs: np.ndarray, mesh, batch_size=256):
   return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
 
 
-def ping_pong(n: int, length: int) -> np.ndarray:
-  """Frame indices of a clip of n frames extended forward-backward to length."""
-  period = max(2 * n - 2, 1)
-  m = np.arange(length) % period
-  return np.where(m < n, m, period - m)
-
-
 def clip_windows(seq: np.ndarray, window: int, stride: int) -> np.ndarray:
   """[T, C] -> [W, window, C] windows (ping-pong extended when T < window)."""
   t = len(seq)
   if t < window:
-    return seq[ping_pong(t, window)][None]
+    return seq[batches.ping_pong_index(np.array(t), np.arange(window))][None]
   return np.stack(
     [seq[s : s + window] for s in range(0, t - window + 1, stride)]
   )
