@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 import pytest
 
 from saas_jax.engine import checkpoint, config_lib, loop
@@ -83,6 +84,36 @@ def test_init_from_loads_an_earlier_run(prepared_corpus, tmp_path):
   _assert_trees(jax.device_get(first.params), jax.device_get(second.params))
   _assert_trees(jax.device_get(first.extra), jax.device_get(second.extra))
   assert int(second.step) == 0  # parameters loaded, optimizer fresh
+
+
+def test_frozen_networks_load_from_earlier_runs(tmp_path):
+  def state_with(params, extra):
+    return loop.TrainState.create(
+      apply_fn=None, params=params, tx=optax.sgd(0.1), extra=extra
+    )
+
+  saved = {"enc": {"w": np.full((2, 3), 7.0, np.float32)}}
+  ckpt = checkpoint.Checkpointer(str(tmp_path / "style"), 1, async_save=False)
+  ckpt.save(1, state_with(saved, {"stats": {"n": np.ones(4)}}), {}, True)
+  ckpt.close()
+  slot = {"params": {"enc": {"w": np.zeros((2, 3), np.float32)}}}
+  state = state_with({"g": np.zeros(2)}, {"frozen": {"style": slot}})
+
+  loaded = loop.load_frozen(state, {"style": str(tmp_path / "style")})
+  frozen = loaded.extra["frozen"]["style"]
+  np.testing.assert_array_equal(frozen["params"]["enc"]["w"], 7.0)
+  assert "stats" not in frozen  # only what the stage's slot holds
+
+  with pytest.raises(ValueError, match=r"config\.frozen\.style"):
+    loop.load_frozen(state, {})
+  with pytest.raises(ValueError, match="no frozen part"):
+    loop.load_frozen(state, {"style": "a", "pose": "b"})
+  wrong = {"params": {"enc": {"w": np.zeros((3, 3), np.float32)}}}
+  with pytest.raises(ValueError, match=r"expected \(3, 3\), found \(2, 3\)"):
+    loop.load_frozen(
+      state.replace(extra={"frozen": {"style": wrong}}),
+      {"style": str(tmp_path / "style")},
+    )
 
 
 def _main_cmd(data, workdir, steps, extra=()):

@@ -104,3 +104,26 @@ def merge_matching(target: dict, source: dict, prefix: str = "") -> tuple:
       flat_t[dest] = value
       copied.append(dest)
   return flax.traverse_util.unflatten_dict(flat_t, sep="/"), copied
+
+
+def replace_exact(target: dict, source: dict, what: str) -> dict:
+  """target with every leaf taken from source (same path and shape).
+
+  Leaves of source that target lacks are ignored; a leaf of target missing
+  from source or of another shape is an error naming `what`.
+  """
+  flat_t = flax.traverse_util.flatten_dict(target, sep="/")
+  flat_s = flax.traverse_util.flatten_dict(source, sep="/")
+  bad = [
+    f"{k} (expected {tuple(v.shape)}, "
+    + (f"found {tuple(flat_s[k].shape)})" if k in flat_s else "missing)")
+    for k, v in flat_t.items()
+    if k not in flat_s or tuple(flat_s[k].shape) != tuple(v.shape)
+  ]
+  if bad:
+    raise ValueError(
+      f"{what}: {len(bad)} of {len(flat_t)} arrays do not match this "
+      f"model, e.g. {'; '.join(bad[:3])}"
+    )
+  out = {k: np.asarray(flat_s[k], flat_t[k].dtype) for k in flat_t}
+  return flax.traverse_util.unflatten_dict(out, sep="/")

@@ -12,6 +12,9 @@ def base(trainer: str) -> ml_collections.ConfigDict:
   c.num_train_steps = 100_000
   c.eval_every = 5_000
   c.init_from = ""  # workdir of an earlier stage
+  # {name: workdir}: networks of earlier stages this stage uses fixed (see
+  # engine.loop.load_frozen); stage configs name theirs.
+  c.frozen = ml_collections.ConfigDict()
 
   c.data = ml_collections.ConfigDict()
   # Empty: the embedded default data (the small synthetic corpus, generated

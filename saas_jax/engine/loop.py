@@ -30,7 +30,12 @@ from saas_jax.engine.train_state import TrainState
 
 @dataclasses.dataclass
 class Stage:
-  """What a trainer hands the engine."""
+  """What a trainer hands the engine.
+
+  Networks of earlier stages that this stage uses fixed go in the variables
+  collection "frozen" ({name: variables}) that init returns; the engine
+  loads them from config.frozen on a fresh start (load_frozen).
+  """
 
   init: Callable[[jax.Array], dict]  # rng -> model variables
   apply_fn: Callable
@@ -148,6 +153,10 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
       state = (stage.init_from or init_matching)(state, loaded)
       state = jax.device_put(state, shardings)
       _say(f"initialised from {config.init_from}")
+    if "frozen" in state.extra:
+      state = jax.device_put(
+        load_frozen(state, config.get("frozen")), shardings
+      )
   start = int(state.step)
   _say(
     f"{count_params(state.params) / 1e6:.2f} M parameters, mesh "
@@ -233,6 +242,40 @@ def init_matching(state: TrainState, loaded: dict) -> TrainState:
     f"{len(copied_extra)} state arrays"
   )
   return state.replace(params=params, extra=extra)
+
+
+def load_frozen(state: TrainState, sources) -> TrainState:
+  """Fills state.extra["frozen"][name] from the workdir config.frozen.name.
+
+  Networks trained by earlier stages and used fixed here (a style encoder, a
+  codebook) live in the "frozen" collection: the stage's init creates them
+  at their shapes, this copies in the saved variables (params and other
+  collections, so an EMA codebook comes too), and from then on they are
+  part of this stage's checkpoints. Every array must be found at its shape.
+  """
+  sources = dict(sources or {})
+  frozen = dict(jax.device_get(state.extra["frozen"]))
+  missing = sorted(set(frozen) - set(sources))
+  if missing:
+    raise ValueError(
+      "this stage uses networks of earlier stages; set "
+      + ", ".join(f"config.frozen.{n}" for n in missing)
+      + " to their workdirs"
+    )
+  unknown = sorted(set(sources) - set(frozen))
+  if unknown:
+    raise ValueError(
+      f"config.frozen.{unknown[0]}: this stage has no frozen part of that "
+      f"name (it has {sorted(frozen)})"
+    )
+  for name, workdir in sources.items():
+    loaded = checkpoint.load_params(workdir)
+    variables = {"params": loaded["params"], **loaded["extra"]}
+    frozen[name] = checkpoint.replace_exact(
+      frozen[name], variables, f"config.frozen.{name} ({workdir})"
+    )
+    _say(f"frozen {name}: loaded from {workdir}")
+  return state.replace(extra={**state.extra, "frozen": frozen})
 
 
 def _say(message: str) -> None:
