@@ -20,9 +20,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim.update(name="adam", schedule="constant", lr=2e-4, b2=0.999, eps=1e-8)
   c.num_train_steps = 50_000
   if arg == "cpu":
-    c.data.batch_size = 64
-    c.num_train_steps = 2000
-    c.eval_every = 1000
+    c.data.batch_size = 32
+    c.num_train_steps = 1000
+    c.eval_every = 500
     c.optim.lr = 1e-3
     c.ckpt.every = 500
   elif arg == "smoke":

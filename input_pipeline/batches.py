@@ -22,7 +22,8 @@ Builders and what one batch holds (B = batch size):
                       emotion's highest level (corpora with levels), else
                       another person; other: another person.
   audio_pairs         A (content, with audio): exp [B,32,64], mel [B,32,80,16],
-                      ref_exp [B,64] (one random frame of A), label [B];
+                      ref_exp [B,64] (one random frame of A), label [B],
+                      blink [B,32] (features.blink_ratio);
                       B (style, another person): style_exp [B,32,64],
                       style_label [B]; B's pos_exp/neg_exp [B,32,64].
   video_pairs         the same without mel.
@@ -435,6 +436,9 @@ def _pairs(local, partners, n, rng, with_audio=True, window=STYLE_WINDOW):
     idx = np.clip(idx, 0, local.mel_len[clips][:, None, None] - 1)
     mel = local.mel[local.mel_start[clips][:, None, None] + idx]  # [n,W,16,80]
     batch["mel"] = np.swapaxes(mel, 2, 3)
+    batch["blink"] = np.stack(
+      [features.blink_ratio(rng, window) for _ in clips]
+    )
   anchors = _global_rows(local, partners, clips)
   style = partners.other_person(rng, anchors)
   pos = partners.positive(rng, style)

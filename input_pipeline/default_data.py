@@ -25,11 +25,16 @@ def cache_dir() -> str:
   )
 
 
+def corpus_dir(preset: str = PRESET, seed: int = SEED) -> str:
+  """Where the default corpus itself (wav, .mat, style-transfer pairs) is."""
+  return os.path.join(cache_dir(), f"synthetic_{preset}_seed{seed}")
+
+
 def ensure(preset: str = PRESET, seed: int = SEED) -> tuple[str, str]:
   """Returns (data_dir, builder config) of the default data, making it once."""
   root = cache_dir()
   os.makedirs(root, exist_ok=True)
-  corpus = os.path.join(root, f"synthetic_{preset}_seed{seed}")
+  corpus = corpus_dir(preset, seed)
   data_dir = os.path.join(root, f"tfds_{preset}_seed{seed}")
   with open(os.path.join(root, ".lock"), "w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)

@@ -190,6 +190,23 @@ def mfcc_windows(
   return feats[idx]
 
 
+BLINK = np.array([0.5, 0.9, 1.0, 0.9, 0.5], np.float32)
+
+
+def blink_ratio(rng: np.random.Generator, num_frames: int) -> np.ndarray:
+  """[T] the eye-closure signal E_a reads: zeros with a 5-frame blink every
+  10 to min(T / 2, 70) frames (none for T <= 20), as SadTalker draws it."""
+  ratio = np.zeros(num_frames, np.float32)
+  if num_frames <= 20:
+    return ratio
+  high = max(11, min(num_frames // 2, 70))
+  frame = int(rng.integers(10, high))
+  while frame + len(BLINK) <= num_frames:
+    ratio[frame : frame + len(BLINK)] = BLINK
+    frame += len(BLINK) + int(rng.integers(10, high))
+  return ratio
+
+
 def num_frames_for_audio(num_samples: int, fps: float = MODEL_FPS) -> int:
   """Video frames that `num_samples` of 16 kHz audio cover (rounded)."""
   return round(num_samples * fps / SAMPLE_RATE)

@@ -303,3 +303,21 @@ def load_landmark_basis(path: str | os.PathLike) -> FaceModel:
     landmark_sets=sets,
     edges=edges,
   )
+
+
+def load(spec: str) -> FaceModel:
+  """A face model by config value: "synthetic" (the synthetic corpus's
+  68-point face, shipped as code), a BFM_model_front.mat, or a landmark
+  basis .npz."""
+  if spec == "synthetic":
+    from input_pipeline import synthetic
+
+    return synthetic.face_model()
+  if spec.endswith(".mat"):
+    return load_bfm(spec)
+  if spec.endswith(".npz"):
+    return load_landmark_basis(spec)
+  raise ValueError(
+    f"face model '{spec}': expected 'synthetic', a BFM .mat or a landmark "
+    "basis .npz"
+  )

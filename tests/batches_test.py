@@ -132,6 +132,7 @@ def test_audio_pairs(data):
   t = data.local
   b = batches.sample_pairs(data, 32, seed=0, step=7)
   assert b["mel"].shape == (32, 32, 80, 16) and b["ref_exp"].shape == (32, 64)
+  assert b["blink"].shape == (32, 32) and b["blink"].max() == 1.0
   for k in range(32):
     a, style = _clip_of(b["exp"][k]), _clip_of(b["style_exp"][k])
     assert t.person[style] != t.person[a]

@@ -133,3 +133,14 @@ def tiny_synthetic(tmp_path_factory):
     cwd=pathlib.Path(__file__).resolve().parents[1],
   )
   return out
+
+
+@pytest.fixture(scope="session")
+def prepared_tiny(tiny_synthetic, tmp_path_factory):
+  """The tiny synthetic corpus prepared as TFDS shards, once per session:
+  {"data": (data_dir, builder config), "corpus": corpus dir}."""
+  from input_pipeline import prepare
+
+  data_dir = tmp_path_factory.mktemp("tiny_tfds")
+  prepare.prepare("manifest", str(tiny_synthetic), str(data_dir))
+  return {"data": (str(data_dir), "manifest"), "corpus": str(tiny_synthetic)}

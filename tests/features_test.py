@@ -143,6 +143,20 @@ def _coeffs(t, fps, seed=0):
   )
 
 
+def test_blink_ratio():
+  rng = np.random.default_rng(0)
+  for t in (32, 200):
+    ratio = features.blink_ratio(rng, t)
+    starts = np.flatnonzero(ratio == 0.5)[::2]  # each blink: .5 .9 1 .9 .5
+    assert len(starts) >= 1
+    for s in starts:
+      np.testing.assert_array_equal(ratio[s : s + 5], features.BLINK)
+    gaps = np.diff(starts) - 5
+    assert np.all((gaps >= 10) & (gaps < max(11, min(t // 2, 70))))
+    assert np.count_nonzero(ratio) == 5 * len(starts)
+  assert not features.blink_ratio(rng, 20).any()  # too short for blinks
+
+
 def test_resample_30_to_25_is_linear_in_time():
   t = np.arange(90) / 30.0
   c = _coeffs(90, 30.0)

@@ -7,23 +7,29 @@ from input_pipeline import batches
 from saas_jax.engine import loop
 
 
-def batched_apply(fn, variables, inputs: np.ndarray, mesh, batch_size=256):
-  """fn(variables, x[B, ...]) -> pytree of [B, ...], over all rows of inputs.
+def batched_apply(fn, variables, inputs, mesh, batch_size=256):
+  """fn(variables, x) -> pytree of [B, ...], over all rows of inputs.
 
-  Rows are split over the mesh's data axis (every process passes the same
-  full inputs); the result is gathered back to NumPy on every host.
+  inputs: an array or a dict of arrays with the same number of rows. Rows
+  are split over the mesh's data axis (every process passes the same full
+  inputs); the result is gathered back to NumPy on every host.
   """
   jitted = jax.jit(fn)
   data = mesh.shape["data"]
   batch_size = max(data, batch_size // data * data)
+  rows = len(jax.tree.leaves(inputs)[0])
   outs = []
-  for i in range(0, len(inputs), batch_size):
-    chunk = inputs[i : i + batch_size]
-    pad = (-len(chunk)) % data
-    x = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
-    out = jitted(variables, loop.full_batch_to_global(mesh, {"x": x})["x"])
-    n = len(chunk)
-    outs.append(jax.tree.map(lambda v: loop.fetch(v)[:n], out))  # noqa: B023
+  for i in range(0, rows, batch_size):
+    n = min(batch_size, rows - i)
+    pad = (-n) % data
+
+    def cut(v, i=i, n=n, pad=pad):
+      chunk = np.asarray(v[i : i + n])
+      return np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
+
+    x = loop.full_batch_to_global(mesh, {"x": jax.tree.map(cut, inputs)})
+    out = jitted(variables, x["x"])
+    outs.append(jax.tree.map(lambda v, n=n: loop.fetch(v)[:n], out))
   return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
 
 

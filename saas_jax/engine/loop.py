@@ -46,6 +46,8 @@ class Stage:
   # (state, {"params", "extra"} of config.init_from's workdir) -> state;
   # None: copy every leaf whose path and shape match (init_matching).
   init_from: Callable[[TrainState, dict], TrainState] | None = None
+  # (config, total steps) -> optax transformation; None: config.optim's.
+  optimizer: Callable[[Any, int], Any] | None = None
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -84,13 +86,12 @@ def fetch(x):
 def full_batch_to_global(mesh, batch: dict) -> dict:
   """A batch every process holds in full -> global arrays split over data."""
   sharding = mesh_lib.batch_sharding(mesh)
-  out = {}
-  for k, v in batch.items():
+
+  def put(v):
     v = np.asarray(v)
-    out[k] = jax.make_array_from_callback(
-      v.shape, sharding, lambda idx, v=v: v[idx]
-    )
-  return out
+    return jax.make_array_from_callback(v.shape, sharding, lambda idx: v[idx])
+
+  return jax.tree.map(put, batch)
 
 
 def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
@@ -114,7 +115,7 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
 
   # ------------------------------------------------- model and optimizer --
   total = config.num_train_steps
-  tx = optim.make_optimizer(config.optim, total)
+  tx = (stage.optimizer or _default_optimizer)(config, total)
 
   def init_state(key):
     variables = dict(stage.init(key))
@@ -222,6 +223,10 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
       json.dump({"step": int(state.step), **eval_results}, f, indent=1)
   writer.close()
   return state
+
+
+def _default_optimizer(config, total):
+  return optim.make_optimizer(config.optim, total)
 
 
 def init_matching(state: TrainState, loaded: dict) -> TrainState:

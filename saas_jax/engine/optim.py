@@ -14,6 +14,8 @@ config.optim fields:
 """
 
 import re
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import flax.traverse_util
 import jax.numpy as jnp
@@ -75,3 +77,32 @@ def make_optimizer(cfg, total_steps: int) -> optax.GradientTransformation:
       {"train": tx, "frozen": optax.set_to_zero()}, labels
     )
   return tx
+
+
+class Partitioned(NamedTuple):
+  """An optax transformation over params {part: sub-tree}, one inner
+  transformation per part, each part also updatable alone
+  (train_state.apply_part): a GAN's critics step, then its generator step
+  against the updated critics."""
+
+  init: Callable
+  update: Callable
+  parts: tuple[tuple[str, Any], ...]
+
+
+def partitioned(parts: dict[str, optax.GradientTransformation]) -> Partitioned:
+  items = tuple(parts.items())
+
+  def init(params):
+    return {k: tx.init(params[k]) for k, tx in items}
+
+  def update(grads, state, params=None):
+    out = {
+      k: tx.update(grads[k], state[k], None if params is None else params[k])
+      for k, tx in items
+    }
+    return {k: u for k, (u, _) in out.items()}, {
+      k: s for k, (_, s) in out.items()
+    }
+
+  return Partitioned(init, update, items)

@@ -40,3 +40,15 @@ def apply_loss(state: TrainState, batch, rng, loss_fn):
   new_state = new_state.replace(step=state.step + 1)
   metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
   return new_state, metrics
+
+
+def apply_part(state: TrainState, part: str, grads) -> TrainState:
+  """Updates params[part] alone with its own optimizer state (the state's
+  tx must be an optim.Partitioned); the step counter is left alone."""
+  tx = dict(state.tx.parts)[part]
+  updates, opt = tx.update(grads, state.opt_state[part], state.params[part])
+  params = optax.apply_updates(state.params[part], updates)
+  return state.replace(
+    params={**state.params, part: params},
+    opt_state={**state.opt_state, part: opt},
+  )

@@ -33,9 +33,13 @@ class StyleCodebook(nn.Module):
     self.pool = AttentionPooling()
     self.classifier = nn.Dense(self.num_classes)
 
-  def style_code(self, exp, train: bool = False):  # [B, 32, 64] -> [B, 256]
-    zq, _ = self.vq.quantize(self.vq.encode(exp, train), train)
-    return self.pool(zq)
+  def style_code(self, exp, train: bool = False, quantize: bool = True):
+    # [B, 32, 64] -> [B, 256]. quantize=False pools the encoder's continuous
+    # tokens (the "continuous style codes" ablation of later stages).
+    z = self.vq.encode(exp, train)
+    if quantize:
+      z, _ = self.vq.quantize(z, train)
+    return self.pool(z)
 
   def __call__(self, exp, train: bool = False):
     recon, zq, aux = self.vq(exp, train)

@@ -1,0 +1,164 @@
+"""Expression stage timings: the generator + critics train step, and
+inference for 60 s of audio.
+
+  python benchmarks/motion.py                        # paper size, batch 128, 32
+  python benchmarks/motion.py --size cpu --batch 32  # the cpu config's model
+  python benchmarks/motion.py --driver video
+
+Random weights and inputs of the real shapes (timings do not depend on the
+values). The train step is the stage's module-level train_step, jitted with
+the state donated, as the engine runs it; compile time is reported apart.
+"""
+
+import argparse
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from input_pipeline import features
+from saas_jax import generate
+from saas_jax.engine import config_lib, loop
+from saas_jax.engine.train_state import TrainState
+from saas_jax.models import critics, motion_generator
+from saas_jax.trainers import motion, style_vqvae
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUM_CLASSES = 1323  # MEAD's person x emotion x level styles
+
+
+def _nets(size: str, driver: str, style_model, ablation=""):
+  arg = ",".join([size if size != "paper" else "", ablation]).rstrip(",")
+  config = config_lib.load(
+    os.path.join(ROOT, f"configs/{driver}_driven.py:{arg}")
+  )
+  m = config.model
+  return config, motion.Nets(
+    generator=motion_generator.MotionGenerator(
+      driver,
+      m.hidden,
+      m.hyperstyle,
+      m.style_branch,
+      m.mel_width,
+      m.mel_residual,
+      m.hyper_width,
+      tuple(m.decoder_dims),
+    ),
+    style=style_vqvae.make_model(style_model, NUM_CLASSES),
+    classifier=critics.StyleClassifier(NUM_CLASSES),
+    temporal=critics.PatchCritic(1),
+    style_critic=critics.ConditionalStyleCritic(NUM_CLASSES),
+  )
+
+
+def _batch(rng, b, driver):
+  t = motion.WINDOW
+  batch = {
+    k: rng.normal(0, 0.3, (b, t, 64)).astype(np.float32)
+    for k in ("exp", "style_exp", "pos_exp", "neg_exp")
+  }
+  batch["label"] = rng.integers(NUM_CLASSES, size=b)
+  batch["style_label"] = rng.integers(NUM_CLASSES, size=b)
+  batch["ref_exp"] = batch["exp"][:, 0]
+  if driver == "audio":
+    batch["mel"] = rng.normal(0, 1, (b, t, 80, 16)).astype(np.float32)
+    batch["blink"] = np.zeros((b, t), np.float32)
+  return jax.tree.map(jnp.asarray, batch)
+
+
+def train_step_time(config, nets, batch_size, steps=3):
+  rng = np.random.default_rng(0)
+  style_dim = nets.style.vq.hidden
+  variables = dict(motion.init_variables(nets, jax.random.key(0), style_dim))
+  params = variables.pop("params")
+  state = TrainState.create(
+    apply_fn=nets,
+    params=params,
+    tx=motion.make_optimizer(config, 1000),
+    extra=variables,
+    cfg=motion.stage_cfg(config),
+  )
+  gen = loop.count_params(state.params["generator"]) / 1e6
+  step = jax.jit(motion.train_step, donate_argnums=0)
+  batch = _batch(rng, batch_size, nets.generator.driver)
+  key = jax.random.key(0)
+  t0 = time.perf_counter()
+  compiled = step.lower(state, batch, key).compile()
+  compile_s = time.perf_counter() - t0
+  state, m = compiled(state, batch, key)
+  jax.block_until_ready(m)
+  times = []
+  for _ in range(steps):
+    t0 = time.perf_counter()
+    state, m = compiled(state, batch, key)
+    jax.block_until_ready(m)
+    times.append(time.perf_counter() - t0)
+  return gen, compile_s, float(np.median(times))
+
+
+def inference_time(config, nets, seconds=60.0):
+  t = int(seconds * features.MODEL_FPS)
+  rng = np.random.default_rng(0)
+  style_dim = nets.style.vq.hidden
+  variables = dict(motion.init_variables(nets, jax.random.key(0), style_dim))
+  params = variables.pop("params")
+  stylizer = generate.Stylizer(
+    nets, params, variables, motion.stage_cfg(config)
+  )
+  wav = rng.normal(0, 0.1, int(seconds * 16000)).astype(np.float32)
+  inputs = dict(
+    style_exp=rng.normal(0, 0.3, (100, 64)).astype(np.float32),
+    source_exp=rng.normal(0, 0.3, (1, 64)).astype(np.float32),
+  )
+  if nets.generator.driver == "audio":
+    t0 = time.perf_counter()
+    inputs["mel"] = features.mel_windows(features.log_mel(wav), t)
+    mel_s = time.perf_counter() - t0
+  else:
+    inputs["source_exp"] = rng.normal(0, 0.3, (t, 64)).astype(np.float32)
+    mel_s = 0.0
+  t0 = time.perf_counter()
+  stylizer(**inputs)
+  first = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  stylizer(**inputs)
+  return mel_s, first, time.perf_counter() - t0
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--size", default="paper", choices=["paper", "cpu"])
+  parser.add_argument("--driver", default="audio", choices=["audio", "video"])
+  parser.add_argument("--batch", type=int, nargs="*", default=None)
+  parser.add_argument("--ablation", default="")
+  parser.add_argument("--no_inference", action="store_true")
+  args = parser.parse_args()
+  style = config_lib.load(os.path.join(ROOT, "configs/style_vqvae.py")).model
+  if args.size == "cpu":
+    style = config_lib.load(
+      os.path.join(ROOT, "configs/style_vqvae.py:cpu")
+    ).model
+  config, nets = _nets(args.size, args.driver, style, args.ablation)
+  batches = args.batch or ([128, 32] if args.size == "paper" else [32])
+  print(
+    f"{args.size} {args.driver}-driven {args.ablation or 'full'} model, "
+    f"{jax.device_count()} {jax.devices()[0].platform} device(s)"
+  )
+  for b in batches:
+    gen, compile_s, step_s = train_step_time(config, nets, b)
+    print(
+      f"train step, batch {b}: generator {gen:.2f} M params, compile "
+      f"{compile_s:.1f} s, step {step_s:.3f} s"
+    )
+  if not args.no_inference:
+    mel_s, first, steady = inference_time(config, nets)
+    print(
+      f"inference, 60 s: mel features {mel_s:.2f} s; generation first call "
+      f"(compile included) {first:.2f} s, again {steady:.2f} s"
+    )
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,132 @@
+"""HyperStyle: per-style LSTM weights, and the LSTM layer that runs them.
+
+For a style code s, a hypernetwork H turns the shared kernel W of an LSTM
+layer into a per-sample kernel W' = W * (1 + H(s)) (input and recurrent
+kernels each have their own H), and biases b' = b * (1 + Dense(s)).
+H reads s as a 1-channel signal of length S and runs the down path of a
+1-D U-Net: DoubleConv(1 -> 64), pool, DoubleConv(64 -> 128), pool,
+DoubleConv(128 -> 256), giving [S / 4, 256] = [in, 4 * hidden] at S = 256,
+hidden 64: exactly a kernel. Other sizes keep that shape: as many pools as
+halve S down to `hidden`, widths 64, 128, ..., and 4 * hidden at the end.
+
+The official code writes W' into a module's `.data` per sample, which cuts
+autograd, so its H nets never learn. Here W' is an ordinary differentiable
+expression, computed for the whole batch at once ([B, in, 4H]) and used
+inside one scan over time (einsum per step, no loop over the batch).
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class DoubleConv(nn.Module):
+  features: int
+
+  @nn.compact
+  def __call__(self, x, train: bool):  # [B, L, C] -> [B, L, features]
+    for _ in range(2):
+      x = nn.Conv(self.features, (3,), padding=1, use_bias=False)(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+      x = nn.relu(x)
+    return x
+
+
+def kernel_widths(
+  style_dim: int, hidden: int, width: float = 1.0
+) -> tuple[int, ...]:
+  """DoubleConv widths of H: (64, 128, 256) at style 256, hidden 64; width
+  scales all but the last (small models for CPU runs)."""
+  pools = (style_dim // hidden).bit_length() - 1
+  if pools < 0 or hidden << pools != style_dim:
+    raise ValueError(
+      f"HyperStyle needs the style size ({style_dim}) to be the LSTM size "
+      f"({hidden}) times a power of two"
+    )
+  inner = (max(1, round((64 << i) * width)) for i in range(pools))
+  return (*inner, 4 * hidden)
+
+
+class KernelNet(nn.Module):
+  """H: style code [B, S] -> multiplicative kernel offset [B, hidden, 4H]."""
+
+  widths: tuple[int, ...]
+
+  @nn.compact
+  def __call__(self, s, train: bool):
+    h = s[..., None]  # [B, S, 1]
+    for i, f in enumerate(self.widths):
+      if i:
+        h = nn.max_pool(h, (2,), (2,))
+      h = DoubleConv(f)(h, train)
+    return h  # [B, hidden, 4 * hidden]
+
+
+class HyperStyle(nn.Module):
+  """Per-sample offsets for one hidden-to-hidden LSTM layer."""
+
+  hidden: int
+  width: float = 1.0
+
+  @nn.compact
+  def __call__(self, s, train: bool = False):  # [B, S]
+    widths = kernel_widths(s.shape[-1], self.hidden, self.width)
+    gates = 4 * self.hidden
+    return {
+      "w_ih": KernelNet(widths, name="kernel_ih")(s, train),  # [B, H, 4H]
+      "w_hh": KernelNet(widths, name="kernel_hh")(s, train),  # [B, H, 4H]
+      "b_ih": nn.Dense(gates, name="bias_ih")(s),  # [B, 4H]
+      "b_hh": nn.Dense(gates, name="bias_hh")(s),  # [B, 4H]
+    }
+
+
+def _uniform(scale):
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+  return init
+
+
+class LSTMLayer(nn.Module):
+  """One PyTorch-layout LSTM layer (gates i, f, g, o; two biases).
+
+  `offsets` (HyperStyle's output) modulates the weights per sample. The
+  input projection of every step is one batched matmul before the scan; the
+  scan carries (h, c), which is returned for streaming.
+  """
+
+  hidden: int
+
+  @nn.compact
+  def __call__(self, x, carry, offsets=None):
+    # x [B, T, in]; carry (h, c) [B, H] each -> y [B, T, H], carry
+    g = 4 * self.hidden
+    init = _uniform(self.hidden**-0.5)
+    w_ih = self.param("w_ih", init, (x.shape[-1], g))
+    w_hh = self.param("w_hh", init, (self.hidden, g))
+    b = self.param("b_ih", init, (g,)), self.param("b_hh", init, (g,))
+    if offsets is None:
+      gx = x @ w_ih + (b[0] + b[1])  # [B, T, 4H]
+
+      def recurrent(h):
+        return h @ w_hh
+
+    else:
+      w_ih = w_ih * (1 + offsets["w_ih"])  # [B, in, 4H]
+      w_hh = w_hh * (1 + offsets["w_hh"])  # [B, H, 4H]
+      bias = b[0] * (1 + offsets["b_ih"]) + b[1] * (1 + offsets["b_hh"])
+      gx = jnp.einsum("bti,big->btg", x, w_ih) + bias[:, None]
+
+      def recurrent(h):
+        return jnp.einsum("bh,bhg->bg", h, w_hh)
+
+    def step(carry, gx_t):  # gx_t [B, 4H]
+      h, c = carry
+      z = gx_t + recurrent(h)
+      i, f, gg, o = jnp.split(z, 4, axis=-1)
+      c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(gg)
+      h = jax.nn.sigmoid(o) * jnp.tanh(c)
+      return (h, c), h
+
+    carry, ys = jax.lax.scan(step, carry, jnp.swapaxes(gx, 0, 1))
+    return jnp.swapaxes(ys, 0, 1), carry

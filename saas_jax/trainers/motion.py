@@ -1,0 +1,626 @@
+"""Expression stage: audio-driven (E_a) and video-driven (E_v) style transfer
+with the residual motion generator (reference §2.3-2.5, §2.7).
+
+A batch pairs a content clip A (audio, or expression for video) with a style
+clip B of another person. With the frozen style encoder E_s:
+  res = G(A's content, s_src = E_s(A), s_t = E_s(B))   A said in B's style
+  rec = G(A's content, s_src = E_s(A), s_t = E_s(A))   A reconstructed
+  back = G(E_v(res, E_s(B)), s_t = E_s(A))             video: the cycle
+
+Each step first updates the critics against the current generator's output,
+then the generator against the updated critics (the official order). The
+generator's forward pass runs once: its VJP turns the gradient of the
+generator loss w.r.t. (res, rec, back) into parameter gradients.
+
+Generator loss (official weights):
+  1000 x recon   audio: mesh MSE (face model) + soft-DTW (gamma 1e-3) on the
+                 18 mouth coefficients; video: mesh MSE + coefficient MSE
+    20 x mouth   L1 of squared vertical lip gaps (outer, inner) of res and
+                 rec against A's
+     1 x temporal  LSGAN against the temporal PatchGAN, res and rec
+    50 x style_adv LSGAN against the conditional style critic (res with B's
+                   label, rec with A's)
+    50 x class   CE of the frozen style classifier, res -> B, rec -> A
+    10 x triplet on frozen style codes:
+                 max(d(res, B) + d(rec, A) + d(res, B+) - d(res, B-)
+                     - d(res, A) + 5, 0), d = MSE
+  1000 x cycle   video: MSE + mesh MSE of back against A
+Critics: temporal PatchGAN LSGAN (real A and B -> 1, res and rec -> 0);
+conditional style critic LSGAN (+1 real with its label, -1 generated with
+the label it was asked for) plus R1 = 0.5 * 10 * E ||grad_x D(real)||^2.
+
+Departures from the official code: the HyperStyle weights are differentiable
+(hyperstyle.py); the official batch also runs every pair swapped (B's audio
+in A's style), here a batch holds independent random pairs instead.
+
+Evaluation (held-out pairs; on the synthetic corpus with its style-transfer
+ground truth): for the model, the canonical branch alone, the content clip's
+own expression and (as a ceiling) the ground truth itself:
+  mouth_lmk, face_lmk   mean landmark distance to the ground truth (mouth
+                        points 48-67, all 68), face-model units
+  exp_mouth, exp_rest   L1 to the ground truth, coefficients 0-17 and 18-63
+  style_accuracy        frozen classifier (window logits averaged over the
+                        clip) names the style clip's class (seen styles only)
+  style_code_dist       squared distance of the clip's mean style code to
+                        the style clip's
+"""
+
+import dataclasses
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from input_pipeline import batches as batches_lib
+from input_pipeline import default_data, features
+from saas_jax import face_model as face_lib
+from saas_jax import losses
+from saas_jax.engine import data as data_lib
+from saas_jax.engine import evaluation, loop, optim
+from saas_jax.engine.train_state import apply_part
+from saas_jax.models import (
+  critics,
+  hyperstyle,
+  motion_decoder,
+  motion_generator,
+)
+from saas_jax.trainers import style_vqvae
+
+WINDOW = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class Nets:
+  """Every network of the stage (hashable: it is the state's apply_fn)."""
+
+  generator: motion_generator.MotionGenerator
+  style: object  # StyleCodebook (frozen)
+  classifier: critics.StyleClassifier  # frozen
+  temporal: critics.PatchCritic
+  style_critic: critics.ConditionalStyleCritic
+
+
+def run_config(workdir: str, what: str) -> ml_collections.ConfigDict:
+  """The config an earlier run saved in its workdir."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{what}: no run at {workdir} (no config.json)")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def make_nets(config, num_classes: int) -> Nets:
+  style_cfg = run_config(
+    config.frozen.style,
+    "config.frozen.style (train configs/style_vqvae.py first)",
+  )
+  m = config.model
+  if m.hyperstyle and m.style_branch:
+    try:
+      hyperstyle.kernel_widths(style_cfg.model.hidden, m.hidden, m.hyper_width)
+    except ValueError as e:
+      raise ValueError(
+        f"config.model.hidden={m.hidden} does not fit the style codes of "
+        f"{config.frozen.style} ({style_cfg.model.hidden}-d): {e}"
+      ) from None
+  return Nets(
+    generator=motion_generator.MotionGenerator(
+      driver=config.driver,
+      hidden=m.hidden,
+      hyperstyle=m.hyperstyle,
+      style_branch=m.style_branch,
+      mel_width=m.mel_width,
+      mel_residual=m.mel_residual,
+      hyper_width=m.hyper_width,
+      decoder_dims=tuple(m.decoder_dims),
+    ),
+    style=style_vqvae.make_model(style_cfg.model, num_classes),
+    classifier=critics.StyleClassifier(num_classes),
+    temporal=critics.PatchCritic(1),
+    style_critic=critics.ConditionalStyleCritic(num_classes, WINDOW),
+  )
+
+
+@functools.cache
+def face(spec: str) -> face_lib.FaceModel:
+  return face_lib.load(spec)
+
+
+@functools.cache
+def _gram(spec: str) -> np.ndarray:
+  fm = face(spec)
+  e = fm.exp_basis.reshape(fm.num_exp, -1).astype(np.float64)
+  return (e @ e.T / e.shape[1]).astype(np.float32)
+
+
+def mesh_mse(spec: str, pred, target):
+  """Mean squared vertex distance of two expressions on the face model
+  `spec` (the identity cancels): d^T (E E^T) d / (3 N), E the basis."""
+  d = pred - target
+  return jnp.mean(jnp.einsum("...i,ij,...j->...", d, _gram(spec), d))
+
+
+def lip_gaps_sq(face_model, exp):  # [..., 64] -> [..., 2]
+  return face_model.lip_distances(exp) ** 2
+
+
+# ----------------------------------------------------------------- steps ---
+
+
+def style_codes(nets: Nets, frozen, exp, cfg):
+  """Frozen E_s: [N, 32, 64] -> [N, S]."""
+  return nets.style.apply(
+    frozen["style"],
+    exp,
+    quantize=cfg.quantized_style,
+    method=nets.style.style_code,
+  )
+
+
+def source_inputs(batch, driver: str) -> dict:
+  if driver == "audio":
+    return {k: batch[k] for k in ("mel", "ref_exp", "blink")}
+  return {"exp": batch["exp"]}
+
+
+def generate(gen_params, batch_stats, batch, s_a, s_b, *, nets: Nets, cfg):
+  """The generator's training forward pass -> ({res, rec[, back]}, stats)."""
+  source = source_inputs(batch, nets.generator.driver)
+
+  def forward(m):
+    z = m.content(source, s_a, train=True)  # [B, T, 64]
+    out, _ = m.stylize(
+      jnp.concatenate([z, z]), jnp.concatenate([s_b, s_a]), train=True
+    )
+    res, rec = jnp.split(out, 2)  # [B, T, 64] each
+    outs = {"res": res, "rec": rec}
+    if cfg.w_cycle:
+      z_back = m.content({"exp": res}, s_b, train=True)
+      outs["back"] = m.stylize(z_back, s_a, train=True)[0]
+    return outs
+
+  variables = {"params": gen_params}
+  if batch_stats:
+    variables["batch_stats"] = batch_stats
+  outs, mutated = nets.generator.apply(
+    variables, method=forward, mutable=["batch_stats"]
+  )
+  return outs, mutated.get("batch_stats", {})
+
+
+def critic_loss(params, batch, fake, *, nets: Nets, cfg):
+  real = (
+    (batch["exp"], batch["label"]),
+    (batch["style_exp"], batch["style_label"]),
+  )
+  generated = (fake["res"], batch["style_label"]), (fake["rec"], batch["label"])
+
+  def temporal(x):
+    return nets.temporal.apply({"params": params["temporal"]}, x)
+
+  def style(x, label):
+    return nets.style_critic.apply({"params": params["style"]}, x, label)
+
+  tem = sum(losses.lsgan(temporal(x), 1.0) for x, _ in real) + sum(
+    losses.lsgan(temporal(x), 0.0) for x, _ in generated
+  )
+  sty = sum(losses.lsgan(style(x, lab), 1.0) for x, lab in real) + sum(
+    losses.lsgan(style(x, lab), -1.0) for x, lab in generated
+  )
+  r1 = 0.0
+  for x, lab in real:
+    grad = jax.grad(lambda x, lab=lab: style(x, lab).sum())(x)
+    r1 += 0.5 * cfg.r1 * jnp.mean(jnp.sum(grad**2, axis=(1, 2)))
+  total = tem + sty + r1
+  return total, {"critic/temporal": tem, "critic/style": sty, "critic/r1": r1}
+
+
+def generator_loss(outs, critic_params, frozen, batch, codes, *, nets, cfg):
+  res, rec, a = outs["res"], outs["rec"], batch["exp"]
+  la, lb = batch["label"], batch["style_label"]
+  fm = face(cfg.face_model)
+  mouth_dims = motion_decoder.MOUTH
+
+  recon = mesh_mse(cfg.face_model, rec, a)
+  if cfg.recon == "mesh_dtw":
+    recon += jnp.mean(
+      losses.soft_dtw(rec[..., :mouth_dims], a[..., :mouth_dims], cfg.gamma)
+    )
+  else:
+    recon += jnp.mean((rec - a) ** 2)
+  gaps = lip_gaps_sq(fm, a)
+  mouth = jnp.mean(jnp.abs(lip_gaps_sq(fm, res) - gaps)) + jnp.mean(
+    jnp.abs(lip_gaps_sq(fm, rec) - gaps)
+  )
+
+  def temporal(x):
+    return nets.temporal.apply({"params": critic_params["temporal"]}, x)
+
+  def style(x, label):
+    return nets.style_critic.apply({"params": critic_params["style"]}, x, label)
+
+  def classify(x):
+    return nets.classifier.apply(frozen["classifier"], x)
+
+  temporal_adv = losses.lsgan(temporal(res), 1.0) + losses.lsgan(
+    temporal(rec), 1.0
+  )
+  style_adv = losses.lsgan(style(res, lb), 1.0) + losses.lsgan(
+    style(rec, la), 1.0
+  )
+  logits_res, logits_rec = jnp.split(classify(jnp.concatenate([res, rec])), 2)
+  cls = losses.cross_entropy(logits_res, lb) + losses.cross_entropy(
+    logits_rec, la
+  )
+  s_res, s_rec = jnp.split(
+    style_codes(nets, frozen, jnp.concatenate([res, rec]), cfg), 2
+  )
+  s_a, s_b, s_pos, s_neg = codes
+  d = losses.sq_dist
+  hinge = (
+    d(s_res, s_b)
+    + d(s_rec, s_a)
+    + d(s_res, s_pos)
+    - d(s_res, s_neg)
+    - d(s_res, s_a)
+    + cfg.triplet_margin
+  )
+  triplet = jnp.mean(jnp.maximum(hinge, 0.0))
+  terms = {
+    "recon": recon,
+    "mouth": mouth,
+    "temporal": temporal_adv,
+    "style_adv": style_adv,
+    "class": cls,
+    "triplet": triplet,
+  }
+  if "back" in outs:
+    back = outs["back"]
+    terms["cycle"] = jnp.mean((back - a) ** 2) + mesh_mse(
+      cfg.face_model, back, a
+    )
+  total = sum(cfg[f"w_{k}"] * v for k, v in terms.items())
+  metrics = {
+    **terms,
+    "style_accuracy": losses.accuracy(logits_res, lb),
+  }
+  return total, metrics
+
+
+def train_step(state, batch, rng):
+  """Critic step, then generator step; a non-finite loss changes nothing."""
+  del rng  # the batch carries the only randomness (blinks)
+  nets, cfg = state.apply_fn, state.cfg
+  frozen = state.extra["frozen"]
+  stats = state.extra.get("batch_stats", {})
+  real = jnp.concatenate(
+    [batch["exp"], batch["style_exp"], batch["pos_exp"], batch["neg_exp"]]
+  )
+  codes = jnp.split(style_codes(nets, frozen, real, cfg), 4)  # [B, S] each
+
+  def forward(gen_params):
+    return generate(
+      gen_params, stats, batch, codes[0], codes[1], nets=nets, cfg=cfg
+    )
+
+  outs, gen_vjp, new_stats = jax.vjp(
+    forward, state.params["generator"], has_aux=True
+  )
+
+  (d_loss, d_metrics), d_grads = jax.value_and_grad(critic_loss, has_aux=True)(
+    state.params["critics"],
+    batch,
+    jax.lax.stop_gradient(outs),
+    nets=nets,
+    cfg=cfg,
+  )
+  new = apply_part(state, "critics", d_grads)
+
+  (g_loss, g_metrics), out_grads = jax.value_and_grad(
+    generator_loss, has_aux=True
+  )(outs, new.params["critics"], frozen, batch, codes, nets=nets, cfg=cfg)
+  (g_grads,) = gen_vjp(out_grads)
+  new = apply_part(new, "generator", g_grads)
+  if stats:
+    new = new.replace(extra={**state.extra, "batch_stats": new_stats})
+
+  finite = jnp.isfinite(g_loss) & jnp.isfinite(d_loss)
+  new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state)
+  new = new.replace(step=state.step + 1)
+  metrics = {
+    "loss": g_loss,
+    "critic_loss": d_loss,
+    "grad_norm": jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(g_grads))),
+    **g_metrics,
+    **d_metrics,
+  }
+  return new, metrics
+
+
+# ------------------------------------------------------------ evaluation ---
+
+
+@dataclasses.dataclass
+class Pair:
+  content: np.ndarray  # [T, 64] content clip's expression
+  mel: np.ndarray | None  # [T, 80, 16] its mel windows (audio corpora)
+  style: np.ndarray  # [T', 64] the style clip's expression
+  style_label: int  # -1 when the style is not one the classifier knows
+  target: np.ndarray | None  # [T, 64] ground truth, when the corpus has it
+
+
+def eval_pairs(config, inputs, num_pairs: int) -> list[Pair]:
+  """Held-out (content, style) pairs: the synthetic corpus's style-transfer
+  pairs with ground truth when the data is the default corpus (or
+  config.eval.pairs_dir names one), else random cross-person pairs of the
+  eval split."""
+  data_dir, data_config = data_lib.resolve(config)
+  tables = [inputs.eval_table]
+  pairs_dir = config.eval.pairs_dir
+  if not pairs_dir and not config.data.data_dir:
+    pairs_dir = default_data.corpus_dir()
+  if pairs_dir:
+    tables.append(
+      batches_lib.load_table(
+        data_dir,
+        data_config,
+        config.eval.unseen_split,
+        with_audio=config.driver == "audio",
+      )
+    )
+  rows = {}
+  for t_i, table in enumerate(tables):
+    for c, cid in enumerate(table.clip_ids):
+      rows[str(cid)] = (t_i, c)
+  seen = set(str(c) for c in inputs.eval_table.clip_ids)
+
+  def make(content_id, style_id, target):
+    ct, c = rows[content_id]
+    st, s = rows[style_id]
+    table = tables[ct]
+    exp = _clip(table, table.exp, c)
+    mel = None
+    if config.driver == "audio":
+      m = table.mel[table.mel_start[c] : table.mel_start[c] + table.mel_len[c]]
+      mel = features.mel_windows(m, len(exp), table.fps)
+    label = int(tables[st].label[s]) if style_id in seen else -1
+    return Pair(exp, mel, _clip(tables[st], tables[st].exp, s), label, target)
+
+  out = []
+  if pairs_dir:
+    with open(os.path.join(pairs_dir, "style_transfer", "pairs.jsonl")) as f:
+      records = [json.loads(line) for line in f]
+    for r in records:
+      if r["content_id"] in rows and r["style_id"] in rows:
+        target = np.load(os.path.join(pairs_dir, r["target_path"]))
+        out.append(make(r["content_id"], r["style_id"], target))
+  else:
+    table = inputs.eval_table
+    rng = np.random.default_rng(config.seed)
+    for c in range(table.num_clips):
+      others = np.flatnonzero(table.person != table.person[c])
+      if len(others):
+        s = int(rng.choice(others))
+        out.append(make(str(table.clip_ids[c]), str(table.clip_ids[s]), None))
+  return out[:num_pairs] if num_pairs else out
+
+
+def _clip(table, data, c):
+  return data[table.start[c] : table.start[c] + table.length[c]]
+
+
+def clip_style_codes(state, mesh, clips, cfg) -> np.ndarray:
+  """[num clips, S] mean frozen style code over each clip's windows."""
+  nets, frozen = state.apply_fn, state.extra["frozen"]
+  per = [evaluation.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
+  owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(per)])
+  codes = evaluation.batched_apply(
+    lambda v, x: style_codes(nets, v, x, cfg),
+    frozen,
+    np.concatenate(per),
+    mesh,
+  )
+  return np.stack([codes[owner == i].mean(0) for i in range(len(clips))])
+
+
+def clip_logits(state, mesh, clips) -> np.ndarray:
+  nets, frozen = state.apply_fn, state.extra["frozen"]
+  per = [evaluation.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
+  owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(per)])
+  logits = evaluation.batched_apply(
+    lambda v, x: nets.classifier.apply(v, x),
+    frozen["classifier"],
+    np.concatenate(per),
+    mesh,
+  )
+  return np.stack([logits[owner == i].mean(0) for i in range(len(clips))])
+
+
+def transfer(state, mesh, pairs: list[Pair], cfg, batch_size=32) -> dict:
+  """Runs the generator on every pair (whole clips, one pass) -> {"model":
+  [T, 64] per pair, "canonical": the canonical branch alone}."""
+  nets = state.apply_fn
+  s_src = clip_style_codes(state, mesh, [p.content for p in pairs], cfg)
+  s_t = clip_style_codes(state, mesh, [p.style for p in pairs], cfg)
+  variables = {"params": state.params["generator"]}
+  if "batch_stats" in state.extra:
+    variables["batch_stats"] = state.extra["batch_stats"]
+  driver = nets.generator.driver
+
+  def run(v, x):
+    def fwd(m, canonical_only):
+      z = m.content(x["source"], x["s_src"])
+      return m.stylize(z, x["s_t"], canonical_only=canonical_only)[0]
+
+    return {
+      "model": nets.generator.apply(v, False, method=fwd),
+      "canonical": nets.generator.apply(v, True, method=fwd),
+    }
+
+  out = {"model": [None] * len(pairs), "canonical": [None] * len(pairs)}
+  lengths = np.array([len(p.content) for p in pairs])
+  buckets = sorted({_bucket(n) for n in lengths})
+  for bucket in buckets:
+    idx = np.flatnonzero([_bucket(n) == bucket for n in lengths])
+    source = {}
+    if driver == "audio":
+      mel = np.zeros((len(idx), bucket, 80, 16), np.float32)
+      for k, i in enumerate(idx):
+        mel[k, : lengths[i]] = pairs[i].mel
+      source = {
+        "mel": mel,
+        "ref_exp": np.stack([pairs[i].content[0] for i in idx]),
+        "blink": np.zeros((len(idx), bucket), np.float32),
+      }
+    else:
+      exp = np.zeros((len(idx), bucket, 64), np.float32)
+      for k, i in enumerate(idx):
+        exp[k, : lengths[i]] = pairs[i].content
+      source = {"exp": exp}
+    x = {"source": source, "s_src": s_src[idx], "s_t": s_t[idx]}
+    # The adapter is causal: padding after a clip cannot change its frames.
+    result = evaluation.batched_apply(run, variables, x, mesh, batch_size)
+    for k, i in enumerate(idx):
+      for name in out:
+        out[name][i] = result[name][k, : lengths[i]]
+  out["s_t"] = s_t
+  return out
+
+
+def _bucket(n: int) -> int:
+  return max(64, 1 << int(np.ceil(np.log2(n))))
+
+
+def evaluate_pairs(state, mesh, pairs: list[Pair], cfg) -> dict:
+  generated = transfer(state, mesh, pairs, cfg)
+  systems = {
+    "model": generated["model"],
+    "canonical": generated["canonical"],
+    "content": [p.content for p in pairs],
+  }
+  has_target = all(p.target is not None for p in pairs)
+  if has_target:
+    systems["target"] = [p.target for p in pairs]
+  labels = np.array([p.style_label for p in pairs])
+  known = labels >= 0
+  fm = face(cfg.face_model)
+  results = {}
+  for name, seqs in systems.items():
+    codes = clip_style_codes(state, mesh, seqs, cfg)
+    dist = np.mean(np.sum((codes - generated["s_t"]) ** 2, -1))
+    results[f"{name}/style_code_dist"] = float(dist)
+    if known.any():
+      logits = clip_logits(
+        state, mesh, [s for s, k in zip(seqs, known, strict=True) if k]
+      )
+      acc = np.mean(logits.argmax(-1) == labels[known])
+      results[f"{name}/style_accuracy"] = float(acc)
+    if has_target and name != "target":
+      errs = [
+        _errors(fm, s, p.target) for s, p in zip(seqs, pairs, strict=True)
+      ]
+      for key in errs[0]:
+        results[f"{name}/{key}"] = float(np.mean([e[key] for e in errs]))
+  results["num_pairs"] = float(len(pairs))
+  return results
+
+
+def _errors(fm, pred, target) -> dict:
+  pts = fm.points(pred, landmarks="keypoints68")  # [T, 68, 3]
+  ref = fm.points(target, landmarks="keypoints68")
+  dist = np.linalg.norm(pts - ref, axis=-1)  # [T, 68]
+  m = motion_decoder.MOUTH
+  return {
+    "mouth_lmk": dist[:, 48:68].mean(),
+    "face_lmk": dist.mean(),
+    "exp_mouth": np.abs(pred[:, :m] - target[:, :m]).mean(),
+    "exp_rest": np.abs(pred[:, m:] - target[:, m:]).mean(),
+  }
+
+
+# ---------------------------------------------------------------- wiring ---
+
+
+def stage_cfg(config) -> ml_collections.FrozenConfigDict:
+  """The static settings train_step reads (state.cfg)."""
+  return ml_collections.FrozenConfigDict(
+    {
+      **config.loss.to_dict(),
+      "face_model": config.face_model,
+      "quantized_style": config.model.quantized_style,
+    }
+  )
+
+
+def make_optimizer(config, total: int):
+  return optim.partitioned(
+    {
+      "critics": optim.make_optimizer(config.optim, total),
+      "generator": optim.make_optimizer(config.optim, total),
+    }
+  )
+
+
+def init_variables(nets: Nets, rng, style_dim: int) -> dict:
+  b = 2
+  keys = jax.random.split(rng, 5)
+  s = jnp.zeros((b, style_dim))
+  exp = jnp.zeros((b, WINDOW, 64))
+  source = {
+    "mel": jnp.zeros((b, WINDOW, 80, 16)),
+    "ref_exp": jnp.zeros((b, 64)),
+    "blink": jnp.zeros((b, WINDOW)),
+    "exp": exp,
+  }
+  gen = dict(nets.generator.init(keys[0], source, s, s))
+  label = jnp.zeros((b,), jnp.int32)
+  variables = {
+    "params": {
+      "generator": gen.pop("params"),
+      "critics": {
+        "temporal": nets.temporal.init(keys[1], exp)["params"],
+        "style": nets.style_critic.init(keys[2], exp, label)["params"],
+      },
+    },
+    "frozen": {
+      "style": nets.style.init(keys[3], exp),
+      "classifier": nets.classifier.init(keys[4], exp),
+    },
+  }
+  if "batch_stats" in gen:
+    variables["batch_stats"] = gen["batch_stats"]
+  return variables
+
+
+def train_and_evaluate(config, workdir: str):
+  inputs = data_lib.load(config, with_audio=config.driver == "audio")
+  nets = make_nets(config, inputs.num_classes)
+  style_dim = nets.style.vq.hidden
+  builder = (
+    batches_lib.audio_pairs
+    if config.driver == "audio"
+    else batches_lib.video_pairs
+  )
+  cfg = stage_cfg(config)
+  pairs = None
+
+  def evaluate(state, mesh):
+    nonlocal pairs
+    if pairs is None:
+      pairs = eval_pairs(config, inputs, config.eval.num_pairs)
+    return evaluate_pairs(state, mesh, pairs, cfg)
+
+  stage = loop.Stage(
+    init=lambda rng: init_variables(nets, rng, style_dim),
+    apply_fn=nets,
+    train_step=train_step,
+    batches=data_lib.batch_iterator(builder, config, inputs),
+    evaluate=evaluate,
+    cfg=cfg,
+    optimizer=make_optimizer,
+  )
+  return loop.train_and_evaluate(config, workdir, stage)

@@ -1,0 +1,249 @@
+"""The expression stage: module sizes, HyperStyle gradients, soft-DTW,
+streaming, and audio-/video-driven training through the engine."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from input_pipeline import features
+from saas_jax import generate, losses
+from saas_jax.engine import config_lib, loop
+from saas_jax.models import critics, hyperstyle, motion_generator
+from saas_jax.trainers import motion, style_classifier, style_vqvae
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _count(tree):
+  return loop.count_params(tree) / 1e6
+
+
+def _generator(driver="audio", **kw):
+  return motion_generator.MotionGenerator(driver, **kw)
+
+
+def _source(b, t):
+  return {
+    "mel": jnp.zeros((b, t, 80, 16)),
+    "ref_exp": jnp.zeros((b, 64)),
+    "blink": jnp.zeros((b, t)),
+    "exp": jnp.zeros((b, t, 64)),
+  }
+
+
+def test_paper_size_parameter_counts_match_the_official_modules():
+  s = jnp.zeros((2, 256))
+  variables = jax.eval_shape(
+    lambda: _generator().init(jax.random.key(0), _source(2, 32), s, s)
+  )
+  p = variables["params"]
+  # Official: E_a 2.92 M, residual adapter 4.45 M including an unused
+  # duplicate style LSTM (265 k), decoder 1.35 M.
+  assert _count(p["encoder"]) == pytest.approx(2.92, abs=0.005)
+  assert _count(p["adapter"]) + 0.265 == pytest.approx(4.45, abs=0.005)
+  assert _count(p["decoder"]) == pytest.approx(1.35, abs=0.005)
+  # HyperStyle per modulated layer: two kernel nets of 383 k, two bias nets.
+  h = p["adapter"]["hyperstyle1"]
+  assert _count(h["kernel_ih"]) == pytest.approx(0.383, abs=0.001)
+  # Critics: temporal PatchGAN 0.71 M, conditional style critic 106 k and
+  # classifier 3.42 M at 1323 classes.
+  x = jnp.zeros((2, 32, 64))
+  label = jnp.zeros((2,), jnp.int32)
+  count = {
+    "temporal": critics.PatchCritic(1).init(jax.random.key(0), x),
+    "style": critics.ConditionalStyleCritic(1323).init(
+      jax.random.key(0), x, label
+    ),
+    "classifier": critics.StyleClassifier(1323).init(jax.random.key(0), x),
+  }
+  assert _count(count["temporal"]) == pytest.approx(0.71, abs=0.01)
+  assert _count(count["style"]) == pytest.approx(0.106, abs=0.003)
+  assert _count(count["classifier"]) == pytest.approx(3.42, abs=0.01)
+
+
+def test_hyperstyle_kernel_widths():
+  assert hyperstyle.kernel_widths(256, 64) == (64, 128, 256)
+  assert hyperstyle.kernel_widths(128, 64) == (64, 256)
+  assert hyperstyle.kernel_widths(64, 64) == (256,)
+  with pytest.raises(ValueError, match="power of two"):
+    hyperstyle.kernel_widths(96, 64)
+
+
+def test_every_hyperstyle_parameter_gets_a_gradient():
+  """The official code's `.data` writes leave H untrained; here it learns."""
+  gen = _generator("video", hidden=16)
+  rng = np.random.default_rng(0)
+  source = {"exp": jnp.asarray(rng.normal(size=(3, 12, 64)), jnp.float32)}
+  s = jnp.asarray(rng.normal(size=(3, 32)), jnp.float32)
+  s_t = jnp.asarray(rng.normal(size=(3, 32)), jnp.float32)
+  variables = gen.init(jax.random.key(1), source, s, s_t)
+
+  def loss(params):
+    out, _ = gen.apply(
+      {**variables, "params": params},
+      source,
+      s,
+      s_t,
+      train=True,
+      mutable=["batch_stats"],
+    )
+    return jnp.sum(out**2)
+
+  grads = jax.grad(loss)(variables["params"])["adapter"]
+  hyper = {k: v for k, v in grads.items() if k.startswith("hyperstyle")}
+  assert sorted(hyper) == [f"hyperstyle{i}" for i in (1, 2, 3, 4)]
+  flat = jax.tree_util.tree_leaves_with_path(hyper)
+  zero = [jax.tree_util.keystr(k) for k, g in flat if not np.any(np.asarray(g))]
+  assert not zero, f"no gradient reaches {zero}"
+  # ...and the modulated weights do depend on the style.
+  out = gen.apply(variables, source, s, s_t)[0]
+  other = gen.apply(variables, source, s, s_t[::-1])[0]
+  assert np.abs(np.asarray(out[0] - other[0])).max() > 1e-4
+
+
+def _soft_dtw_reference(x, y, gamma):
+  """Direct dynamic programming, in float64."""
+  cost = ((x[:, None] - y[None]) ** 2).sum(-1)
+  r = np.full((len(x) + 1, len(y) + 1), np.inf)
+  r[0, 0] = 0.0
+  for i in range(1, len(x) + 1):
+    for j in range(1, len(y) + 1):
+      prev = np.array([r[i - 1, j - 1], r[i - 1, j], r[i, j - 1]])
+      m = prev.min()
+      softmin = m - gamma * np.log(np.exp(-(prev - m) / gamma).sum())
+      r[i, j] = cost[i - 1, j - 1] + softmin
+  return r[-1, -1]
+
+
+@pytest.mark.parametrize("gamma", [1e-3, 0.1, 1.0])
+def test_soft_dtw_matches_dynamic_programming(gamma):
+  rng = np.random.default_rng(0)
+  x, y = rng.normal(size=(3, 9, 4)), rng.normal(size=(3, 6, 4))
+  got = jax.jit(lambda a, b: losses.soft_dtw(a, b, gamma))(x, y)
+  want = [_soft_dtw_reference(x[k], y[k], gamma) for k in range(3)]
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  # A time-warped copy costs less than a shifted one.
+  warped = np.repeat(x[:, :, None], 2, 2).reshape(3, 18, 4)
+  assert np.all(losses.soft_dtw(x, warped, 1e-3) < 1e-3)
+  assert np.all(np.isfinite(jax.grad(lambda a: losses.soft_dtw(a, y).sum())(x)))
+
+
+def test_streaming_equals_one_pass_on_60_seconds():
+  """60 s at 25 fps through the paper-size audio-driven generator."""
+  t = 1500
+  rng = np.random.default_rng(0)
+  gen = _generator()
+  s = jnp.zeros((1, 256))
+  variables = gen.init(jax.random.key(0), _source(1, 8), s, s)
+  nets = motion.Nets(
+    generator=gen,
+    style=style_vqvae.make_model(
+      config_lib.load(os.path.join(ROOT, "configs/style_vqvae.py")).model, 8
+    ),
+    classifier=critics.StyleClassifier(8),
+    temporal=critics.PatchCritic(1),
+    style_critic=critics.ConditionalStyleCritic(8),
+  )
+  x = jnp.zeros((1, 32, 64))
+  extra = {
+    "batch_stats": variables["batch_stats"],
+    "frozen": {"style": nets.style.init(jax.random.key(1), x)},
+  }
+  cfg = ml_collections.FrozenConfigDict({"quantized_style": True})
+  stylizer = generate.Stylizer(
+    nets, {"generator": variables["params"]}, extra, cfg
+  )
+  wav = rng.normal(0, 0.1, t * 640).astype(np.float32)
+  mel = features.mel_windows(features.log_mel(wav), t)
+  inputs = dict(
+    style_exp=rng.normal(size=(90, 64)),
+    source_exp=rng.normal(size=(1, 64)),
+    mel=mel,
+    blink=features.blink_ratio(rng, t),
+  )
+  whole = stylizer(**inputs)
+  parts = list(stylizer.stream(**inputs, chunk=400))
+  assert whole.shape == (t, 64) and [len(p) for p in parts] == [400] * 3 + [300]
+  np.testing.assert_allclose(np.concatenate(parts), whole, atol=2e-5)
+
+
+# ------------------------------------------------------------- training ---
+
+
+@pytest.fixture(scope="module")
+def frozen_runs(prepared_tiny, tmp_path_factory):
+  """Smoke-size style stage and style classifier on the tiny corpus."""
+  root = tmp_path_factory.mktemp("frozen")
+  runs = {}
+  for name, trainer in (
+    ("style_vqvae", style_vqvae),
+    ("style_classifier", style_classifier),
+  ):
+    c = config_lib.load(os.path.join(ROOT, f"configs/{name}.py:smoke"))
+    c.data.data_dir, c.data.config = prepared_tiny["data"]
+    trainer.train_and_evaluate(c, str(root / name))
+    runs[name] = str(root / name)
+  return runs
+
+
+def _motion_config(driver, prepared_tiny, frozen_runs):
+  c = config_lib.load(os.path.join(ROOT, f"configs/{driver}_driven.py:smoke"))
+  c.data.data_dir, c.data.config = prepared_tiny["data"]
+  c.frozen.style = frozen_runs["style_vqvae"]
+  c.frozen.classifier = frozen_runs["style_classifier"]
+  c.eval.pairs_dir = prepared_tiny["corpus"]
+  c.eval_every = 2
+  return c
+
+
+@pytest.mark.parametrize("driver", ["audio", "video"])
+def test_training_through_the_engine(
+  driver, prepared_tiny, frozen_runs, tmp_path
+):
+  c = _motion_config(driver, prepared_tiny, frozen_runs)
+  state = motion.train_and_evaluate(c, str(tmp_path))
+  assert int(state.step) == 2
+  with open(tmp_path / "metrics.jsonl") as f:
+    rows = [json.loads(line) for line in f]
+  train = [r for r in rows if "train/loss" in r]
+  terms = {"recon", "mouth", "temporal", "style_adv", "class", "triplet"}
+  if driver == "video":
+    terms.add("cycle")
+  for term in terms | {"critic_loss", "critic/r1"}:
+    assert np.isfinite(train[-1][f"train/{term}"]), term
+  with open(tmp_path / "eval_results.json") as f:
+    results = json.load(f)
+  for system in ("model", "canonical", "content"):
+    for key in ("mouth_lmk", "face_lmk", "exp_mouth", "style_code_dist"):
+      assert np.isfinite(results[f"{system}/{key}"])
+  assert results["num_pairs"] == c.eval.num_pairs
+  # The frozen networks did not move; the generator and critics did.
+  saved = motion.checkpoint.load_params(frozen_runs["style_vqvae"])
+  np.testing.assert_array_equal(
+    jax.tree.leaves(saved["params"])[0],
+    jax.tree.leaves(state.extra["frozen"]["style"]["params"])[0],
+  )
+  # A trained run loads for inference and stylizes a new clip.
+  stylizer = generate.Stylizer.load(str(tmp_path))
+  rng = np.random.default_rng(0)
+  source = rng.normal(size=(40, 64)).astype(np.float32)
+  mel = rng.normal(size=(40, 80, 16)).astype(np.float32)
+  out = stylizer(
+    style_exp=rng.normal(size=(50, 64)),
+    source_exp=source,
+    mel=mel if driver == "audio" else None,
+  )
+  assert out.shape == (40, 64) and np.all(np.isfinite(out))
+
+
+def test_missing_frozen_runs_are_named(prepared_tiny, tmp_path):
+  c = config_lib.load(os.path.join(ROOT, "configs/audio_driven.py:smoke"))
+  c.data.data_dir, c.data.config = prepared_tiny["data"]
+  c.frozen.style = str(tmp_path / "nowhere")
+  with pytest.raises(FileNotFoundError, match="style_vqvae"):
+    motion.train_and_evaluate(c, str(tmp_path / "run"))
