@@ -94,7 +94,7 @@ def get_config(arg: str | None = None, driver: str = "audio"):
     c.log.every = 50
   elif variant == "smoke":
     c.model.hidden = 16  # smoke style codes are 32-d
-    c.data.batch_size = 4
+    c.data.batch_size = 8  # the tests' 8 simulated devices
     c.num_train_steps = 2
     c.eval_every = 0
     c.eval.num_pairs = 4

@@ -413,31 +413,59 @@ def _clip(table, data, c):
   return data[table.start[c] : table.start[c] + table.length[c]]
 
 
-def clip_style_codes(state, mesh, clips, cfg) -> np.ndarray:
-  """[num clips, S] mean frozen style code over each clip's windows."""
-  nets, frozen = state.apply_fn, state.extra["frozen"]
+@dataclasses.dataclass(frozen=True)
+class _Codes:  # hashable, so batched_apply compiles it once per shape
+  nets: Nets
+  cfg: ml_collections.FrozenConfigDict
+
+  def __call__(self, frozen, x):
+    return style_codes(self.nets, frozen, x, self.cfg)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Logits:
+  nets: Nets
+
+  def __call__(self, frozen, x):
+    return self.nets.classifier.apply(frozen["classifier"], x)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Transfer:
+  """Generator output and the canonical branch alone, eval mode."""
+
+  nets: Nets
+
+  def __call__(self, variables, x):
+    def forward(m, canonical_only):
+      z = m.content(x["source"], x["s_src"])
+      return m.stylize(z, x["s_t"], canonical_only=canonical_only)[0]
+
+    gen = self.nets.generator
+    return {
+      "model": gen.apply(variables, False, method=forward),
+      "canonical": gen.apply(variables, True, method=forward),
+    }
+
+
+def _per_clip(fn, state, mesh, clips) -> np.ndarray:
+  """fn over each clip's 32-frame windows (stride 16), averaged per clip."""
   per = [evaluation.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
   owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(per)])
-  codes = evaluation.batched_apply(
-    lambda v, x: style_codes(nets, v, x, cfg),
-    frozen,
-    np.concatenate(per),
-    mesh,
+  out = evaluation.batched_apply(
+    fn, state.extra["frozen"], np.concatenate(per), mesh
   )
-  return np.stack([codes[owner == i].mean(0) for i in range(len(clips))])
+  return np.stack([out[owner == i].mean(0) for i in range(len(clips))])
+
+
+def clip_style_codes(state, mesh, clips, cfg) -> np.ndarray:
+  """[num clips, S] mean frozen style code over each clip's windows."""
+  return _per_clip(_Codes(state.apply_fn, cfg), state, mesh, clips)
 
 
 def clip_logits(state, mesh, clips) -> np.ndarray:
-  nets, frozen = state.apply_fn, state.extra["frozen"]
-  per = [evaluation.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
-  owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(per)])
-  logits = evaluation.batched_apply(
-    lambda v, x: nets.classifier.apply(v, x),
-    frozen["classifier"],
-    np.concatenate(per),
-    mesh,
-  )
-  return np.stack([logits[owner == i].mean(0) for i in range(len(clips))])
+  """[num clips, classes] frozen classifier logits, averaged per clip."""
+  return _per_clip(_Logits(state.apply_fn), state, mesh, clips)
 
 
 def transfer(state, mesh, pairs: list[Pair], cfg, batch_size=32) -> dict:
@@ -450,16 +478,7 @@ def transfer(state, mesh, pairs: list[Pair], cfg, batch_size=32) -> dict:
   if "batch_stats" in state.extra:
     variables["batch_stats"] = state.extra["batch_stats"]
   driver = nets.generator.driver
-
-  def run(v, x):
-    def fwd(m, canonical_only):
-      z = m.content(x["source"], x["s_src"])
-      return m.stylize(z, x["s_t"], canonical_only=canonical_only)[0]
-
-    return {
-      "model": nets.generator.apply(v, False, method=fwd),
-      "canonical": nets.generator.apply(v, True, method=fwd),
-    }
+  run = _Transfer(nets)
 
   out = {"model": [None] * len(pairs), "canonical": [None] * len(pairs)}
   lengths = np.array([len(p.content) for p in pairs])
