@@ -22,8 +22,7 @@ from input_pipeline import features
 from saas_jax import generate
 from saas_jax.engine import config_lib, loop
 from saas_jax.engine.train_state import TrainState
-from saas_jax.models import critics, motion_generator
-from saas_jax.trainers import motion, style_vqvae
+from saas_jax.trainers import motion
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 1323  # MEAD's person x emotion x level styles
@@ -34,23 +33,7 @@ def _nets(size: str, driver: str, style_model, ablation=""):
   config = config_lib.load(
     os.path.join(ROOT, f"configs/{driver}_driven.py:{arg}")
   )
-  m = config.model
-  return config, motion.Nets(
-    generator=motion_generator.MotionGenerator(
-      driver,
-      m.hidden,
-      m.hyperstyle,
-      m.style_branch,
-      m.mel_width,
-      m.mel_residual,
-      m.hyper_width,
-      tuple(m.decoder_dims),
-    ),
-    style=style_vqvae.make_model(style_model, NUM_CLASSES),
-    classifier=critics.StyleClassifier(NUM_CLASSES),
-    temporal=critics.PatchCritic(1),
-    style_critic=critics.ConditionalStyleCritic(NUM_CLASSES),
-  )
+  return config, motion.make_nets(config, NUM_CLASSES, style_model)
 
 
 def _batch(rng, b, driver):
@@ -68,7 +51,7 @@ def _batch(rng, b, driver):
   return jax.tree.map(jnp.asarray, batch)
 
 
-def train_step_time(config, nets, batch_size, steps=3):
+def train_step_time(config, nets, batch_size, steps=2):
   rng = np.random.default_rng(0)
   style_dim = nets.style.vq.hidden
   variables = dict(motion.init_variables(nets, jax.random.key(0), style_dim))

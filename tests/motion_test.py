@@ -6,7 +6,6 @@ import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -137,26 +136,13 @@ def test_streaming_equals_one_pass_on_60_seconds():
   """60 s at 25 fps through the paper-size audio-driven generator."""
   t = 1500
   rng = np.random.default_rng(0)
-  gen = _generator()
-  s = jnp.zeros((1, 256))
-  variables = gen.init(jax.random.key(0), _source(1, 8), s, s)
-  nets = motion.Nets(
-    generator=gen,
-    style=style_vqvae.make_model(
-      config_lib.load(os.path.join(ROOT, "configs/style_vqvae.py")).model, 8
-    ),
-    classifier=critics.StyleClassifier(8),
-    temporal=critics.PatchCritic(1),
-    style_critic=critics.ConditionalStyleCritic(8),
-  )
-  x = jnp.zeros((1, 32, 64))
-  extra = {
-    "batch_stats": variables["batch_stats"],
-    "frozen": {"style": nets.style.init(jax.random.key(1), x)},
-  }
-  cfg = ml_collections.FrozenConfigDict({"quantized_style": True})
+  config = config_lib.load(os.path.join(ROOT, "configs/audio_driven.py"))
+  style = config_lib.load(os.path.join(ROOT, "configs/style_vqvae.py")).model
+  nets = motion.make_nets(config, 8, style)
+  variables = dict(motion.init_variables(nets, jax.random.key(0), 256))
+  params = variables.pop("params")
   stylizer = generate.Stylizer(
-    nets, {"generator": variables["params"]}, extra, cfg
+    nets, params, variables, motion.stage_cfg(config)
   )
   wav = rng.normal(0, 0.1, t * 640).astype(np.float32)
   mel = features.mel_windows(features.log_mel(wav), t)

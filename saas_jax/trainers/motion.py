@@ -93,19 +93,22 @@ def run_config(workdir: str, what: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def make_nets(config, num_classes: int) -> Nets:
-  style_cfg = run_config(
-    config.frozen.style,
-    "config.frozen.style (train configs/style_vqvae.py first)",
-  )
+def make_nets(config, num_classes: int, style_model=None) -> Nets:
+  """style_model: the style stage's config.model (default: read from the
+  config.frozen.style run)."""
+  if style_model is None:
+    style_model = run_config(
+      config.frozen.style,
+      "config.frozen.style (train configs/style_vqvae.py first)",
+    ).model
   m = config.model
   if m.hyperstyle and m.style_branch:
     try:
-      hyperstyle.kernel_widths(style_cfg.model.hidden, m.hidden, m.hyper_width)
+      hyperstyle.kernel_widths(style_model.hidden, m.hidden, m.hyper_width)
     except ValueError as e:
       raise ValueError(
         f"config.model.hidden={m.hidden} does not fit the style codes of "
-        f"{config.frozen.style} ({style_cfg.model.hidden}-d): {e}"
+        f"{config.frozen.style} ({style_model.hidden}-d): {e}"
       ) from None
   return Nets(
     generator=motion_generator.MotionGenerator(
@@ -118,7 +121,7 @@ def make_nets(config, num_classes: int) -> Nets:
       hyper_width=m.hyper_width,
       decoder_dims=tuple(m.decoder_dims),
     ),
-    style=style_vqvae.make_model(style_cfg.model, num_classes),
+    style=style_vqvae.make_model(style_model, num_classes),
     classifier=critics.StyleClassifier(num_classes),
     temporal=critics.PatchCritic(1),
     style_critic=critics.ConditionalStyleCritic(num_classes, WINDOW),

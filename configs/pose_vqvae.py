@@ -1,0 +1,60 @@
+"""Pose codebook: the sequence VQ-VAE on 6-d head pose (SAAS stage 4).
+
+  python -m saas_jax.main --config configs/pose_vqvae.py        # paper size
+  python -m saas_jax.main --config configs/pose_vqvae.py:cpu    # ~5 min, 2 cores
+  python -m saas_jax.main --config configs/pose_vqvae.py:smoke  # seconds (tests)
+
+Paper size follows the official code (pose_encoder.json): the style
+codebook's encoder/decoder with 6-d input (3 angles + 3 translations), 32
+frames -> 4 tokens, hidden 256, 12 layers, 8 heads, MLP 384, 200 x 256
+codebook, beta 0.25, L1 + VQ loss, batch 128, AdamW (0.9, 0.98, 1e-9) under
+Noam (factor 2, warmup 100k). 12.91 M parameters.
+
+As in the style stage, the codebook is an EMA codebook with dead-code
+restarts initialised from the first batch (model.ema=False: the official
+gradient-trained one), tokens are quantized one by one, and the pose is
+standardised per channel (see saas_jax.models.pose_codebook).
+"""
+
+import ml_collections
+
+from saas_jax.engine import config_lib
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  c = config_lib.base("pose_vqvae")
+  c.model = ml_collections.ConfigDict(
+    dict(
+      hidden=256,
+      layers=12,
+      heads=8,
+      mlp_dim=384,
+      num_codes=200,
+      beta=0.25,
+      ema=True,  # False: the official gradient-trained codebook
+      restart_dead=True,
+      grouping="token",  # "channel_major": the official layout (weights)
+      attn_scale="head",  # "hidden": the official 1/sqrt(256)
+    )
+  )
+  # 64-frame pose windows, each cut into two 32-frame windows: 128 windows.
+  c.data.batch_size = 64
+  if arg == "cpu":
+    c.model.update(hidden=128, layers=2, heads=4, mlp_dim=256)
+    c.data.batch_size = 32
+    c.num_train_steps = 1500
+    c.eval_every = 1500
+    c.optim.update(schedule="cosine", lr=1e-3, warmup_steps=100)
+    c.ckpt.every = 500
+    c.log.every = 100
+  elif arg == "smoke":
+    c.model.update(hidden=32, layers=1, heads=2, mlp_dim=64, num_codes=16)
+    c.data.batch_size = 8
+    c.num_train_steps = 4
+    c.eval_every = 0
+    c.optim.update(schedule="constant", lr=1e-3)
+    c.ckpt.update(every=2, async_save=False)
+    c.log.update(every=2, tensorboard=False)
+  elif arg:
+    raise ValueError(f"unknown variant '{arg}' (cpu, smoke, or none)")
+  return c

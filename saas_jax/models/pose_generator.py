@@ -1,0 +1,213 @@
+"""The cross-modal autoregressive pose generator G_p (reference §2.6, the
+official FACTModel).
+
+Given the 4 pose tokens of the past 32 frames, the MFCC windows of the next
+32 frames and the style code s, it outputs logits over the pose codebook for
+8 positions; positions 0..3 are the next 4 tokens.
+
+  audio   [B, 32, 28, 12] -> per-frame CNN (conv 1->64->128, maxpool 3
+          s(1,2), conv ->256->256->512, maxpool 3 s2; BN + ReLU) -> flatten
+          12288 -> FC 2048 -> 256 (ReLU) -> Dense 400 + positions  = x_a
+  style   [B, 256] -> Dense 400, repeated over the 32 frames + positions
+          = x_b
+  speaker 2 cross-modal blocks (Q from x_a, K/V from LN(x_b), the residual
+          updates x_b) -> temporal compressor 32 -> 4 (the VQ-VAE's
+          squasher) -> Dense 200                           [B, 4, 200]
+  past    Embedding(200 codes -> 200) + positions; only the last `keep`
+          tokens are embedded (the others are zero), as the official
+          masking does                                      [B, 4, 200]
+  head    [past, speaker] + positions -> 5-layer transformer (hidden 200,
+          10 heads, MLP 128) -> LayerNorm -> Dense(200, no bias)  [B, 8, 200]
+
+Paper size: 33.4 M parameters, 27.8 M of them in the audio CNN's two FC
+layers. The audio CNN runs per frame and sees nothing but its own 28 x 12
+window, so a sampler computes it once per frame of an utterance
+(audio_features) and reuses it for every step and sample (speaker_tokens,
+predict): see saas_jax.sampling.
+
+The official module also holds a 1-layer transformer over the past tokens,
+used only when no mask is given, which neither its training nor its
+sampling does; it is kept (keep=None runs it) so sizes match.
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from saas_jax.models import layers
+
+_INIT = nn.initializers.normal(0.02)  # official init of Linear / Embedding
+
+
+class AudioCNN(nn.Module):
+  """Per-frame MFCC encoder: [..., 28, 12] -> [..., out_dim]."""
+
+  channels: tuple = (64, 128, 256, 256, 512)
+  fc_hidden: int = 2048
+  out_dim: int = 256
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    lead = x.shape[:-2]
+    h = x.reshape(-1, *x.shape[-2:], 1)  # [N, 28, 12, 1]
+
+    def conv(h, features, i):
+      h = nn.Conv(
+        features,
+        (3, 3),
+        padding=((1, 1), (1, 1)),
+        use_bias=False,
+        name=f"conv{i}",
+      )(h)
+      h = nn.BatchNorm(
+        use_running_average=not train,
+        momentum=0.9,
+        epsilon=1e-5,
+        name=f"bn{i}",
+      )(h)
+      return nn.relu(h)
+
+    h = conv(h, self.channels[0], 0)
+    h = conv(h, self.channels[1], 1)
+    h = nn.max_pool(h, (3, 3), (1, 2))  # [N, 26, 5, C]
+    for i in (2, 3, 4):
+      h = conv(h, self.channels[i], i)
+    h = nn.max_pool(h, (3, 3), (2, 2))  # [N, 12, 2, C]
+    h = h.reshape(h.shape[0], -1)  # [N, 24 C] (12288 at paper size)
+    h = nn.relu(nn.Dense(self.fc_hidden, kernel_init=_INIT, name="fc0")(h))
+    h = nn.relu(nn.Dense(self.out_dim, kernel_init=_INIT, name="fc1")(h))
+    return h.reshape(*lead, self.out_dim)
+
+
+class CrossModalBlock(nn.Module):
+  """x_b + Attn(Q = x_a, K/V = LN(x_b)); x_b + MLP(LN(x_b)).
+
+  Only the style stream x_b is normalised and updated; the audio stream is
+  the (unnormalised) query of every block, as in the official code.
+  """
+
+  dim: int
+  heads: int
+  mlp_dim: int
+  attn_scale: str = "head"
+
+  @nn.compact
+  def __call__(self, xa, xb):  # [B, T, D] each -> [B, T, D]
+    head_dim = self.dim // self.heads
+    shape = (self.heads, head_dim)
+    h = nn.LayerNorm(epsilon=1e-5, name="ln_attn")(xb)
+    dense = lambda name: nn.DenseGeneral(  # noqa: E731
+      shape, use_bias=False, kernel_init=_INIT, name=name
+    )
+    q, k, v = dense("query")(xa), dense("key")(h), dense("value")(h)
+    scale = 1 / math.sqrt(head_dim if self.attn_scale == "head" else self.dim)
+    out = jax.nn.dot_product_attention(q, k, v, scale=scale)
+    xb = xb + nn.DenseGeneral(
+      self.dim, axis=(-2, -1), kernel_init=_INIT, name="out"
+    )(out)
+    h = nn.LayerNorm(epsilon=1e-5, name="ln_mlp")(xb)
+    h = nn.Dense(self.mlp_dim, kernel_init=_INIT, name="mlp_in")(h)
+    h = nn.Dense(self.dim, kernel_init=_INIT, name="mlp_out")(
+      nn.gelu(h, approximate=False)
+    )
+    return xb + h
+
+
+class PoseGenerator(nn.Module):
+  num_codes: int = 200
+  window: int = 32  # frames of audio per step (and of the past)
+  factor: int = 3  # window / 2**factor = 4 tokens
+  conv_channels: tuple = (64, 128, 256, 256, 512)
+  fc_hidden: int = 2048
+  audio_dim: int = 256
+  speaker_dim: int = 400
+  speaker_layers: int = 2
+  speaker_heads: int = 10
+  speaker_mlp: int = 128
+  dim: int = 200
+  layers: int = 5
+  heads: int = 10
+  mlp_dim: int = 128
+  past_layers: int = 1
+  attn_scale: str = "head"  # "hidden": the official 1/sqrt(hidden)
+
+  @property
+  def num_tokens(self) -> int:
+    return self.window // 2**self.factor
+
+  def setup(self):
+    n = self.num_tokens
+    self.audio_cnn = AudioCNN(
+      self.conv_channels, self.fc_hidden, self.audio_dim
+    )
+    self.audio_proj = nn.Dense(self.speaker_dim, kernel_init=_INIT)
+    self.audio_pos = self.param(
+      "audio_pos", nn.initializers.zeros, (self.window, self.speaker_dim)
+    )
+    self.style_proj = nn.Dense(self.speaker_dim, kernel_init=_INIT)
+    self.style_pos = self.param(
+      "style_pos", nn.initializers.zeros, (self.window, self.speaker_dim)
+    )
+    self.speaker_blocks = [
+      CrossModalBlock(
+        self.speaker_dim, self.speaker_heads, self.speaker_mlp, self.attn_scale
+      )
+      for _ in range(self.speaker_layers)
+    ]
+    self.compressor = layers.Squasher(self.speaker_dim, self.factor)
+    self.speaker_out = nn.Dense(self.dim, kernel_init=_INIT)
+    self.token_embed = nn.Embed(self.num_codes, self.dim, embedding_init=_INIT)
+    self.past_pos = self.param("past_pos", nn.initializers.zeros, (n, self.dim))
+    self.past_transformer = layers.Transformer(
+      self.dim, self.past_layers, self.heads, self.mlp_dim, n, self.attn_scale
+    )
+    self.transformer = layers.Transformer(
+      self.dim, self.layers, self.heads, self.mlp_dim, 2 * n, self.attn_scale
+    )
+    self.out_norm = nn.LayerNorm(epsilon=1e-5)
+    self.logits = nn.Dense(self.num_codes, use_bias=False, kernel_init=_INIT)
+
+  def audio_features(self, mfcc, train: bool = False):
+    """[B, T, 28, 12] -> [B, T, audio_dim]; any T, frames independent."""
+    return self.audio_cnn(mfcc, train)
+
+  def speaker_tokens(self, feats, style, train: bool = False):
+    """[B, 32, audio_dim] window features, [B, S] style -> [B, 4, dim]."""
+    xa = self.audio_proj(feats) + self.audio_pos  # [B, 32, Ds]
+    xb = self.style_proj(style)[:, None] + self.style_pos  # [B, 32, Ds]
+    for block in self.speaker_blocks:
+      xb = block(xa, xb)
+    return self.speaker_out(self.compressor(xb, train))  # [B, 4, dim]
+
+  def predict(self, past, keep, speaker):
+    """past [B, 4] int, keep [B] int (None: all, unmasked) -> [B, 8, K].
+
+    keep = k embeds only the last k past tokens (0: none); the queries of
+    the other past positions see no past keys (the official row mask).
+    """
+    n = past.shape[1]
+    emb = self.token_embed(past)  # [B, n, dim]
+    if keep is None:
+      h, mask = self.past_transformer(emb + self.past_pos), None
+    else:
+      kept = jnp.arange(n)[None] >= n - keep[:, None]  # [B, n]
+      h = jnp.where(kept[..., None], emb, 0.0) + self.past_pos
+      if self.is_initializing():
+        self.past_transformer(h)  # create its parameters
+      i = jnp.arange(2 * n)
+      past_pair = (i[:, None] < n) & (i[None, :] < n)  # [2n, 2n]
+      q_kept = jnp.concatenate([kept, jnp.ones_like(kept)], 1)  # [B, 2n]
+      mask = ~past_pair[None] | q_kept[:, :, None]  # [B, 2n, 2n]
+      mask = mask[:, None]  # [B, 1, 2n, 2n] (heads)
+    x = jnp.concatenate([h, speaker], axis=1)  # [B, 2n, dim]
+    x = self.transformer(x, mask)
+    return self.logits(self.out_norm(x))  # [B, 2n, K]
+
+  def __call__(self, mfcc, style, past, keep, train: bool = False):
+    """mfcc [B, 32, 28, 12], style [B, S], past [B, 4], keep [B] -> logits."""
+    speaker = self.speaker_tokens(
+      self.audio_features(mfcc, train), style, train
+    )
+    return self.predict(past, keep, speaker)

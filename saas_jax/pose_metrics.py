@@ -1,0 +1,114 @@
+"""Figures of merit for head-pose sequences (no model, NumPy only).
+
+motion_stats      per-clip statistics of the head angles: amplitude (log
+                  std), velocity (log std of the first difference) and
+                  tempo (autocorrelation at a 0.2 s lag: slow motion stays
+                  correlated), 9 numbers. The synthetic corpus draws head
+                  motion from exactly these style parameters (amplitude,
+                  corner frequency), so they are what a style changes.
+StyleReference    the statistics of real clips per style; distance of a
+                  clip's statistics to a style's mean, per feature in units
+                  of the pooled within-style std (RMS over the features).
+nod_alignment     how well head nods line up with audio energy onsets:
+                  mean over onsets of exp(-d^2 / 2 sigma^2), d = frames to
+                  the nearest nod (1: every onset has a nod on it).
+jitter            mean |second difference| of the angles (rad / frame^2).
+diversity         mean pairwise RMS difference of the angles of samples.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from input_pipeline import features
+
+TEMPO_LAG = 5  # frames (0.2 s at 25 fps)
+
+
+def motion_stats(pose: np.ndarray) -> np.ndarray:
+  """[T, 6] pose -> [9] (log amplitude, log velocity, tempo) per angle."""
+  a = np.asarray(pose, np.float64)[:, :3]
+  c = a - a.mean(0)
+  lag = (c[TEMPO_LAG:] * c[:-TEMPO_LAG]).mean(0) / (c.var(0) + 1e-12)
+  return np.concatenate(
+    [np.log(a.std(0) + 1e-9), np.log(np.diff(a, axis=0).std(0) + 1e-9), lag]
+  )
+
+
+@dataclasses.dataclass
+class StyleReference:
+  centroids: dict  # label -> [9]
+  scale: np.ndarray  # [9] pooled within-style std
+
+  @classmethod
+  def from_clips(cls, poses, labels) -> "StyleReference":
+    stats = np.stack([motion_stats(p) for p in poses])
+    labels = np.asarray(labels)
+    classes = sorted(set(labels.tolist()))
+    cent = {c: stats[labels == c].mean(0) for c in classes}
+    var = np.mean(
+      [stats[labels == c].var(0) for c in classes if (labels == c).sum() > 1],
+      axis=0,
+    )
+    return cls(cent, np.sqrt(var) + 1e-9)
+
+  def distance(self, pose, label) -> float:
+    d = (motion_stats(pose) - self.centroids[label]) / self.scale
+    return float(np.sqrt(np.mean(d**2)))
+
+
+def frame_energy(mel: np.ndarray, num_frames: int, fps: float) -> np.ndarray:
+  """[F, 80] log-mel (80 fps) -> [T] mean log-mel energy per video frame."""
+  per = features.MEL_FPS / fps
+  idx = np.arange(num_frames)[:, None] * per + np.arange(int(np.ceil(per)))
+  idx = np.clip(idx.astype(np.int64), 0, len(mel) - 1)
+  return np.asarray(mel)[idx].mean(axis=(1, 2))
+
+
+def _peaks(x: np.ndarray, z: float) -> np.ndarray:
+  """Indices of local maxima of x above mean + z std."""
+  mid = x[1:-1]
+  ok = (mid > x[:-2]) & (mid >= x[2:]) & (mid > x.mean() + z * x.std())
+  return np.flatnonzero(ok) + 1
+
+
+def _smooth(x: np.ndarray, width: int) -> np.ndarray:
+  k = np.ones(width) / width
+  return np.convolve(np.pad(x, width // 2, mode="edge"), k, mode="valid")
+
+
+def energy_onsets(energy: np.ndarray) -> np.ndarray:
+  """Frames where the (smoothed) energy rises fastest."""
+  rise = np.diff(_smooth(energy, 3), prepend=energy[0])
+  return _peaks(rise, 1.0)
+
+
+def nods(pose: np.ndarray) -> np.ndarray:
+  """Frames of nod peaks: local maxima of |pitch - its 0.5 s average|."""
+  pitch = np.asarray(pose, np.float64)[:, 0]
+  return _peaks(np.abs(pitch - _smooth(pitch, 13)), 1.0)
+
+
+def nod_alignment(onsets, nod_frames, sigma: float = 3.0) -> float | None:
+  if len(onsets) == 0:
+    return None
+  if len(nod_frames) == 0:
+    return 0.0
+  d = np.abs(np.asarray(onsets)[:, None] - np.asarray(nod_frames)[None])
+  return float(np.mean(np.exp(-(d.min(1) ** 2) / (2 * sigma**2))))
+
+
+def jitter(pose: np.ndarray) -> float:
+  return float(np.abs(np.diff(np.asarray(pose)[:, :3], 2, axis=0)).mean())
+
+
+def diversity(samples: np.ndarray) -> float:
+  """[N, T, 6] samples of one clip -> mean pairwise RMS of the angles."""
+  a = np.asarray(samples, np.float64)[..., :3]
+  n = len(a)
+  pairs = [
+    np.sqrt(np.mean((a[i] - a[j]) ** 2))
+    for i in range(n)
+    for j in range(i + 1, n)
+  ]
+  return float(np.mean(pairs)) if pairs else 0.0

@@ -1,0 +1,259 @@
+"""Sampling head poses from the pose generator G_p (reference §2.6).
+
+One token (8 frames) per step, from the 4 previous tokens and the 32 frames
+of audio starting at the token's first frame, with nucleus sampling
+(temperature 0.7, top-p 0.9); then the tokens are decoded with sliding
+4-token windows (the first 8 frames of each window, all 32 of the last) and
+smoothed with a Savitzky-Golay filter (window 13, order 2).
+
+Where the time goes, and why this is fast: the official sampler runs the
+whole generator at every step, so each frame's MFCC CNN (0.64 GFLOP at
+paper size, 90 % of the work) is computed in 4 consecutive steps and once
+per sample. Nothing in the audio and style streams depends on the sampled
+tokens, so here
+  1. the CNN runs once per frame of the utterance (audio_features),
+  2. the speaker tokens of every step are computed together, in one
+     batched call, before the loop (speaker_tokens),
+  3. the compiled loop (lax.scan over fixed shapes) only embeds the 4 past
+     tokens and runs the 8-position head, for all N samples at once.
+N samples cost little more than 1. `sample_tokens_naive` is the step-by-step
+form (whole model per step and sample); the two give the same tokens.
+
+Past tokens: by default the first steps embed only the tokens generated so
+far (keep = min(step, 4)), which is what the official sampler ends up doing
+with its seed tokens (it masks them all). `seed_tokens` (the pose tokens of
+the style clip's first 32 frames) starts with a full past instead. (The
+official loop also hands each step the past shifted one token too far back;
+here step j sees tokens j-4..j-1, as in training.) Instead of the official
+last step that emits 4 tokens from one window, the audio is extended by
+repeating its last frame, so every token gets its own window.
+
+Randomness: sample i of utterance b draws from fold_in(fold_in(key, b), i),
+then fold_in(., step): bit-reproducible for a key, and sample i is the same
+whether 1 or 8 are drawn.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.signal
+
+TOKEN_FRAMES = 8  # frames per pose token
+WINDOW = 32  # frames of audio per step
+NUM_PAST = WINDOW // TOKEN_FRAMES  # 4
+
+
+# ------------------------------------------------------------- nucleus ---
+
+
+def nucleus_sample(key, logits, temperature=0.7, top_p=0.9):
+  """Samples [...] indices from [..., K] logits: the smallest set of codes
+  whose probability (at `temperature`) reaches top_p, renormalised."""
+  logits = logits / temperature
+  order = jnp.sort(logits, axis=-1)[..., ::-1]  # descending
+  probs = jax.nn.softmax(order, axis=-1)
+  before = jnp.cumsum(probs, axis=-1) - probs  # mass of the better codes
+  num = jnp.sum(before < top_p, axis=-1, keepdims=True)  # >= 1
+  cutoff = jnp.take_along_axis(order, num - 1, axis=-1)
+  masked = jnp.where(logits >= cutoff, logits, -jnp.inf)
+  return jax.random.categorical(key, masked, axis=-1)
+
+
+def sample_keys(key, batch: int, num_samples: int):
+  """[batch * num_samples] keys, utterance-major (see module docstring)."""
+  per_b = jax.vmap(lambda b: jax.random.fold_in(key, b))(jnp.arange(batch))
+  keys = jax.vmap(
+    lambda k: jax.vmap(lambda i: jax.random.fold_in(k, i))(
+      jnp.arange(num_samples)
+    )
+  )(per_b)
+  return keys.reshape(batch * num_samples)
+
+
+def num_tokens(num_frames: int) -> int:
+  """Tokens that cover num_frames (at least one 4-token window)."""
+  return max(-(-num_frames // TOKEN_FRAMES), NUM_PAST)
+
+
+def pad_audio(mfcc: np.ndarray, num_frames: int, tokens: int = 0):
+  """[T, ...] per-frame windows -> [8 n + 24, ...]: the window of every
+  token (n = max(tokens, num_tokens(T))), by repeating the last frame (as
+  the official sampler pads)."""
+  n = max(tokens, num_tokens(num_frames))
+  need = TOKEN_FRAMES * n + WINDOW - TOKEN_FRAMES
+  idx = np.minimum(np.arange(need), num_frames - 1)
+  return mfcc[idx]
+
+
+# ------------------------------------------------------------- sampler ---
+
+
+def _keep(step, seeded: bool):
+  return jnp.asarray(NUM_PAST if seeded else jnp.minimum(step, NUM_PAST))
+
+
+def sample_tokens(
+  model,
+  variables,
+  mfcc,
+  style,
+  key,
+  *,
+  num_samples: int = 1,
+  temperature: float = 0.7,
+  top_p: float = 0.9,
+  seed_tokens=None,
+):
+  """mfcc [B, 8n + 24, 28, 12] (pad_audio), style [B, S] -> [B, N, n] tokens.
+
+  Jit it with model, num_samples, temperature, top_p static (see `sampler`).
+  seed_tokens [B, 4] (optional): the past of the first step.
+  """
+  b, t = mfcc.shape[:2]
+  n = (t - (WINDOW - TOKEN_FRAMES)) // TOKEN_FRAMES
+  feats = model.apply(variables, mfcc, method=model.audio_features)  # [B,T,A]
+  idx = TOKEN_FRAMES * jnp.arange(n)[:, None] + jnp.arange(WINDOW)  # [n, 32]
+  windows = feats[:, idx].reshape(b * n, WINDOW, -1)  # [B n, 32, A]
+  speaker = model.apply(
+    variables,
+    windows,
+    jnp.repeat(style, n, axis=0),
+    method=model.speaker_tokens,
+  )  # [B n, 4, D]
+  speaker = speaker.reshape(b, n, *speaker.shape[1:])
+  speaker = jnp.repeat(speaker, num_samples, axis=0)  # [B N, n, 4, D]
+  keys = sample_keys(key, b, num_samples)  # [B N]
+  seeded = seed_tokens is not None
+  past = (
+    jnp.repeat(jnp.asarray(seed_tokens, jnp.int32), num_samples, axis=0)
+    if seeded
+    else jnp.zeros((b * num_samples, NUM_PAST), jnp.int32)
+  )
+
+  def step(past, xs):
+    j, spk = xs  # spk [B N, 4, D]
+    keep = jnp.broadcast_to(_keep(j, seeded), (past.shape[0],))
+    logits = model.apply(variables, past, keep, spk, method=model.predict)
+    step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, j)
+    tok = jax.vmap(nucleus_sample, (0, 0, None, None))(
+      step_keys, logits[:, 0], temperature, top_p
+    ).astype(jnp.int32)
+    return jnp.concatenate([past[:, 1:], tok[:, None]], axis=1), tok
+
+  _, tokens = jax.lax.scan(
+    step, past, (jnp.arange(n), jnp.swapaxes(speaker, 0, 1))
+  )  # [n, B N]
+  return tokens.T.reshape(b, num_samples, n)
+
+
+def sampler(model, *, num_samples=1, temperature=0.7, top_p=0.9):
+  """The compiled sampler: (variables, mfcc, style, key, seed_tokens=None)."""
+  fn = functools.partial(
+    sample_tokens,
+    model,
+    num_samples=num_samples,
+    temperature=temperature,
+    top_p=top_p,
+  )
+  return jax.jit(
+    lambda variables, mfcc, style, key, seed_tokens=None: fn(
+      variables, mfcc, style, key, seed_tokens=seed_tokens
+    )
+  )
+
+
+def sample_tokens_naive(
+  model,
+  variables,
+  mfcc,
+  style,
+  key,
+  *,
+  num_samples: int = 1,
+  temperature: float = 0.7,
+  top_p: float = 0.9,
+  seed_tokens=None,
+):
+  """The step-by-step form (as the official sampler computes): the whole
+  model, audio CNN included, per step and per sample. Same tokens."""
+  b, t = mfcc.shape[:2]
+  n = (t - (WINDOW - TOKEN_FRAMES)) // TOKEN_FRAMES
+  mfcc = jnp.repeat(mfcc, num_samples, axis=0)
+  style = jnp.repeat(style, num_samples, axis=0)
+  keys = sample_keys(key, b, num_samples)
+  seeded = seed_tokens is not None
+  past = (
+    jnp.repeat(jnp.asarray(seed_tokens, jnp.int32), num_samples, axis=0)
+    if seeded
+    else jnp.zeros((b * num_samples, NUM_PAST), jnp.int32)
+  )
+  forward = _whole_model(model)
+  out = []
+  for j in range(n):
+    window = mfcc[:, TOKEN_FRAMES * j : TOKEN_FRAMES * j + WINDOW]
+    keep = jnp.broadcast_to(_keep(j, seeded), (past.shape[0],))
+    logits = forward(variables, window, style, past, keep)
+    step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, j)
+    tok = jax.vmap(nucleus_sample, (0, 0, None, None))(
+      step_keys, logits[:, 0], temperature, top_p
+    ).astype(jnp.int32)
+    past = jnp.concatenate([past[:, 1:], tok[:, None]], axis=1)
+    out.append(tok)
+  return jnp.stack(out, 1).reshape(b, num_samples, n)
+
+
+@functools.cache
+def _whole_model(model):
+  return jax.jit(lambda v, m, s, p, k: model.apply(v, m, s, p, k))
+
+
+# ------------------------------------------------------------ decoding ---
+
+
+def decode_sliding(decode_fn, tokens):
+  """[..., n] tokens -> [..., 8 n, C] frames: sliding 4-token windows, the
+  first 8 frames of each and all 32 of the last (the official decoding).
+
+  decode_fn: [W, 4] int -> [W, 32, C].
+  """
+  lead, n = tokens.shape[:-1], tokens.shape[-1]
+  w = n - NUM_PAST + 1
+  idx = jnp.arange(w)[:, None] + jnp.arange(NUM_PAST)  # [w, 4]
+  windows = tokens.reshape(-1, n)[:, idx]  # [M, w, 4]
+  m = windows.shape[0]
+  frames = decode_fn(windows.reshape(m * w, NUM_PAST))
+  frames = frames.reshape(m, w, WINDOW, -1)
+  head = frames[:, :-1, :TOKEN_FRAMES].reshape(m, (w - 1) * TOKEN_FRAMES, -1)
+  out = jnp.concatenate([head, frames[:, -1]], axis=1)  # [M, 8 n, C]
+  return out.reshape(*lead, n * TOKEN_FRAMES, -1)
+
+
+@functools.cache
+def _savgol_matrices(window: int, order: int):
+  half = window // 2
+  coeffs = scipy.signal.savgol_coeffs(window, order, use="dot")  # [window]
+  # Edges ('interp', scipy's default): the polynomial fitted to the first
+  # (last) `window` samples, evaluated at the first (last) `half` of them.
+  x = np.arange(window, dtype=np.float64)
+  vander = np.vander(x, order + 1)
+  fit = vander @ np.linalg.pinv(vander)  # [window, window]
+  return (
+    coeffs.astype(np.float32),
+    fit[:half].astype(np.float32),
+    fit[window - half :].astype(np.float32),
+  )
+
+
+def savgol(x, window: int = 13, order: int = 2):
+  """Savitzky-Golay smoothing along axis -2 of [..., T, C] (T >= window);
+  equals scipy.signal.savgol_filter(x, window, order, axis=-2)."""
+  coeffs, first, last = _savgol_matrices(window, order)
+  t = x.shape[-2]
+  mid = sum(
+    coeffs[k] * x[..., k : t - window + 1 + k, :] for k in range(window)
+  )
+  start = jnp.einsum("ij,...jc->...ic", first, x[..., :window, :])
+  end = jnp.einsum("ij,...jc->...ic", last, x[..., t - window :, :])
+  return jnp.concatenate([start, mid, end], axis=-2)

@@ -1,0 +1,476 @@
+"""Pose generator stage: G_p trained with teacher forcing (reference §2.6).
+
+Per 64-frame window: past = the frozen pose codebook's 4 tokens of frames
+0-31, targets = its 4 tokens of frames 32-63, audio = MFCC windows of frames
+32-63, style = the frozen style encoder's code of a 32-frame expression
+window of the same clip. Loss = CE of output positions 0..3 against the
+targets. Random masking of the past as the official code does: k ~ U{0..20}
+and only the last min(k, 4) past tokens are embedded, so a full past is
+seen 17 times in 21 and none or part of it otherwise (drawn per example here;
+the official draws one k per batch).
+
+Frozen networks (config.frozen, loaded by the engine on a fresh start):
+  style       the style stage's workdir (configs/style_vqvae.py): encoder,
+              quantizer and pooling, i.e. StyleCodebook.style_code.
+  pose_vqvae  the pose codebook's workdir (configs/pose_vqvae.py).
+Their sizes are read from the config.json of those runs.
+
+Evaluation on held-out clips (config.data.eval_split):
+  token_accuracy, token_perplexity   teacher-forced next-token prediction on
+                      every 64-frame window (stride 32), full past;
+                      unigram_perplexity: the training tokens' marginal,
+                      the perplexity of a model that ignores its inputs.
+  sampled poses, per clip: audio of the clip, style code of a training clip
+  of its style ("right") or of another style ("wrong"), num_samples seeds:
+  style_dist_right    distance of the samples' motion statistics
+                      (pose_metrics: amplitude, velocity, tempo) to the real
+                      training clips of the clip's style, in within-style
+                      std units; style_dist_wrong: the same for samples
+                      conditioned on the wrong style (still measured to the
+                      clip's style); style_closer_rate: fraction of
+                      (clip, seed) with right < wrong; style_dist_wrong_own:
+                      wrong-style samples to the wrong style they were given.
+                      style_dist_real: the held-out real clips themselves.
+  diversity           mean pairwise RMS (rad) of the angles across seeds;
+                      real_angle_std: the real clips' angle std, for scale.
+  same_seed_max_diff  max |difference| of two draws with one seed (0: bit
+                      reproducible); distinct_seed_fraction: fraction of
+                      seed pairs whose token sequences differ.
+  nod_align_*         nods at audio energy onsets (pose_metrics): generated,
+                      real, and generated against another clip's audio
+                      (chance level).
+  jitter_gen, jitter_real   mean |second difference| of the angles.
+"""
+
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from input_pipeline import batches as batches_lib
+from input_pipeline import features
+from saas_jax import losses, pose_metrics, sampling
+from saas_jax.engine import data as data_lib
+from saas_jax.engine import loop
+from saas_jax.engine.train_state import apply_loss
+from saas_jax.models import pose_generator
+from saas_jax.trainers import pose_vqvae, style_vqvae
+
+WINDOW = sampling.WINDOW  # 32
+NUM_PAST = sampling.NUM_PAST  # 4
+FROZEN = {"style": "style_vqvae", "pose_vqvae": "pose_vqvae"}
+
+
+def make_model(model_cfg, num_codes: int) -> pose_generator.PoseGenerator:
+  m = model_cfg
+  return pose_generator.PoseGenerator(
+    num_codes=num_codes,
+    conv_channels=tuple(m.conv_channels),
+    fc_hidden=m.fc_hidden,
+    audio_dim=m.audio_dim,
+    speaker_dim=m.speaker_dim,
+    speaker_layers=m.speaker_layers,
+    speaker_heads=m.speaker_heads,
+    speaker_mlp=m.speaker_mlp,
+    dim=m.dim,
+    layers=m.layers,
+    heads=m.heads,
+    mlp_dim=m.mlp_dim,
+    past_layers=m.past_layers,
+    attn_scale=m.attn_scale,
+  )
+
+
+# ------------------------------------------------------ frozen networks ---
+
+
+def frozen_run_config(config, name: str) -> dict:
+  """The config.json of the earlier run config.frozen.<name> names."""
+  trainer = FROZEN[name]
+  workdir = config.frozen.get(name) or ""
+  hint = (
+    f"train it first: python -m saas_jax.main --config configs/{trainer}.py:cpu"
+  )
+  if not workdir:
+    raise ValueError(
+      f"config.frozen.{name} is empty: set it to the workdir of a "
+      f"{trainer} run ({hint})"
+    )
+  path = os.path.join(workdir, "config.json")
+  ckpts = os.path.join(workdir, "checkpoints")
+  if not os.path.isfile(path) or not (
+    os.path.isdir(ckpts) and any(n.isdigit() for n in os.listdir(ckpts))
+  ):
+    raise FileNotFoundError(
+      f"config.frozen.{name} = {workdir}: no finished {trainer} run there "
+      f"(needs config.json and checkpoints/<step>); {hint}"
+    )
+  with open(path) as f:
+    run = json.load(f)
+  if run.get("trainer") != trainer:
+    raise ValueError(
+      f"config.frozen.{name} = {workdir} is a '{run.get('trainer')}' run, "
+      f"not {trainer}"
+    )
+  return run
+
+
+def frozen_models(cfg):
+  """(style model, pose codebook) at the sizes of the frozen runs."""
+  style = style_vqvae.make_model(cfg.style_model, num_classes=1)
+  pose = pose_vqvae.make_model(cfg.pose_model)
+  return style, pose
+
+
+def frozen_features(cfg, frozen, style_exp, pose):
+  """Style codes [B, S] of [B, 32, 64] and pose tokens [B, 2T/32*4]."""
+  style_model, pose_model = frozen_models(cfg)
+  style = style_model.apply(
+    frozen["style"], style_exp, method=style_model.style_code
+  )
+  b = pose.shape[0]
+  tokens = pose_model.apply(
+    frozen["pose_vqvae"],
+    pose.reshape(-1, WINDOW, pose.shape[-1]),
+    method=pose_model.tokens,
+  ).reshape(b, -1)
+  return jax.lax.stop_gradient(style), tokens
+
+
+# ---------------------------------------------------------------- loss ---
+
+
+def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
+  style, tokens = frozen_features(
+    cfg, extra["frozen"], batch["style_exp"], batch["pose"]
+  )  # [B, S], [B, 8]
+  past, target = tokens[:, :NUM_PAST], tokens[:, NUM_PAST:]
+  b = past.shape[0]
+  k = jax.random.randint(
+    rng, (b,), 0, cfg.max_mask_len + 1 + cfg.extra_unmasked
+  )
+  keep = jnp.minimum(k, NUM_PAST)
+  logits, updates = apply_fn(
+    {"params": params, "batch_stats": extra["batch_stats"]},
+    batch["mfcc"][:, WINDOW:],
+    style,
+    past,
+    keep,
+    train=True,
+    mutable=["batch_stats"],
+  )
+  logits = logits[:, :NUM_PAST]  # [B, 4, K]
+  ce = losses.cross_entropy(logits, target)
+  metrics = {
+    "ce": ce,
+    "accuracy": losses.accuracy(logits, target),
+    "perplexity": jnp.exp(ce),
+  }
+  return ce, (metrics, {**extra, "batch_stats": updates["batch_stats"]})
+
+
+def train_step(state, batch, rng):
+  fn = functools.partial(loss_fn, apply_fn=state.apply_fn, cfg=state.cfg)
+  return apply_loss(state, batch, rng, fn)
+
+
+# ---------------------------------------------------------- evaluation ---
+
+
+def _clip(table, c, stream):
+  s = table.start[c]
+  return getattr(table, stream)[s : s + table.length[c]]
+
+
+def _mfcc(table, c, num_frames):
+  s = table.mfcc_start[c]
+  m = table.mfcc[s : s + table.mfcc_len[c]]
+  return features.mfcc_windows(m, num_frames, table.fps)  # [T, 28, 12]
+
+
+def _chunks(n, size):
+  return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def token_metrics(state, model, table, batch_size=64) -> dict:
+  """Teacher-forced CE / accuracy on every 64-frame window (stride 32);
+  clips shorter than 64 frames are extended by ping-pong, as in training."""
+  rows = []
+  for c in np.flatnonzero(table.has_audio & (table.length >= WINDOW)):
+    t = int(table.length[c])
+    pose, exp = _clip(table, c, "pose"), _clip(table, c, "exp")
+    mfcc = _mfcc(table, c, t)
+    for s in range(0, max(t - 2 * WINDOW, 0) + 1, WINDOW):
+      idx = batches_lib.ping_pong_index(np.array(t), s + np.arange(2 * WINDOW))
+      rows.append((pose[idx], mfcc[idx[WINDOW:]], exp[:WINDOW]))
+  if not rows:
+    return {}
+  pose, mfcc, exp = (np.stack(x) for x in zip(*rows, strict=True))
+  gen = {"params": state.params, "batch_stats": state.extra["batch_stats"]}
+
+  @jax.jit
+  def run(frozen, gen, pose, mfcc, exp):
+    style, tokens = frozen_features(state.cfg, frozen, exp, pose)
+    past, target = tokens[:, :NUM_PAST], tokens[:, NUM_PAST:]
+    keep = jnp.full((past.shape[0],), NUM_PAST)
+    logits = model.apply(gen, mfcc, style, past, keep)[:, :NUM_PAST]
+    nll = -jnp.take_along_axis(
+      jax.nn.log_softmax(logits), target[..., None], -1
+    )[..., 0]
+    return nll, jnp.argmax(logits, -1) == target
+
+  nll, hit = [], []
+  for sl in _chunks(len(pose), batch_size):
+    a, b = run(state.extra["frozen"], gen, pose[sl], mfcc[sl], exp[sl])
+    nll.append(np.asarray(a))
+    hit.append(np.asarray(b))
+  nll, hit = np.concatenate(nll), np.concatenate(hit)
+  return {
+    "token_accuracy": float(hit.mean()),
+    "token_perplexity": float(np.exp(nll.mean())),
+  }
+
+
+def unigram_perplexity(state, table, num_codes, max_clips=256) -> float:
+  """Perplexity of the training tokens' marginal distribution."""
+  wins = []
+  for c in range(min(table.num_clips, max_clips)):
+    p = _clip(table, c, "pose")
+    wins += [p[s : s + WINDOW] for s in range(0, len(p) - WINDOW + 1, WINDOW)]
+  _, pose_model = frozen_models(state.cfg)
+  tok = jax.jit(lambda v, x: pose_model.apply(v, x, method=pose_model.tokens))(
+    state.extra["frozen"]["pose_vqvae"], np.stack(wins)
+  )
+  p = np.bincount(np.asarray(tok).reshape(-1), minlength=num_codes)
+  p = p[p > 0] / p.sum()
+  return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def pose_sampler(state, model, eval_cfg, num_samples):
+  """(mfcc [C, Tpad, 28, 12], style [C, S], key) -> smoothed poses
+  [C, N, 8 n, 6] and tokens [C, N, n]; compiled once per shape."""
+  gen = {"params": state.params, "batch_stats": state.extra["batch_stats"]}
+  _, pose_model = frozen_models(state.cfg)
+  frozen_pose = state.extra["frozen"]["pose_vqvae"]
+  draw = sampling.sampler(
+    model,
+    num_samples=num_samples,
+    temperature=eval_cfg.temperature,
+    top_p=eval_cfg.top_p,
+  )
+
+  @jax.jit
+  def decode(v, tokens):
+    frames = sampling.decode_sliding(
+      lambda idx: pose_model.apply(v, idx, method=pose_model.decode_tokens),
+      tokens,
+    )
+    return sampling.savgol(
+      frames, eval_cfg.savgol_window, eval_cfg.savgol_order
+    )
+
+  def run(mfcc, style, key):
+    tokens = draw(gen, mfcc, style, key)
+    return np.asarray(decode(frozen_pose, tokens)), np.asarray(tokens)
+
+  return run
+
+
+def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
+  table = inputs.eval_table
+  train = inputs.train.partners.table
+  style_model, _ = frozen_models(state.cfg)
+  frozen = state.extra["frozen"]
+
+  # Style codes: the first 32 frames of the first training clip of a style.
+  first = {}
+  for c in range(train.num_clips):
+    if train.length[c] >= WINDOW:
+      first.setdefault(int(train.label[c]), c)
+  labels = sorted(first)
+  exp = np.stack([_clip(train, first[lb], "exp")[:WINDOW] for lb in labels])
+  codes = np.asarray(
+    jax.jit(
+      lambda v, x: style_model.apply(v, x, method=style_model.style_code)
+    )(frozen["style"], exp)
+  )
+  code_of = dict(zip(labels, codes, strict=True))
+  reference = pose_metrics.StyleReference.from_clips(
+    [_clip(train, c, "pose") for c in range(train.num_clips)], train.label
+  )
+
+  clips = [
+    c
+    for c in range(table.num_clips)
+    if table.has_audio[c]
+    and int(table.label[c]) in code_of
+    and table.length[c] >= WINDOW
+  ][: eval_cfg.max_clips]
+  if not clips:
+    return {}
+  rng = np.random.default_rng(0)
+  right = [int(table.label[c]) for c in clips]
+  wrong = [int(rng.choice([lb for lb in labels if lb != r])) for r in right]
+  lengths = [int(table.length[c]) for c in clips]
+  n = max(sampling.num_tokens(t) for t in lengths)
+  mfcc = np.stack(
+    [
+      sampling.pad_audio(_mfcc(table, c, t), t, n)
+      for c, t in zip(clips, lengths, strict=True)
+    ]
+  )
+  key = jax.random.key(eval_cfg.seed)
+  num = eval_cfg.num_samples
+
+  run = pose_sampler(state, model, eval_cfg, num)
+  size = min(eval_cfg.batch_size, len(clips))
+
+  def draw(style_labels, key):
+    style = np.stack([code_of[lb] for lb in style_labels])
+    poses, tokens = [], []
+    for k, sl in enumerate(_chunks(len(clips), size)):
+      m, st = mfcc[sl], style[sl]
+      pad = size - len(m)  # one shape, one compilation
+      m = np.concatenate([m, np.repeat(m[-1:], pad, 0)])
+      st = np.concatenate([st, np.repeat(st[-1:], pad, 0)])
+      p, t = run(m, st, jax.random.fold_in(key, k))
+      poses.append(p[: size - pad])
+      tokens.append(t[: size - pad])
+    return np.concatenate(poses), np.concatenate(tokens)
+
+  gen_right, tok_right = draw(right, key)  # [C, N, 8n, 6], [C, N, n]
+  again, _ = draw(right, key)
+  gen_wrong, _ = draw(wrong, key)
+
+  res = {k: [] for k in ("right", "wrong", "wrong_own", "real", "closer")}
+  align = {"gen": [], "real": [], "shuffled": []}
+  div, jit_gen, jit_real, real_std, distinct = [], [], [], [], []
+  for i, c in enumerate(clips):
+    t = lengths[i]
+    real = _clip(table, c, "pose")
+    res["real"].append(reference.distance(real, right[i]))
+    real_std.append(float(real[:, :3].std(0).mean()))
+    jit_real.append(pose_metrics.jitter(real))
+    energy = pose_metrics.frame_energy(
+      table.mel[table.mel_start[c] : table.mel_start[c] + table.mel_len[c]],
+      t,
+      table.fps,
+    )
+    onsets = pose_metrics.energy_onsets(energy)
+    align["real"].append(
+      pose_metrics.nod_alignment(onsets, pose_metrics.nods(real))
+    )
+    j = (i + 1) % len(clips)  # another clip's audio: chance alignment
+    other = pose_metrics.frame_energy(
+      table.mel[
+        table.mel_start[clips[j]] : table.mel_start[clips[j]]
+        + table.mel_len[clips[j]]
+      ],
+      lengths[j],
+      table.fps,
+    )
+    for s in range(num):
+      g, w = gen_right[i, s, :t], gen_wrong[i, s, :t]
+      d_right = reference.distance(g, right[i])
+      d_wrong = reference.distance(w, right[i])
+      res["right"].append(d_right)
+      res["wrong"].append(d_wrong)
+      res["wrong_own"].append(reference.distance(w, wrong[i]))
+      res["closer"].append(float(d_right < d_wrong))
+      jit_gen.append(pose_metrics.jitter(g))
+      nod_frames = pose_metrics.nods(g)
+      align["gen"].append(pose_metrics.nod_alignment(onsets, nod_frames))
+      m = min(t, lengths[j])
+      align["shuffled"].append(
+        pose_metrics.nod_alignment(
+          pose_metrics.energy_onsets(other[:m]), nod_frames[nod_frames < m]
+        )
+      )
+    div.append(pose_metrics.diversity(gen_right[i, :, :t]))
+    for a in range(num):
+      for b in range(a + 1, num):
+        distinct.append(float(np.any(tok_right[i, a] != tok_right[i, b])))
+
+  def mean(xs):
+    xs = [x for x in xs if x is not None]
+    return float(np.mean(xs)) if xs else float("nan")
+
+  return {
+    "style_dist_right": mean(res["right"]),
+    "style_dist_wrong": mean(res["wrong"]),
+    "style_closer_rate": mean(res["closer"]),
+    "style_dist_wrong_own": mean(res["wrong_own"]),
+    "style_dist_real": mean(res["real"]),
+    "diversity": mean(div),
+    "real_angle_std": mean(real_std),
+    "same_seed_max_diff": float(np.abs(again - gen_right).max()),
+    "distinct_seed_fraction": mean(distinct) if distinct else float("nan"),
+    "nod_align_gen": mean(align["gen"]),
+    "nod_align_real": mean(align["real"]),
+    "nod_align_shuffled": mean(align["shuffled"]),
+    "jitter_gen": mean(jit_gen),
+    "jitter_real": mean(jit_real),
+    "sampled_clips": float(len(clips)),
+  }
+
+
+def evaluate(state, mesh, model, inputs, config) -> dict:
+  del mesh  # small: the generator's eval runs unsharded on every host
+  out = token_metrics(state, model, inputs.eval_table)
+  out["unigram_perplexity"] = unigram_perplexity(
+    state, inputs.train.partners.table, model.num_codes
+  )
+  out.update(sampled_metrics(state, model, inputs, config.eval))
+  return out
+
+
+# ------------------------------------------------------------- wiring ---
+
+
+def stage_cfg(config) -> ml_collections.FrozenConfigDict:
+  return ml_collections.FrozenConfigDict(
+    {
+      **config.loss.to_dict(),
+      "style_model": frozen_run_config(config, "style")["model"],
+      "pose_model": frozen_run_config(config, "pose_vqvae")["model"],
+    }
+  )
+
+
+def train_and_evaluate(config, workdir: str):
+  cfg = stage_cfg(config)  # fails early, naming a missing frozen run
+  inputs = data_lib.load(config, with_audio=True)
+  style_model, pose_model = frozen_models(cfg)
+  model = make_model(config.model, cfg.pose_model.num_codes)
+  n = 2
+
+  def init(rng):
+    k1, k2, k3 = jax.random.split(rng, 3)
+    variables = model.init(
+      {"params": k1},
+      jnp.zeros((n, WINDOW, 28, 12)),
+      jnp.zeros((n, cfg.style_model.hidden)),
+      jnp.zeros((n, NUM_PAST), jnp.int32),
+      jnp.full((n,), NUM_PAST),
+    )
+    style = style_model.init(
+      {"params": k2},
+      jnp.zeros((n, WINDOW, 64)),
+      method=style_model.style_code,
+    )
+    pose = pose_model.init({"params": k3}, jnp.zeros((n, WINDOW, 6)))
+    return {**variables, "frozen": {"style": style, "pose_vqvae": pose}}
+
+  stage = loop.Stage(
+    init=init,
+    apply_fn=model.apply,
+    train_step=train_step,
+    batches=data_lib.batch_iterator(batches_lib.pose_windows, config, inputs),
+    evaluate=lambda state, mesh: evaluate(state, mesh, model, inputs, config),
+    cfg=cfg,
+  )
+  return loop.train_and_evaluate(config, workdir, stage)

@@ -1,0 +1,145 @@
+"""Pose codebook stage: the sequence VQ-VAE on head pose (reference §2.6).
+
+Loss = L1(reconstruction, pose) + VQ, on standardised pose (see
+models.pose_codebook), over 32-frame windows: each 64-frame window of the
+pose batches is cut in two.
+
+Evaluation on held-out clips (config.data.eval_split), every 32-frame window
+(stride 16):
+  recon_l1            L1 in pose units (rad / translation units) over all
+                      six channels; recon_l1_angles, recon_l1_trans apart.
+  recon_rel           the same relative to predicting each clip's mean pose
+                      (< 1: better than the mean).
+  perplexity, dead_fraction   codebook use over all windows.
+"""
+
+import functools
+
+import jax.numpy as jnp
+import numpy as np
+
+from input_pipeline import batches as batches_lib
+from saas_jax.engine import data as data_lib
+from saas_jax.engine import evaluation, loop
+from saas_jax.engine.train_state import apply_loss
+from saas_jax.models import pose_codebook, vqvae
+
+WINDOW = 32
+POSE_DIM = pose_codebook.POSE_DIM
+
+
+def make_model(model_cfg, mean=None, std=None) -> pose_codebook.PoseCodebook:
+  m = model_cfg
+  kw = {}
+  if mean is not None:
+    kw = dict(mean=tuple(map(float, mean)), std=tuple(map(float, std)))
+  return pose_codebook.PoseCodebook(
+    vq=vqvae.SequenceVQVAE(
+      in_dim=POSE_DIM,
+      hidden=m.hidden,
+      layers=m.layers,
+      heads=m.heads,
+      mlp_dim=m.mlp_dim,
+      factor=3,
+      seq_len=WINDOW,
+      num_codes=m.num_codes,
+      beta=m.beta,
+      ema=m.ema,
+      restart_dead=m.restart_dead,
+      grouping=m.grouping,
+      attn_scale=m.attn_scale,
+    ),
+    **kw,
+  )
+
+
+def loss_fn(params, extra, batch, rng, *, apply_fn):
+  pose = batch["pose"]  # [B, 64, 6]
+  x = pose.reshape(-1, WINDOW, POSE_DIM)  # [2B, 32, 6]
+  out, updates = apply_fn(
+    {"params": params, **extra},
+    x,
+    train=True,
+    mutable=[k for k in extra if k != "pose_norm"],
+    rngs={"vq": rng},
+  )
+  l1 = jnp.mean(jnp.abs(out["recon_norm"] - out["target_norm"]))
+  loss = l1 + out["vq_loss"]
+  metrics = {
+    "l1": l1,
+    "vq": out["vq_loss"],
+    "l1_pose_units": jnp.mean(jnp.abs(out["recon"] - x)),
+    "perplexity": out["perplexity"],
+    "dead_fraction": out["dead_fraction"],
+  }
+  return loss, (metrics, {**extra, **updates})
+
+
+def train_step(state, batch, rng):
+  fn = functools.partial(loss_fn, apply_fn=state.apply_fn)
+  return apply_loss(state, batch, rng, fn)
+
+
+# ---------------------------------------------------------- evaluation ---
+
+
+def _forward(variables, x, *, apply_fn):
+  out = apply_fn(variables, x, train=False)
+  return {"recon": out["recon"], "indices": out["indices"]}
+
+
+def pose_clips(table) -> list[np.ndarray]:
+  return [
+    table.pose[table.start[c] : table.start[c] + table.length[c]]
+    for c in range(table.num_clips)
+  ]
+
+
+def evaluate_table(state, mesh, table, num_codes, batch_size=256) -> dict:
+  clips = pose_clips(table)
+  per_clip = [evaluation.clip_windows(p, WINDOW, WINDOW // 2) for p in clips]
+  windows = np.concatenate(per_clip)
+  owner = np.concatenate([np.full(len(w), c) for c, w in enumerate(per_clip)])
+  fn = functools.partial(_forward, apply_fn=state.apply_fn)
+  variables = {"params": state.params, **state.extra}
+  out = evaluation.batched_apply(fn, variables, windows, mesh, batch_size)
+  err = np.abs(out["recon"] - windows)  # [W, 32, 6]
+  clip_mean = np.stack([clips[c].mean(0) for c in owner])[:, None]
+  base = np.abs(windows - clip_mean).mean()
+  counts = np.bincount(out["indices"].reshape(-1), minlength=num_codes)
+  usage = counts / counts.sum()
+  nz = usage[usage > 0]
+  return {
+    "recon_l1": float(err.mean()),
+    "recon_l1_angles": float(err[..., :3].mean()),
+    "recon_l1_trans": float(err[..., 3:].mean()),
+    "recon_rel": float(err.mean() / base),
+    "perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
+    "dead_fraction": float(np.mean(usage == 0)),
+  }
+
+
+# ------------------------------------------------------------- wiring ---
+
+
+def pose_batches(config, inputs):
+  """Pose windows only (the pose stage needs no audio on the device)."""
+  make = data_lib.batch_iterator(batches_lib.pose_windows, config, inputs)
+  return lambda start: ({"pose": b["pose"]} for b in make(start))
+
+
+def train_and_evaluate(config, workdir: str):
+  inputs = data_lib.load(config, with_audio=True)
+  pose = inputs.train.partners.table.pose
+  model = make_model(config.model, pose.mean(0), pose.std(0) + 1e-6)
+  dummy = jnp.zeros((2, WINDOW, POSE_DIM))
+  stage = loop.Stage(
+    init=lambda rng: model.init({"params": rng}, dummy, train=False),
+    apply_fn=model.apply,
+    train_step=train_step,
+    batches=pose_batches(config, inputs),
+    evaluate=lambda state, mesh: evaluate_table(
+      state, mesh, inputs.eval_table, config.model.num_codes
+    ),
+  )
+  return loop.train_and_evaluate(config, workdir, stage)

@@ -1,0 +1,314 @@
+"""Head pose: pose codebook, generator G_p, sampling, metrics, both stages
+through the engine with frozen networks loaded from earlier runs."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.signal
+
+from saas_jax import pose_metrics, sampling
+from saas_jax.engine import checkpoint, config_lib, loop
+from saas_jax.models import pose_codebook, pose_generator, vqvae
+from saas_jax.trainers import pose_generator as pose_generator_trainer
+from saas_jax.trainers import pose_vqvae, style_vqvae
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _count(tree):
+  return loop.count_params(tree)
+
+
+def _init_generator(model, batch=1):
+  return jax.jit(model.init)(
+    jax.random.key(0),
+    jnp.zeros((batch, 32, 28, 12)),
+    jnp.zeros((batch, 8)),
+    jnp.zeros((batch, 4), jnp.int32),
+    jnp.full((batch,), 4),
+  )
+
+
+def test_paper_size_parameter_counts():
+  gen = jax.eval_shape(
+    lambda: pose_generator.PoseGenerator().init(
+      jax.random.key(0),
+      jnp.zeros((1, 32, 28, 12)),
+      jnp.zeros((1, 256)),
+      jnp.zeros((1, 4), jnp.int32),
+      jnp.full((1,), 4),
+    )
+  )["params"]
+  assert abs(_count(gen) - 33.4e6) / 33.4e6 < 0.01, _count(gen)  # official
+  assert abs(_count(gen["audio_cnn"]) - 27.83e6) / 27.83e6 < 0.01
+  codebook = jax.eval_shape(
+    lambda: pose_codebook.PoseCodebook().init(
+      jax.random.key(0), jnp.zeros((1, 32, 6))
+    )
+  )
+  assert abs(_count(codebook["params"]) - 12.91e6) / 12.91e6 < 0.01
+  assert codebook["pose_norm"]["std"].shape == (6,)
+
+
+SMALL = dict(
+  num_codes=16,
+  conv_channels=(4, 4, 8, 8, 8),
+  fc_hidden=16,
+  audio_dim=16,
+  speaker_dim=16,
+  speaker_heads=2,
+  speaker_mlp=16,
+  dim=16,
+  heads=2,
+  mlp_dim=16,
+  layers=1,
+)
+
+
+@pytest.fixture(scope="module")
+def small_generator():
+  model = pose_generator.PoseGenerator(**SMALL)
+  variables = _init_generator(model)
+  # Non-trivial BatchNorm statistics, so eval mode is not the identity.
+  variables = jax.jit(
+    lambda v: jax.tree.map(
+      lambda x: x + 0.1 * jax.random.normal(jax.random.key(3), x.shape), v
+    )
+  )(variables)
+  return model, variables
+
+
+def test_generator_shapes_and_past_masking(small_generator):
+  model, v = small_generator
+  mfcc = jax.random.normal(jax.random.key(1), (3, 32, 28, 12))
+  style = jax.random.normal(jax.random.key(2), (3, 8))
+  past = jnp.array([[1, 2, 3, 4]] * 3)
+  other = jnp.array([[5, 6, 7, 8]] * 3)
+  apply = jax.jit(model.apply)
+  for keep in (0, 2, 4):
+    k = jnp.full((3,), keep)
+    a = apply(v, mfcc, style, past, k)
+    assert a.shape == (3, 8, 16)
+    b = apply(v, mfcc, style, other, k)
+    # Unkept past tokens have no influence; kept ones do.
+    assert np.allclose(a, b, atol=1e-6) == (keep == 0)
+  # keep=2: only the last two tokens count.
+  k = jnp.full((3,), 2)
+  c = apply(v, mfcc, style, past.at[:, :2].set(9), k)
+  np.testing.assert_allclose(apply(v, mfcc, style, past, k), c, atol=1e-6)
+  # Audio features are per frame: a frame's features ignore its neighbours.
+  feats = jax.jit(lambda v, x: model.apply(v, x, method=model.audio_features))
+  f, g = feats(v, mfcc), feats(v, mfcc.at[:, 5].set(0.0))
+  assert f.shape == (3, 32, 16)
+  np.testing.assert_array_equal(np.delete(f, 5, 1), np.delete(g, 5, 1))
+  assert not np.allclose(f[:, 5], g[:, 5])
+
+
+def test_nucleus_sampling_keeps_the_top_mass():
+  logits = jnp.log(jnp.array([0.5, 0.3, 0.15, 0.05]))
+  keys = jax.random.split(jax.random.key(0), 4000)
+  draws = jax.vmap(lambda k: sampling.nucleus_sample(k, logits, 1.0, 0.7))(keys)
+  counts = np.bincount(np.asarray(draws), minlength=4) / len(keys)
+  assert counts[2] == counts[3] == 0  # outside the 0.7 nucleus {0, 1}
+  np.testing.assert_allclose(counts[:2], [0.625, 0.375], atol=0.03)
+  draws = jax.vmap(lambda k: sampling.nucleus_sample(k, logits, 1.0, 0.95))(
+    keys
+  )
+  assert set(np.unique(np.asarray(draws))) == {0, 1, 2}
+  # A low temperature sharpens: top_p 0.9 then keeps the best code alone.
+  draws = jax.vmap(lambda k: sampling.nucleus_sample(k, logits, 0.1, 0.9))(keys)
+  assert set(np.unique(np.asarray(draws))) == {0}
+
+
+def test_sampler_matches_step_by_step_and_is_reproducible(small_generator):
+  model, v = small_generator
+  frames = 44  # 6 tokens
+  n = sampling.num_tokens(frames)
+  audio = np.asarray(jax.random.normal(jax.random.key(1), (2, frames, 28, 12)))
+  mfcc = np.stack([sampling.pad_audio(a, frames) for a in audio])
+  assert mfcc.shape == (2, 8 * n + 24, 28, 12)
+  np.testing.assert_array_equal(
+    mfcc[:, frames:],
+    np.broadcast_to(mfcc[:, frames - 1 : frames], (2, 28, 28, 12)),
+  )
+  style = jax.random.normal(jax.random.key(2), (2, 8))
+  key = jax.random.key(7)
+  fast = sampling.sampler(model, num_samples=3)
+  a = fast(v, mfcc, style, key)
+  assert a.shape == (2, 3, n)
+  naive = sampling.sample_tokens_naive(
+    model, v, mfcc, style, key, num_samples=3
+  )
+  np.testing.assert_array_equal(a, naive)
+  np.testing.assert_array_equal(a, fast(v, mfcc, style, key))  # same seed
+  b = fast(v, mfcc, style, jax.random.key(8))
+  assert np.any(a != b)  # another seed
+  assert np.any(a[:, 0] != a[:, 1])  # samples of one call differ
+  one = sampling.sampler(model, num_samples=1)(v, mfcc, style, key)
+  np.testing.assert_array_equal(one[:, 0], a[:, 0])  # sample 0 is sample 0
+  seed = jnp.array([[1, 2, 3, 4], [5, 6, 7, 8]])
+  s = fast(v, mfcc, style, key, seed)
+  np.testing.assert_array_equal(
+    s,
+    sampling.sample_tokens_naive(
+      model, v, mfcc, style, key, num_samples=3, seed_tokens=seed
+    ),
+  )
+  assert np.any(s != a)
+
+
+def test_decoding_windows_and_savgol():
+  # A fake decoder that writes (first token of the window, frame) per frame.
+  def decode(idx):  # [W, 4] -> [W, 32, 2]
+    f = jnp.broadcast_to(jnp.arange(32.0), (*idx.shape[:1], 32))
+    t = jnp.broadcast_to(idx[:, :1].astype(jnp.float32), f.shape)
+    return jnp.stack([t, f], -1)
+
+  tokens = jnp.arange(6)[None, None] + jnp.array([[[0], [10]]])  # [1, 2, 6]
+  out = np.asarray(sampling.decode_sliding(decode, tokens))
+  assert out.shape == (1, 2, 48, 2)
+  # Windows 0, 1 give frames 0..7; the last (tokens 2..5) all 32.
+  np.testing.assert_array_equal(out[0, 0, :, 0], [0] * 8 + [1] * 8 + [2] * 32)
+  np.testing.assert_array_equal(
+    out[0, 0, :, 1], list(range(8)) * 2 + list(range(32))
+  )
+  np.testing.assert_array_equal(out[0, 1, :, 0] - out[0, 0, :, 0], 10)
+  x = np.random.default_rng(0).normal(size=(2, 50, 6)).astype(np.float32)
+  np.testing.assert_allclose(
+    sampling.savgol(jnp.asarray(x)),
+    scipy.signal.savgol_filter(x, 13, 2, axis=-2),
+    atol=2e-5,
+  )
+
+
+def test_pose_metrics_tell_styles_apart():
+  t = np.arange(200)
+  rng = np.random.default_rng(0)
+
+  def clip(amp, period):
+    p = np.zeros((200, 6))
+    phase = rng.uniform(0, 6, 3)[None]
+    p[:, :3] = amp * np.sin(2 * np.pi * t[:, None] / period + phase)
+    return p + rng.normal(0, amp * 0.05, p.shape)
+
+  slow = [clip(0.05, 60) for _ in range(3)]
+  fast = [clip(0.02, 12) for _ in range(3)]
+  ref = pose_metrics.StyleReference.from_clips(slow + fast, [0] * 3 + [1] * 3)
+  probe = clip(0.05, 60)
+  assert ref.distance(probe, 0) < ref.distance(probe, 1)
+  assert pose_metrics.nod_alignment([10, 50], [10, 50]) == 1.0
+  assert pose_metrics.nod_alignment([10, 50], [30]) < 0.01
+  assert pose_metrics.nod_alignment([], [3]) is None
+  smooth = scipy.signal.savgol_filter(slow[0], 13, 2, axis=0)
+  assert pose_metrics.jitter(smooth) < 0.5 * pose_metrics.jitter(slow[0])
+  assert pose_metrics.diversity(np.stack(slow)) > 0
+
+
+# --------------------------------------------------- through the engine ---
+
+
+def _smoke(name, data, **overrides):
+  c = config_lib.load(os.path.join(ROOT, f"configs/{name}.py:smoke"))
+  c.data.data_dir, c.data.config = data
+  c.data.eval_split = "test_person"
+  c.mesh.shape = (1, 1)  # one device: the engine tests cover sharding
+  for key, value in overrides.items():
+    node = c
+    *path, last = key.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = value
+  return c
+
+
+def test_missing_frozen_runs_are_named(tmp_path, prepared_corpus):
+  c = _smoke("pose_generator", prepared_corpus)
+  c.frozen.style = str(tmp_path / "nowhere")
+  c.frozen.pose_vqvae = str(tmp_path / "nowhere")
+  with pytest.raises(FileNotFoundError, match=r"config\.frozen\.style = .*"):
+    pose_generator_trainer.train_and_evaluate(c, str(tmp_path / "gen"))
+  with pytest.raises(FileNotFoundError, match=r"configs/style_vqvae\.py:cpu"):
+    pose_generator_trainer.train_and_evaluate(c, str(tmp_path / "gen"))
+  c.frozen.style = ""
+  with pytest.raises(ValueError, match=r"config\.frozen\.style is empty"):
+    pose_generator_trainer.train_and_evaluate(c, str(tmp_path / "gen"))
+  # A run of another stage is refused by name.
+  other = tmp_path / "other"
+  os.makedirs(other / "checkpoints" / "4")
+  (other / "config.json").write_text(json.dumps({"trainer": "pose_vqvae"}))
+  c.frozen.style = str(other)
+  with pytest.raises(ValueError, match="'pose_vqvae' run, not style_vqvae"):
+    pose_generator_trainer.train_and_evaluate(c, str(tmp_path / "gen"))
+
+
+def test_pose_stages_run_through_the_engine(prepared_corpus, tmp_path):
+  style_dir, pose_dir, gen_dir = (
+    str(tmp_path / n) for n in ("style", "pose", "gen")
+  )
+  style_vqvae.train_and_evaluate(
+    _smoke("style_vqvae", prepared_corpus), style_dir
+  )
+  state = pose_vqvae.train_and_evaluate(
+    _smoke("pose_vqvae", prepared_corpus, eval_every=4), pose_dir
+  )
+  assert int(state.step) == 4
+  res = json.load(open(os.path.join(pose_dir, "eval_results.json")))
+  assert res["recon_l1"] > 0 and 0 < res["perplexity"] <= 16
+  norm = state.extra["pose_norm"]
+  assert np.all(np.asarray(norm["std"]) > 0)
+
+  config = _smoke(
+    "pose_generator",
+    prepared_corpus,
+    eval_every=4,
+    # The tiny corpus has no held-out clips of seen styles: evaluate on the
+    # training split, which exercises every figure.
+    **{
+      "data.eval_split": "train",
+      "frozen.style": style_dir,
+      "frozen.pose_vqvae": pose_dir,
+    },
+  )
+  gen = pose_generator_trainer.train_and_evaluate(config, gen_dir)
+  assert int(gen.step) == 4
+  # The frozen networks are the earlier runs' arrays, unchanged by training.
+  frozen = jax.device_get(gen.extra["frozen"])
+  saved_pose = checkpoint.load_params(pose_dir)
+  np.testing.assert_array_equal(
+    frozen["pose_vqvae"]["pose_norm"]["std"],
+    saved_pose["extra"]["pose_norm"]["std"],
+  )
+  saved_style = checkpoint.load_params(style_dir)["params"]
+  np.testing.assert_array_equal(
+    frozen["style"]["params"]["pool"]["w"], saved_style["pool"]["w"]
+  )
+  assert "classifier" not in frozen["style"]["params"]  # encoder side only
+  res = json.load(open(os.path.join(gen_dir, "eval_results.json")))
+  for k in (
+    "token_accuracy",
+    "token_perplexity",
+    "style_dist_right",
+    "style_dist_wrong",
+    "diversity",
+    "nod_align_gen",
+    "jitter_gen",
+  ):
+    assert np.isfinite(res[k]), k
+  assert res["same_seed_max_diff"] == 0.0
+  assert res["diversity"] > 0
+  # Its checkpoints hold the frozen parts: a resume needs no earlier run.
+  again = checkpoint.load_params(gen_dir)["extra"]["frozen"]
+  np.testing.assert_array_equal(
+    again["style"]["params"]["pool"]["w"], saved_style["pool"]["w"]
+  )
+
+
+def test_pose_vqvae_sizes_follow_the_config():
+  c = config_lib.load(os.path.join(ROOT, "configs/pose_vqvae.py"))
+  model = pose_vqvae.make_model(c.model)
+  assert isinstance(model.vq, vqvae.SequenceVQVAE)
+  assert (model.vq.in_dim, model.vq.num_codes) == (6, 200)
