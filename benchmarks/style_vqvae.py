@@ -47,7 +47,10 @@ def main():
       params=jax.tree.map(jnp.array, params),  # fresh: the step donates
       tx=tx,
       extra=jax.tree.map(jnp.array, variables),
-      cfg=ml_collections.FrozenConfigDict(config.loss),
+      # Unit std for the offset jitter (the trainer uses the data's).
+      cfg=ml_collections.FrozenConfigDict(
+        {**config.loss.to_dict(), "exp_std": (1.0,) * 64}
+      ),
     )
     rng = np.random.default_rng(0)
     batch = {

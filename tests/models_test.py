@@ -1,5 +1,6 @@
 """Quantizer, sequence VQ-VAE, style codebook and critics."""
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -95,6 +96,22 @@ def test_attention_scale_options_differ():
   v = _init(a, x)
   b = layers.Attention(32, 4, "hidden")
   assert not np.allclose(a.apply(v, x), b.apply(v, x))
+
+
+def test_transformer_dropout_only_while_training():
+  x = jax.random.normal(jax.random.key(0), (2, 4, 32))
+  net = layers.Transformer(32, 2, 4, 64, 4, dropout=0.5)
+  v = _init(net, x)
+  np.testing.assert_allclose(
+    net.apply(v, x), layers.Transformer(32, 2, 4, 64, 4).apply(v, x)
+  )
+  train = [
+    net.apply(v, x, train=True, rngs={"dropout": jax.random.key(k)})
+    for k in (1, 2)
+  ]
+  assert not np.allclose(train[0], train[1])
+  with pytest.raises(flax.errors.InvalidRngError, match="dropout"):
+    net.apply(v, x, train=True)  # no "dropout" rng
 
 
 def _count(tree):

@@ -34,23 +34,28 @@ class Attention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-  """Pre-LN block: x + Attn(LN(x)); x + MLP(LN(x)) with GELU."""
+  """Pre-LN block: x + Attn(LN(x)); x + MLP(LN(x)) with GELU.
+
+  dropout > 0 drops the attention and MLP outputs before the residual sum
+  while training (needs a "dropout" rng); the official models use none.
+  """
 
   dim: int
   heads: int
   mlp_dim: int
   attn_scale: str = "head"
+  dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, x, mask=None):
+  def __call__(self, x, mask=None, train: bool = False):
+    drop = nn.Dropout(self.dropout, deterministic=not train)
     h = nn.LayerNorm(name="ln_attn")(x)
-    x = x + Attention(self.dim, self.heads, self.attn_scale, name="attn")(
-      h, mask
-    )
+    h = Attention(self.dim, self.heads, self.attn_scale, name="attn")(h, mask)
+    x = x + drop(h)
     h = nn.LayerNorm(name="ln_mlp")(x)
     h = nn.Dense(self.mlp_dim, name="mlp_in")(h)
     h = nn.Dense(self.dim, name="mlp_out")(nn.gelu(h, approximate=False))
-    return x + h
+    return x + drop(h)
 
 
 class Transformer(nn.Module):
@@ -62,17 +67,23 @@ class Transformer(nn.Module):
   mlp_dim: int
   max_len: int
   attn_scale: str = "head"
+  dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, x, mask=None):  # [B, T, D]
+  def __call__(self, x, mask=None, train: bool = False):  # [B, T, D]
     pos = self.param(
       "pos_embedding", nn.initializers.zeros, (self.max_len, self.dim)
     )
     x = x + pos[: x.shape[1]]
     for i in range(self.layers):
       x = TransformerBlock(
-        self.dim, self.heads, self.mlp_dim, self.attn_scale, name=f"block{i}"
-      )(x, mask)
+        self.dim,
+        self.heads,
+        self.mlp_dim,
+        self.attn_scale,
+        self.dropout,
+        name=f"block{i}",
+      )(x, mask, train)
     return x
 
 

@@ -15,6 +15,19 @@ import flax.linen as nn
 
 from saas_jax.models import layers, quantizer
 
+_CONFIG_FIELDS = (
+  "hidden",
+  "layers",
+  "heads",
+  "mlp_dim",
+  "num_codes",
+  "beta",
+  "ema",
+  "restart_dead",
+  "grouping",
+  "attn_scale",
+)
+
 
 class SequenceVQVAE(nn.Module):
   in_dim: int = 64
@@ -30,6 +43,18 @@ class SequenceVQVAE(nn.Module):
   restart_dead: bool = False
   grouping: str = "token"
   attn_scale: str = "head"
+  dropout: float = 0.0  # transformer dropout while training (official: 0)
+
+  @classmethod
+  def from_config(cls, m, *, in_dim: int, seq_len: int) -> "SequenceVQVAE":
+    """From a stage config's `model` block (both codebooks' trainers)."""
+    return cls(
+      in_dim=in_dim,
+      seq_len=seq_len,
+      factor=3,
+      dropout=m.get("dropout", 0.0),
+      **{f: m[f] for f in _CONFIG_FIELDS},
+    )
 
   def setup(self):
     n_tokens = self.seq_len // 2**self.factor
@@ -42,6 +67,7 @@ class SequenceVQVAE(nn.Module):
       self.mlp_dim,
       n_tokens,
       self.attn_scale,
+      self.dropout,
     )
     self.quantizer = quantizer.VectorQuantizer(
       self.num_codes,
@@ -60,17 +86,18 @@ class SequenceVQVAE(nn.Module):
       self.mlp_dim,
       self.seq_len,
       self.attn_scale,
+      self.dropout,
     )
     self.head = nn.Conv(self.in_dim, (5,), padding=((2, 2),))
 
   def encode(self, x, train: bool = False):  # [B, T, C] -> [B, N, D]
-    return self.encoder(self.enc_proj(self.squasher(x, train)))
+    return self.encoder(self.enc_proj(self.squasher(x, train)), train=train)
 
   def quantize(self, z, train: bool = False):
     return self.quantizer(z, train)
 
   def decode(self, zq, train: bool = False):  # [B, N, D] -> [B, T, C]
-    h = self.decoder(self.dec_proj(self.expander(zq, train)))
+    h = self.decoder(self.dec_proj(self.expander(zq, train)), train=train)
     return self.head(h)
 
   def decode_indices(self, idx, train: bool = False):  # [B, N] -> [B, T, C]

@@ -29,25 +29,12 @@ POSE_DIM = pose_codebook.POSE_DIM
 
 
 def make_model(model_cfg, mean=None, std=None) -> pose_codebook.PoseCodebook:
-  m = model_cfg
   kw = {}
   if mean is not None:
     kw = dict(mean=tuple(map(float, mean)), std=tuple(map(float, std)))
   return pose_codebook.PoseCodebook(
-    vq=vqvae.SequenceVQVAE(
-      in_dim=POSE_DIM,
-      hidden=m.hidden,
-      layers=m.layers,
-      heads=m.heads,
-      mlp_dim=m.mlp_dim,
-      factor=3,
-      seq_len=WINDOW,
-      num_codes=m.num_codes,
-      beta=m.beta,
-      ema=m.ema,
-      restart_dead=m.restart_dead,
-      grouping=m.grouping,
-      attn_scale=m.attn_scale,
+    vq=vqvae.SequenceVQVAE.from_config(
+      model_cfg, in_dim=POSE_DIM, seq_len=WINDOW
     ),
     **kw,
   )

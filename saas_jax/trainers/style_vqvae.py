@@ -41,24 +41,9 @@ WINDOW = 32
 
 
 def make_model(model_cfg, num_classes: int) -> style_codebook.StyleCodebook:
-  m = model_cfg
   return style_codebook.StyleCodebook(
     num_classes=num_classes,
-    vq=vqvae.SequenceVQVAE(
-      in_dim=64,
-      hidden=m.hidden,
-      layers=m.layers,
-      heads=m.heads,
-      mlp_dim=m.mlp_dim,
-      factor=3,
-      seq_len=WINDOW,
-      num_codes=m.num_codes,
-      beta=m.beta,
-      ema=m.ema,
-      restart_dead=m.restart_dead,
-      grouping=m.grouping,
-      attn_scale=m.attn_scale,
-    ),
+    vq=vqvae.SequenceVQVAE.from_config(model_cfg, in_dim=64, seq_len=WINDOW),
   )
 
 
@@ -86,7 +71,7 @@ def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
     x,
     train=True,
     mutable=list(extra),
-    rngs={"vq": rng},
+    rngs={"vq": rng, "dropout": jax.random.fold_in(rng, 1)},
   )
   recon = losses.grouped_l1(out["recon"], x, tuple(cfg.recon_splits))
   ce = losses.cross_entropy(out["logits"], labels)
