@@ -94,12 +94,8 @@ def get_config(arg: str | None = None, driver: str = "audio"):
     c.log.every = 50
   elif variant == "smoke":
     c.model.hidden = 16  # smoke style codes are 32-d
-    c.data.batch_size = 8  # the tests' 8 simulated devices
-    c.num_train_steps = 2
-    c.eval_every = 0
     c.eval.num_pairs = 4
-    c.ckpt.update(every=1, async_save=False)
-    c.log.update(every=1, tensorboard=False)
+    config_lib.smoke(c, steps=2, every=1)
   elif variant:
     raise ValueError(f"unknown variant '{variant}' (cpu, smoke, or none)")
   for ablation in ablations:

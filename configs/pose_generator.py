@@ -105,12 +105,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       mlp_dim=16,
     )
     c.eval.update(num_samples=2, max_clips=4, batch_size=4)
-    c.data.batch_size = 8
-    c.num_train_steps = 4
-    c.eval_every = 0
     c.optim.update(schedule="constant", lr=1e-3)
-    c.ckpt.update(every=2, async_save=False)
-    c.log.update(every=2, tensorboard=False)
+    config_lib.smoke(c)
   elif arg:
     raise ValueError(f"unknown variant '{arg}' (cpu, smoke, or none)")
   return c

@@ -26,11 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.lr = 1e-3
     c.ckpt.every = 500
   elif arg == "smoke":
-    c.data.batch_size = 8
-    c.num_train_steps = 4
-    c.eval_every = 0
-    c.ckpt.update(every=2, async_save=False)
-    c.log.update(every=2, tensorboard=False)
+    config_lib.smoke(c)
   elif arg:
     raise ValueError(f"unknown variant '{arg}' (cpu, smoke, or none)")
   return c

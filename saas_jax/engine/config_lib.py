@@ -56,6 +56,17 @@ def base(trainer: str) -> ml_collections.ConfigDict:
   return c
 
 
+def smoke(c, *, steps=4, every=2, batch_size=8) -> ml_collections.ConfigDict:
+  """Engine settings of a seconds-long run (the tests' `smoke` variants):
+  batch 8 for the 8 simulated devices, synchronous saves, no TensorBoard."""
+  c.data.batch_size = batch_size
+  c.num_train_steps = steps
+  c.eval_every = 0
+  c.ckpt.update(every=every, async_save=False)
+  c.log.update(every=every, tensorboard=False)
+  return c
+
+
 def load(spec: str) -> ml_collections.ConfigDict:
   """ "configs/style_vqvae.py:cpu" -> that config (for tests and notebooks)."""
   path, _, arg = spec.partition(":")
