@@ -28,9 +28,9 @@ of 0.5 x the coefficient std (1250 steps: 0.518 / 0.839 against 0.446 /
 Tried on the val split and not adopted (1250 steps, clip accuracy; this
 config 0.43, and 56 clips make +-0.06 noise): transformer dropout 0.1 / 0.2
 (model.dropout) 0.48 / 0.41; triplet weight 1: 0.46; weight decay 0.1:
-0.43; hidden 64: 0.41, and 0.43 after 5000 steps; random time reversal
-0.41; centring half the windows on their mean 0.43; jitter scaled to the
-within-style spread of clip means 0.38.
+0.43; hidden 64: 0.41, and 0.43 after 5000 steps; 1024 codes 0.43;
+random time reversal 0.41; centring half the windows on their mean 0.43;
+jitter scaled to the within-style spread of clip means 0.38.
 """
 
 import ml_collections
