@@ -5,7 +5,8 @@
 Nearest-centroid style classification of held-out clips (eval split, default
 "test") from training clips, on per-clip mean expression and on the temporal
 features of input_pipeline.synthetic.baselines (articulators, blink, brows
-and head pose); and half-clip retrieval with the same features (a clip's
+and head pose; also without head pose, which the style codebook never sees);
+and half-clip retrieval with the same features (a clip's
 first half retrieves its second half among all held-out clips), which is
 what the style stage reports as style_accuracy and style_retrieval.
 """
@@ -52,13 +53,18 @@ def main():
     f"({args.eval_split}), {len(set(train.label))} styles "
     f"(chance {1 / len(set(train.label)):.3f})"
   )
+  # The style codebook sees expression only: the same temporal features
+  # without the 3 head angles (the last 3 of each block of 12).
+  exp_only = temporal.reshape(len(temporal), 4, 12)[:, :, :9].reshape(-1, 36)
   for name, x in (
     ("mean expression", mean),
     ("temporal features", temporal),
     ("both", np.concatenate([mean, temporal], 1)),
+    ("temporal, expression only", exp_only),
+    ("mean + temporal, expression only", np.concatenate([mean, exp_only], 1)),
   ):
     pred = baselines.nearest_centroid(x, labels, is_train)
-    print(f"classification, {name:17s}: {np.mean(pred == held.label):.3f}")
+    print(f"classification, {name:32s}: {np.mean(pred == held.label):.3f}")
   # Half-clip retrieval among held-out clips.
   halves = []
   for e, p in _clips(held):
@@ -76,7 +82,7 @@ def main():
     first, second = _scaled(first, ref), _scaled(second, ref)
     dist = ((first[:, None] - second[None]) ** 2).sum(-1)
     acc = np.mean(dist.argmin(1) == np.arange(len(first)))
-    print(f"half-clip retrieval, {name:17s}: {acc:.3f}")
+    print(f"half-clip retrieval, {name:32s}: {acc:.3f}")
 
 
 if __name__ == "__main__":
