@@ -6,9 +6,9 @@ Nearest-centroid style classification of held-out clips (eval split, default
 "test") from training clips, on per-clip mean expression and on the temporal
 features of input_pipeline.synthetic.baselines (articulators, blink, brows
 and head pose; also without head pose, which the style codebook never sees);
-and half-clip retrieval with the same features (a clip's
-first half retrieves its second half among all held-out clips), which is
-what the style stage reports as style_accuracy and style_retrieval.
+and half-clip retrieval with the same features (a clip's first half
+retrieves its second half among all held-out clips), which is what the
+style stage reports as style_accuracy and style_retrieval.
 """
 
 import argparse

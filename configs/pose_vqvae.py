@@ -35,6 +35,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       restart_dead=True,
       grouping="token",  # "channel_major": the official layout (weights)
       attn_scale="head",  # "hidden": the official 1/sqrt(256)
+      dropout=0.0,  # transformer dropout (the official model has none)
     )
   )
   # 64-frame pose windows, each cut into two 32-frame windows: 128 windows.

@@ -15,6 +15,7 @@ Evaluation on held-out clips (config.data.eval_split), every 32-frame window
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -48,7 +49,7 @@ def loss_fn(params, extra, batch, rng, *, apply_fn):
     x,
     train=True,
     mutable=[k for k in extra if k != "pose_norm"],
-    rngs={"vq": rng},
+    rngs={"vq": rng, "dropout": jax.random.fold_in(rng, 1)},  # model.dropout
   )
   l1 = jnp.mean(jnp.abs(out["recon_norm"] - out["target_norm"]))
   loss = l1 + out["vq_loss"]
