@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 
 import flax.linen as nn
 import jax
@@ -47,6 +48,18 @@ def _assert_trees(a, b, exact=True):
       np.testing.assert_array_equal(x, y)
     else:
       np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+
+
+def test_class_factors_of_the_style_classes():
+  t = types.SimpleNamespace(
+    label=np.array([2, 0, 1]),
+    person=np.array([1, 0, 0]),
+    emotion=np.array([3, 3, 5]),
+    level=np.array([1, 3, 1]),
+  )
+  assert style_vqvae.class_factors([t], 3) == ((0, 0, 1), (3, 5, 3), (3, 1, 1))
+  with pytest.raises(ValueError, match=r"style classes \[3\]"):
+    style_vqvae.class_factors([t], 4)
 
 
 def test_smoke_run_logs_and_evaluates(prepared_corpus, tmp_path):

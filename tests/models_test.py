@@ -155,6 +155,42 @@ def test_style_codebook_shapes_and_style_code():
   np.testing.assert_allclose(s, out["style"], atol=1e-5)
 
 
+def test_factorized_classifier_is_one_linear_layer_with_shared_weights():
+  # Classes 0..3 = (person, emotion, level): (0,0,1) (0,1,1) (1,0,1) (1,1,3).
+  factors = ((0, 0, 1, 1), (0, 1, 0, 1), (1, 1, 1, 3))
+  model = style_codebook.StyleCodebook(
+    num_classes=4,
+    vq=vqvae.SequenceVQVAE(
+      hidden=32, layers=1, heads=2, mlp_dim=64, num_codes=16
+    ),
+    class_factors=factors,
+  )
+  x = jax.random.normal(jax.random.key(0), (3, 32, 64))
+  v = _init(model, x)
+  p = v["params"]
+  assert [p[f"factor_heads_{i}"]["kernel"].shape for i in range(3)] == [
+    (32, 2),
+    (32, 2),
+    (32, 4),
+  ]
+  w = p["classifier"]["kernel"] + sum(
+    p[f"factor_heads_{i}"]["kernel"][:, list(values)]
+    for i, values in enumerate(factors)
+  )  # [32, 4]: the one linear layer the heads amount to
+  out = model.apply(v, x)
+  np.testing.assert_allclose(
+    out["logits"], out["style"] @ w + p["classifier"]["bias"], atol=1e-5
+  )
+  # Classes 0 and 2 share emotion 0: moving that emotion's weights moves both.
+  p2 = jax.tree.map(lambda a: a, p)
+  p2["factor_heads_1"] = {
+    "kernel": p["factor_heads_1"]["kernel"].at[:, 0].add(1)
+  }
+  moved = model.apply({**v, "params": p2}, x)["logits"] - out["logits"]
+  assert np.all(np.abs(moved[:, [0, 2]]) > 0)
+  np.testing.assert_allclose(moved[:, [1, 3]], 0.0, atol=1e-6)
+
+
 def test_patch_critic_patches():
   critic = critics.PatchCritic(1)
   x = jnp.zeros((2, 32, 64))

@@ -28,10 +28,25 @@ class AttentionPooling(nn.Module):
 class StyleCodebook(nn.Module):
   num_classes: int
   vq: vqvae.SequenceVQVAE = vqvae.SequenceVQVAE()
+  # Per factor (person, emotion, level), the value of every class; see
+  # `classify`. () leaves f_c the official plain linear layer.
+  class_factors: tuple[tuple[int, ...], ...] = ()
 
   def setup(self):
     self.pool = AttentionPooling()
     self.classifier = nn.Dense(self.num_classes)
+    self.factor_heads = [
+      nn.Dense(max(values) + 1, use_bias=False) for values in self.class_factors
+    ]
+
+  def classify(self, style):  # [B, 256] -> [B, classes]
+    """f_c. With class_factors, class k's weight vector is its own plus one
+    per factor value of k: all classes of an emotion share a direction learnt
+    from all of their clips (still one linear layer, W = W_k + sum_f U_f)."""
+    logits = self.classifier(style)
+    for head, values in zip(self.factor_heads, self.class_factors, strict=True):
+      logits = logits + jnp.take(head(style), jnp.asarray(values), axis=-1)
+    return logits
 
   def style_code(self, exp, train: bool = False, quantize: bool = True):
     # [B, 32, 64] -> [B, 256]. quantize=False pools the encoder's continuous
@@ -47,6 +62,6 @@ class StyleCodebook(nn.Module):
     return {
       "recon": recon,  # [B, 32, 64]
       "style": style,  # [B, 256]
-      "logits": self.classifier(style),  # [B, classes]
+      "logits": self.classify(style),  # [B, classes]
       **aux,
     }

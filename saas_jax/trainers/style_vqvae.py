@@ -40,11 +40,28 @@ from saas_jax.models import style_codebook, vqvae
 WINDOW = 32
 
 
-def make_model(model_cfg, num_classes: int) -> style_codebook.StyleCodebook:
+def make_model(
+  model_cfg, num_classes: int, class_factors=()
+) -> style_codebook.StyleCodebook:
   return style_codebook.StyleCodebook(
     num_classes=num_classes,
     vq=vqvae.SequenceVQVAE.from_config(model_cfg, in_dim=64, seq_len=WINDOW),
+    class_factors=class_factors,
   )
+
+
+def class_factors(tables, num_classes: int) -> tuple[tuple[int, ...], ...]:
+  """(person, emotion, level) of every style class, from the clip tables."""
+  factors = np.full((3, num_classes), -1, np.int64)
+  for t in tables:
+    factors[:, t.label] = np.stack([t.person, t.emotion, t.level])
+  if (factors < 0).any():
+    missing = np.flatnonzero((factors < 0).any(0))[:5].tolist()
+    raise ValueError(
+      f"model.factorized_classifier: style classes {missing} have no clip "
+      "that gives their person, emotion and level"
+    )
+  return tuple(tuple(int(v) for v in row) for row in factors)
 
 
 def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
@@ -190,7 +207,12 @@ def _half_retrieval(state, mesh, clips, batch_size) -> float:
 
 def train_and_evaluate(config, workdir: str):
   inputs = data_lib.load(config, with_audio=False)
-  model = make_model(config.model, inputs.num_classes)
+  factors = ()
+  if config.model.get("factorized_classifier", False):
+    factors = class_factors(
+      [inputs.train.partners.table, inputs.eval_table], inputs.num_classes
+    )
+  model = make_model(config.model, inputs.num_classes, factors)
   dummy = jnp.zeros((2, WINDOW, 64))
   stage = loop.Stage(
     init=lambda rng: model.init({"params": rng}, dummy, train=False),
