@@ -182,7 +182,7 @@ def test_factorized_classifier_is_one_linear_layer_with_shared_weights():
     out["logits"], out["style"] @ w + p["classifier"]["bias"], atol=1e-5
   )
   # Classes 0 and 2 share emotion 0: moving that emotion's weights moves both.
-  p2 = jax.tree.map(lambda a: a, p)
+  p2 = {**p}
   p2["factor_heads_1"] = {
     "kernel": p["factor_heads_1"]["kernel"].at[:, 0].add(1)
   }
