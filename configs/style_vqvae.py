@@ -60,7 +60,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       grouping="token",  # "channel_major": the official layout (weights)
       attn_scale="head",  # "hidden": the official 1/sqrt(256)
       dropout=0.0,  # transformer dropout (the official model has none)
-      factorized_classifier=False,  # f_c weights shared per person/emotion/level
+      velocity_scale=4.0,  # E_s also reads 4 x frame velocities; official 0
+      factorized_classifier=True,  # f_c shared per person/emotion/level; False
     )
   )
   c.loss = ml_collections.ConfigDict(
@@ -75,7 +76,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   )
   if arg == "cpu":
     c.model.update(hidden=128, layers=2, heads=4, mlp_dim=256, num_codes=256)
-    c.loss.update(w_ce=1.0, w_triplet=0.1, offset_jitter=0.5)
+    c.loss.update(w_recon=1.0, w_ce=1.0, w_triplet=0.1, offset_jitter=0.5)
     c.data.batch_size = 32
     c.num_train_steps = 2500
     c.eval_every = 1250

@@ -1,5 +1,7 @@
 """Quantizer, sequence VQ-VAE, style codebook and critics."""
 
+import functools
+
 import flax
 import jax
 import jax.numpy as jnp
@@ -153,6 +155,38 @@ def test_style_codebook_shapes_and_style_code():
   assert out["style"].shape == (3, 32) and out["logits"].shape == (3, 5)
   s = model.apply(v, x, method=model.style_code)
   np.testing.assert_allclose(s, out["style"], atol=1e-5)
+
+
+def test_velocity_channels_are_the_scaled_frame_differences():
+  net = vqvae.SequenceVQVAE(
+    hidden=32, layers=1, heads=2, mlp_dim=64, num_codes=16, velocity_scale=4.0
+  )
+  x = jax.random.normal(jax.random.key(0), (3, 32, 64))
+  v = _init(net, x)
+  conv = v["params"]["squasher"]["down0"]["Conv_0"]
+  assert conv["kernel"].shape == (5, 128, 32)  # coefficients + velocities
+  enc = functools.partial(net.apply, method=net.encode)
+  # With the coefficient half of the first conv zeroed, the encoder sees
+  # velocities only: blind to a constant offset, not to a time reversal.
+  flat = flax.traverse_util.flatten_dict(v["params"])
+  flat["squasher", "down0", "Conv_0", "kernel"] = (
+    conv["kernel"].at[:, :64].set(0)
+  )
+  vel_only = {**v, "params": flax.traverse_util.unflatten_dict(flat)}
+  np.testing.assert_allclose(
+    enc(vel_only, x), enc(vel_only, x + 0.7), atol=1e-4
+  )
+  assert not np.allclose(enc(vel_only, x), enc(vel_only, x[:, ::-1]))
+  # ... and scaled as configured: velocities x4 equal input x4 at scale 1.
+  slow = vqvae.SequenceVQVAE(
+    hidden=32, layers=1, heads=2, mlp_dim=64, num_codes=16, velocity_scale=1.0
+  )
+  np.testing.assert_allclose(
+    enc(vel_only, x),
+    slow.apply(vel_only, 4.0 * x, method=slow.encode),
+    rtol=1e-4,
+    atol=1e-4,
+  )
 
 
 def test_factorized_classifier_is_one_linear_layer_with_shared_weights():

@@ -1,8 +1,8 @@
 """The sequence VQ-VAE behind both codebooks (style: 64-d expression; pose:
 6-d angles + translation).
 
-  encode  [B, T, C] -> Squasher (T -> T / 2**factor tokens) -> Dense
-          -> Transformer -> z [B, N, D]
+  encode  [B, T, C] (+ velocity channels) -> Squasher (T -> T / 2**factor
+          tokens) -> Dense -> Transformer -> z [B, N, D]
   quantize z -> z_q (VectorQuantizer)
   decode  z_q -> Expander (N -> T) -> Dense -> Transformer -> Conv1d(k5)
           -> [B, T, C]
@@ -12,6 +12,7 @@ tokens) this is the official VQModelTransformer.
 """
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from saas_jax.models import layers, quantizer
 
@@ -44,6 +45,10 @@ class SequenceVQVAE(nn.Module):
   grouping: str = "token"
   attn_scale: str = "head"
   dropout: float = 0.0  # transformer dropout while training (official: 0)
+  # > 0: the encoder also reads the frame-to-frame velocity, times this
+  # scale (about the ratio of the coefficients' std to their velocities').
+  # Official: 0.
+  velocity_scale: float = 0.0
 
   @classmethod
   def from_config(cls, m, *, in_dim: int, seq_len: int) -> "SequenceVQVAE":
@@ -53,6 +58,7 @@ class SequenceVQVAE(nn.Module):
       seq_len=seq_len,
       factor=3,
       dropout=m.get("dropout", 0.0),
+      velocity_scale=m.get("velocity_scale", 0.0),
       **{f: m[f] for f in _CONFIG_FIELDS},
     )
 
@@ -91,6 +97,12 @@ class SequenceVQVAE(nn.Module):
     self.head = nn.Conv(self.in_dim, (5,), padding=((2, 2),))
 
   def encode(self, x, train: bool = False):  # [B, T, C] -> [B, N, D]
+    if self.velocity_scale:
+      # Style lives in dynamics as much as in offsets; velocities are ~5x
+      # smaller than the coefficients, so the first conv barely sees them
+      # unless they come in as their own, rescaled channels.
+      v = jnp.diff(x, axis=1, prepend=x[:, :1])  # [B, T, C], v[0] = 0
+      x = jnp.concatenate([x, self.velocity_scale * v], -1)  # [B, T, 2C]
     return self.encoder(self.enc_proj(self.squasher(x, train)), train=train)
 
   def quantize(self, z, train: bool = False):
