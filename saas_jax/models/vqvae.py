@@ -98,7 +98,7 @@ class SequenceVQVAE(nn.Module):
 
   def encode(self, x, train: bool = False):  # [B, T, C] -> [B, N, D]
     if self.velocity_scale:
-      # Style lives in dynamics as much as in offsets; velocities are ~5x
+      # Style lives in dynamics as much as in offsets; velocities are ~7x
       # smaller than the coefficients, so the first conv barely sees them
       # unless they come in as their own, rescaled channels.
       v = jnp.diff(x, axis=1, prepend=x[:, :1])  # [B, T, C], v[0] = 0
