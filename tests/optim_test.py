@@ -21,7 +21,7 @@ def test_noam_matches_the_reference_formula():
 
 def _cfg(**kw):
   c = config_lib.base("x").optim
-  c.update(schedule="constant", lr=0.1, **kw)
+  c.update({"schedule": "constant", "lr": 0.1, **kw})
   return ml_collections.FrozenConfigDict(c)
 
 
@@ -52,6 +52,13 @@ def test_unknown_names_are_rejected():
       ml_collections.FrozenConfigDict({**_cfg().to_dict(), "schedule": "x"}),
       10,
     )
+
+
+def test_cosine_warmup_longer_than_the_run_is_named():
+  cfg = _cfg(schedule="cosine", warmup_steps=200)
+  with pytest.raises(ValueError, match=r"warmup_steps \(200\).*\(20\)"):
+    optim.make_optimizer(cfg, 20)
+  optim.make_optimizer(cfg, 201)  # one decay step is enough
 
 
 def test_merge_matching_copies_same_path_and_shape():

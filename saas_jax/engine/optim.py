@@ -38,12 +38,15 @@ def schedule_from(cfg, total_steps: int):
   if cfg.schedule == "noam":
     return noam(cfg.lr, cfg.d_model, cfg.warmup_steps)
   if cfg.schedule == "cosine":
+    warmup, total = max(cfg.warmup_steps, 1), max(total_steps, 2)
+    if warmup >= total:
+      raise ValueError(
+        f"optim.warmup_steps ({cfg.warmup_steps}) must be below the "
+        f"number of train steps ({total_steps}) for the cosine schedule: "
+        "lower --config.optim.warmup_steps"
+      )
     return optax.warmup_cosine_decay_schedule(
-      0.0,
-      cfg.lr,
-      max(cfg.warmup_steps, 1),
-      max(total_steps, 2),
-      end_value=cfg.lr * 0.01,
+      0.0, cfg.lr, warmup, total, end_value=cfg.lr * 0.01
     )
   raise ValueError(f"unknown schedule '{cfg.schedule}'")
 
