@@ -11,6 +11,7 @@ import flax.traverse_util
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 
 class Checkpointer:
@@ -70,20 +71,23 @@ def load_params(workdir: str, step: int | None = None) -> dict:
   if step is None:
     steps = (
       [int(n) for n in os.listdir(directory) if n.isdigit()]
-      if (os.path.isdir(directory))
+      if os.path.isdir(directory)
       else []
     )
     if not steps:
       raise FileNotFoundError(f"no checkpoint in {directory}")
     step = max(steps)
-  path = os.path.join(directory, str(step), "state")
-  checkpointer = ocp.StandardCheckpointer()
-  tree = checkpointer.metadata(path).item_metadata.tree
+  path = epath.Path(directory) / str(step) / "state"
+  # The item handler, not a Checkpointer: the latter looks for step metadata
+  # inside the item directory and logs a warning on every load.
+  handler = ocp.StandardCheckpointHandler()
+  tree = handler.metadata(path).tree
   local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree.map(
     lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local), tree
   )
-  state = checkpointer.restore(path, target)
+  state = handler.restore(path, args=ocp.args.StandardRestore(target))
+  handler.close()
   return jax.tree.map(
     np.asarray, {"params": state["params"], "extra": state.get("extra", {})}
   )
