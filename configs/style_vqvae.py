@@ -74,7 +74,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       attn_scale="head",  # "hidden": the official 1/sqrt(256)
       dropout=0.0,  # transformer dropout (the official model has none)
       velocity_scale=4.0,  # E_s also reads 4 x frame velocities; official 0
-      factorized_classifier=True,  # f_c shared per person/emotion/level; False
+      factorized_classifier=True,  # f_c shared per factor; official False
     )
   )
   c.loss = ml_collections.ConfigDict(

@@ -81,13 +81,15 @@ def load_params(workdir: str, step: int | None = None) -> dict:
   # The item handler, not a Checkpointer: the latter looks for step metadata
   # inside the item directory and logs a warning on every load.
   handler = ocp.StandardCheckpointHandler()
-  tree = handler.metadata(path).tree
-  local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  target = jax.tree.map(
-    lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local), tree
-  )
-  state = handler.restore(path, args=ocp.args.StandardRestore(target))
-  handler.close()
+  try:
+    tree = handler.metadata(path).tree
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local), tree
+    )
+    state = handler.restore(path, args=ocp.args.StandardRestore(target))
+  finally:
+    handler.close()
   return jax.tree.map(
     np.asarray, {"params": state["params"], "extra": state.get("extra", {})}
   )
