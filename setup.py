@@ -23,10 +23,15 @@ setuptools.setup(
   long_description=(_ROOT / "README.md").read_text(),
   long_description_content_type="text/markdown",
   python_requires=">=3.12",
+  license="Apache-2.0",
+  license_files=["LICENSE", "NOTICE"],
   packages=setuptools.find_packages(
     include=["saas_jax", "saas_jax.*", "input_pipeline", "input_pipeline.*"]
   ),
-  package_data={"input_pipeline": ["**/*.md", "**/*.json"]},
+  package_data={
+    "input_pipeline": ["**/*.md", "**/*.json"],
+    "saas_jax": ["assets/*.npz"],
+  },
   install_requires=_requirements(),
   extras_require={
     # Converting PyTorch checkpoints (PIRender, official SAAS weights).

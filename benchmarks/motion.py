@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from input_pipeline import features
-from saas_jax import generate
+from saas_jax import inference
 from saas_jax.engine import config_lib, loop
 from saas_jax.engine.train_state import TrainState
 from saas_jax.trainers import motion
@@ -81,14 +81,13 @@ def train_step_time(config, nets, batch_size, steps=2):
   return gen, compile_s, float(np.median(times))
 
 
-def inference_time(config, nets, seconds=60.0):
+def inference_time(nets, style_model, seconds=60.0):
   t = int(seconds * features.MODEL_FPS)
   rng = np.random.default_rng(0)
   style_dim = nets.style.vq.hidden
-  variables = dict(motion.init_variables(nets, jax.random.key(0), style_dim))
-  params = variables.pop("params")
-  stylizer = generate.Stylizer(
-    nets, params, variables, motion.stage_cfg(config)
+  variables = motion.init_variables(nets, jax.random.key(0), style_dim)
+  stylizer = inference.Stylizer.from_state(
+    nets.generator, style_model, variables, chunk=t
   )
   wav = rng.normal(0, 0.1, int(seconds * 16000)).astype(np.float32)
   inputs = dict(
@@ -136,7 +135,7 @@ def main():
       f"{compile_s:.1f} s, step {step_s:.3f} s"
     )
   if not args.no_inference:
-    mel_s, first, steady = inference_time(config, nets)
+    mel_s, first, steady = inference_time(nets, style)
     print(
       f"inference, 60 s: mel features {mel_s:.2f} s; generation first call "
       f"(compile included) {first:.2f} s, again {steady:.2f} s"

@@ -29,7 +29,7 @@ import numpy as np
 from saas_jax import sampling
 from saas_jax.engine import config_lib, loop, optim
 from saas_jax.engine.train_state import TrainState
-from saas_jax.trainers import pose_generator as trainer
+from saas_jax.models import builders
 
 FPS = 25
 NUM_CODES = 200
@@ -163,7 +163,7 @@ def main():
   parser.add_argument("--steps", type=int, default=2)
   args = parser.parse_args()
   config = config_lib.load(args.config)
-  model = trainer.make_model(config.model, NUM_CODES)
+  model = builders.pose_generator_model(config.model, NUM_CODES)
   variables = jax.jit(model.init)(
     jax.random.key(0),
     jnp.zeros((1, 32, 28, 12)),

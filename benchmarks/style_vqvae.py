@@ -19,6 +19,7 @@ import numpy as np
 
 from saas_jax.engine import config_lib, loop, optim
 from saas_jax.engine.train_state import TrainState
+from saas_jax.models import builders
 from saas_jax.trainers import style_vqvae
 
 
@@ -33,7 +34,7 @@ def main():
   parser.add_argument("--classes", type=int, default=1323)
   args = parser.parse_args()
   config = config_lib.load(args.config)
-  model = style_vqvae.make_model(config.model, args.classes)
+  model = builders.style_codebook_model(config.model, args.classes)
   tx = optim.make_optimizer(config.optim, config.num_train_steps)
   variables = model.init(jax.random.key(0), jnp.zeros((2, 32, 64)))
   params = variables.pop("params")

@@ -154,17 +154,10 @@ def load_table(
 # ------------------------------------------------------------- sampling ---
 
 
-def ping_pong_index(length: np.ndarray, t: np.ndarray) -> np.ndarray:
-  """Frame index for time t in a clip extended forward, backward, forward..."""
-  period = np.maximum(2 * length - 2, 1)
-  m = t % period
-  return np.where(m < length, m, period - m)
-
-
 def _windows(table, data, clips, starts, size):
   """[B] clips, [B] window starts -> [B, size, C] frames, ping-ponged."""
   t = starts[:, None] + np.arange(size)[None, :]
-  idx = ping_pong_index(table.length[clips][:, None], t)
+  idx = features.ping_pong_index(table.length[clips][:, None], t)
   return data[table.start[clips][:, None] + idx]
 
 
@@ -459,7 +452,7 @@ def _pose_windows(
   clips = eligible[rng.integers(len(eligible), size=n)]
   starts = _random_starts(rng, local, clips, window)
   t = starts[:, None] + np.arange(window)[None, :]
-  frame = ping_pong_index(local.length[clips][:, None], t)  # [n, W]
+  frame = features.ping_pong_index(local.length[clips][:, None], t)  # [n, W]
   mfcc_start = np.round(features.MFCC_FPS * frame / local.fps).astype(np.int64)
   idx = mfcc_start[..., None] + np.arange(features.MFCC_WINDOW)
   idx = np.clip(idx, 0, local.mfcc_len[clips][:, None, None] - 1)

@@ -190,6 +190,23 @@ def mfcc_windows(
   return feats[idx]
 
 
+def ping_pong_index(length: np.ndarray, t: np.ndarray) -> np.ndarray:
+  """Frame index for time t in a clip extended forward, backward, forward..."""
+  period = np.maximum(2 * length - 2, 1)
+  m = t % period
+  return np.where(m < length, m, period - m)
+
+
+def clip_windows(seq: np.ndarray, window: int, stride: int) -> np.ndarray:
+  """[T, C] -> [W, window, C] windows (ping-pong extended when T < window)."""
+  t = len(seq)
+  if t < window:
+    return seq[ping_pong_index(np.array(t), np.arange(window))][None]
+  return np.stack(
+    [seq[s : s + window] for s in range(0, t - window + 1, stride)]
+  )
+
+
 BLINK = np.array([0.5, 0.9, 1.0, 0.9, 0.5], np.float32)
 
 
@@ -223,7 +240,9 @@ def _euler_to_rotation(angles: np.ndarray) -> Rotation:
 
 
 def resample_coefficients(
-  coeffs: io_lib.Coefficients, fps: float = MODEL_FPS
+  coeffs: io_lib.Coefficients,
+  fps: float = MODEL_FPS,
+  num_frames: int | None = None,
 ) -> io_lib.Coefficients:
   """Resamples a clip to `fps` frames per second.
 
@@ -232,13 +251,13 @@ def resample_coefficients(
   Head rotation is interpolated on the rotation group (slerp of the Euler
   angles' rotations, converted back with the same convention), so angles are
   never averaged across a wrap-around and large rotations stay rigid. The
-  output has round(T * fps / source_fps) frames; times past the last source
-  frame hold it.
+  output has round(T * fps / source_fps) frames (or `num_frames`, e.g. to
+  match an audio track); times past the last source frame hold it.
   """
-  if abs(coeffs.fps - fps) < 1e-9:
+  n_out = num_frames or max(1, round(coeffs.num_frames * fps / coeffs.fps))
+  if abs(coeffs.fps - fps) < 1e-9 and n_out == coeffs.num_frames:
     return coeffs
   t_in = np.arange(coeffs.num_frames) / coeffs.fps
-  n_out = max(1, round(coeffs.num_frames * fps / coeffs.fps))
   t_out = np.clip(np.arange(n_out) / fps, 0.0, t_in[-1])
 
   def lerp(x: np.ndarray) -> np.ndarray:

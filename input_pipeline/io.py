@@ -73,6 +73,8 @@ class Coefficients:
   fps: float
   has_crop: bool = True
   path: str | None = None
+  texture: np.ndarray | None = None  # [80] mean albedo, with the identity
+  gamma: np.ndarray | None = None  # [27] mean spherical-harmonics lighting
 
   @property
   def num_frames(self) -> int:
@@ -243,7 +245,7 @@ def load_coefficients(
     raise DataError(path, "no such file")
   data = _read_container(path)
   file_fps = _scalar_fps(path, data)
-  identity = None
+  full = None  # [T, 257] when the file has identity, texture and lighting
   has_crop = True
 
   if isinstance(data, dict):
@@ -271,13 +273,13 @@ def load_coefficients(
         )
       crop = params[:, 2:5]
     exp, angles, trans = coeff[:, EXP], coeff[:, ANGLES], coeff[:, TRANS]
-    identity = coeff[:, ID].mean(axis=0) if coeff.shape[0] else None
+    full = coeff
   else:
     arr = _as_matrix(path, data, "array", None)
     width = arr.shape[1]
     if width == 257:
       exp, angles, trans = arr[:, EXP], arr[:, ANGLES], arr[:, TRANS]
-      identity = arr[:, ID].mean(axis=0) if arr.shape[0] else None
+      full = arr
       has_crop, crop = False, None
     elif width in (73, 70):
       exp, angles, trans = arr[:, :64], arr[:, 64:67], arr[:, 67:70]
@@ -307,8 +309,13 @@ def load_coefficients(
       raise DataError(
         path, f"non-finite {name} value (NaN/Inf) at frame {frame}"
       )
-  if identity is not None and not np.all(np.isfinite(identity)):
-    raise DataError(path, "non-finite identity coefficients")
+  identity = texture = gamma = None
+  if full is not None:
+    identity, texture, gamma = (
+      full[:, part].mean(axis=0) for part in (ID, TEX, GAMMA)
+    )
+    if not np.all(np.isfinite(full)):
+      raise DataError(path, "non-finite identity, texture or lighting values")
 
   if fps is not None and file_fps is not None and abs(fps - file_fps) > 1e-6:
     raise DataError(path, f"file says fps={file_fps} but fps={fps} was given")
@@ -326,6 +333,8 @@ def load_coefficients(
     fps=float(source_fps),
     has_crop=has_crop,
     path=path,
+    texture=None if texture is None else f32(texture),
+    gamma=None if gamma is None else f32(gamma),
   )
 
 

@@ -15,3 +15,29 @@ class DataError(ValueError):
     self.problem = problem
     where = f"{self.path}: " if self.path else ""
     super().__init__(f"{where}{problem}")
+
+
+def check_frames(what: str, x, width: int | tuple[int, ...]):
+  """x as float32 [T, *width] with T >= 1 and every value finite, or a
+  DataError naming `what` (a file or an argument), the frame and column."""
+  import numpy as np
+
+  shape = (width,) if isinstance(width, int) else tuple(width)
+  try:
+    arr = np.asarray(x)
+  except Exception as e:  # ragged lists, objects
+    raise DataError(what, f"not an array ({e})") from None
+  if arr.dtype.kind not in "fiu":
+    raise DataError(what, f"expected real numbers, got dtype {arr.dtype}")
+  if arr.ndim != 1 + len(shape) or arr.shape[1:] != shape:
+    want = ", ".join(["T", *map(str, shape)])
+    raise DataError(what, f"expected shape [{want}], got {list(arr.shape)}")
+  if arr.shape[0] == 0:
+    raise DataError(what, "zero frames")
+  arr = arr.astype(np.float32)  # check after the cast: 1e300 -> inf
+  bad = ~np.isfinite(arr)
+  if bad.any():
+    frame, *col = (int(i) for i in np.argwhere(bad)[0])
+    where = f"frame {frame}" + (f", column {col[0]}" if col else "")
+    raise DataError(what, f"non-finite value (NaN/Inf) at {where}")
+  return arr

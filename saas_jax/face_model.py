@@ -13,7 +13,7 @@ Three sources plug into the same `FaceModel`:
                              it from their own 3DMM extraction; it cannot ship.
   load_landmark_basis(path)  an .npz linear landmark basis (W [64,N,3],
                              mean_shape [N,3] in image units, exp_mean [64]).
-  the synthetic corpus's face (input_pipeline.synthetic.face).
+  synthetic()                the synthetic corpus's face (synthetic_face.py).
 
 Works on NumPy arrays and on JAX arrays (inside jit and grad) alike: the
 array module is chosen from the inputs.
@@ -34,12 +34,14 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.io
 
+from saas_jax import synthetic_face
 from saas_jax.errors import DataError
 
 FOCAL = 1015.0
 CENTER = 112.0
 CAMERA_DISTANCE = 10.0
 CROP_SIZE = 224.0
+IMAGE_SIZE = 256.0  # the frame transform_params' crop was cut from
 # Keypoint numbers (0-based, iBUG 68) of the four lip midpoints.
 LIPS4_OF_68 = (51, 57, 62, 66)
 # Width of the canonical face, used to bring image-unit bases to BFM scale.
@@ -68,6 +70,29 @@ def rotation_matrix(angles):
   rz = xp.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one], -1)
   shape = (*x.shape, 3, 3)
   return rz.reshape(shape) @ ry.reshape(shape) @ rx.reshape(shape)
+
+
+def posed(points, angles, trans):
+  """[..., K, 3] canonical points -> camera-frame points (rotated, moved)."""
+  xp = _xp(points, angles, trans)
+  rot = rotation_matrix(angles)  # [..., 3, 3]
+  return points @ xp.swapaxes(rot, -1, -2) + trans[..., None, :]
+
+
+def to_image(points, crop=None):
+  """[..., K, 3] camera-frame points -> [..., K, 2] pixels (see project)."""
+  xp = _xp(points, crop)
+  depth = CAMERA_DISTANCE - points[..., 2]
+  u = FOCAL * points[..., 0] / depth + CENTER
+  v = FOCAL * points[..., 1] / depth + CENTER
+  v = CROP_SIZE - v  # y up (camera) -> y down (image rows)
+  if crop is None:
+    return xp.stack([u, v], -1)
+  s, tx, ty = crop[..., 0:1], crop[..., 1:2], crop[..., 2:3]
+  w0 = h0 = IMAGE_SIZE
+  left = w0 * s / 2 - CROP_SIZE / 2 + (tx - w0 / 2) * s
+  up = h0 * s / 2 - CROP_SIZE / 2 + (h0 / 2 - ty) * s
+  return xp.stack([(u + left) / s, (v + up) / s], -1)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -156,20 +181,7 @@ class FaceModel:
     (s, tx, ty) they are in the original image, as Deep3DFaceRecon's
     align_img defines the crop from a w0 x h0 = 256² frame.
     """
-    xp = _xp(points, angles, trans, crop)
-    rot = rotation_matrix(angles)  # [..., 3, 3]
-    posed = points @ xp.swapaxes(rot, -1, -2) + trans[..., None, :]
-    depth = CAMERA_DISTANCE - posed[..., 2]
-    u = FOCAL * posed[..., 0] / depth + CENTER
-    v = FOCAL * posed[..., 1] / depth + CENTER
-    v = CROP_SIZE - v  # y up (camera) -> y down (image rows)
-    if crop is None:
-      return xp.stack([u, v], -1)
-    s, tx, ty = crop[..., 0:1], crop[..., 1:2], crop[..., 2:3]
-    w0 = h0 = 256.0
-    left = w0 * s / 2 - CROP_SIZE / 2 + (tx - w0 / 2) * s
-    up = h0 * s / 2 - CROP_SIZE / 2 + (h0 / 2 - ty) * s
-    return xp.stack([(u + left) / s, (v + up) / s], -1)
+    return to_image(posed(points, angles, trans), crop)
 
   def lip_distances(self, exp, identity=None):
     """[..., 64] -> [..., 2] vertical outer and inner lip gaps (y up)."""
@@ -305,19 +317,44 @@ def load_landmark_basis(path: str | os.PathLike) -> FaceModel:
   )
 
 
+def synthetic() -> FaceModel:
+  """The synthetic corpus's 68-point face (saas_jax.synthetic_face)."""
+  mean, exp_basis, id_basis = synthetic_face.arrays()
+  return FaceModel(
+    name="synthetic68",
+    mean_shape=mean.copy(),
+    exp_basis=exp_basis.copy(),
+    exp_mean=np.zeros(64, np.float32),
+    id_basis=id_basis.copy(),
+    landmark_sets={
+      "keypoints68": np.arange(synthetic_face.NUM_POINTS, dtype=np.int64),
+      "lips4": synthetic_face.LIPS4.astype(np.int64),
+    },
+    edges=synthetic_face.edges(),
+  )
+
+
+# The shipped 64 -> 468 MediaPipe landmark basis (see NOTICE): fitted on
+# Deep3DFaceRecon coefficients, so it draws real (Basel-space) expressions.
+MEDIAPIPE_BASIS = os.path.join(
+  os.path.dirname(os.path.abspath(__file__)), "assets", "mediapipe468_basis.npz"
+)
+
+
 def load(spec: str) -> FaceModel:
   """A face model by config value: "synthetic" (the synthetic corpus's
-  68-point face, shipped as code), a BFM_model_front.mat, or a landmark
-  basis .npz."""
+  68-point face, shipped as code), "mediapipe" (the shipped 468-landmark
+  basis of Deep3DFaceRecon expressions), a BFM_model_front.mat, or a
+  landmark basis .npz."""
   if spec == "synthetic":
-    from input_pipeline import synthetic
-
-    return synthetic.face_model()
+    return synthetic()
+  if spec == "mediapipe":
+    return load_landmark_basis(MEDIAPIPE_BASIS)
   if spec.endswith(".mat"):
     return load_bfm(spec)
   if spec.endswith(".npz"):
     return load_landmark_basis(spec)
   raise ValueError(
-    f"face model '{spec}': expected 'synthetic', a BFM .mat or a landmark "
-    "basis .npz"
+    f"face model '{spec}': expected 'synthetic', 'mediapipe', a BFM .mat or "
+    "a landmark basis .npz"
   )

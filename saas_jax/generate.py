@@ -1,120 +1,554 @@
-"""Inference for the expression stage: content + a style clip -> expression.
+"""Say anything with any style: speech + a style clip + a source -> 3DMM
+coefficient files and a preview video.
 
-  stylizer = generate.Stylizer.load("runs/audio_driven")
-  exp = stylizer(style_exp=..., source_exp=..., mel=...)          # one pass
-  for part in stylizer.stream(style_exp=..., source_exp=..., mel=...,
-                              chunk=250):                          # streaming
-    ...
+  python -m saas_jax.generate --audio speech.wav --style style_clip.mat \\
+      --source source.mat --out out/ [--num_samples 3]
 
-Audio-driven runs take `mel` ([T, 80, 16] per-frame windows from
-input_pipeline.features.mel_windows, the same windows training used) and
-the source's expression (at least one frame: its first frame is the
-reference expression, and its 32-frame windows give the source style;
-one frame is repeated, as the official inference does). Video-driven runs
-take the source expression sequence itself as the content.
+Inputs: --audio in any format the readers take (wav/flac/ogg at any rate and
+channel count; m4a/mp3/mp4 through the bundled ffmpeg); --style, --source
+(and --style2, --source_video) in any coefficient format the readers take
+(PIRender/StyleTalk .mat, Deep3DFaceRecon/SAAS .npy dicts, [T,257] / [T,73]
+/ [T,70] arrays), at their own frame rate (--style_fps, --source_fps; 25 by
+default, StyleTalk's samples are 30). The source gives the reference
+expression (its first frame), identity, texture, lighting and crop.
 
-The stream carries the adapter's LSTM states across chunks; every other
-part works frame by frame, so the streamed output equals the one-pass
-output (tests/motion_test.py shows it on 60 s).
+Video-driven style editing: --source_video clip.mat (with a video-driven run,
+--driver video or auto) re-speaks that clip's expression in the style
+clip's style; --audio is then optional (its speech is muxed in and drives
+generated pose).
+
+Outputs in --out, for each sample k (N = --num_samples, poses differ):
+  <name>_<k>.mat   coeff [T,257] (the source's identity, texture, lighting;
+                   the generated expression and pose) + transform_params
+                   [T,5], the PIRender/StyleTalk layout
+  <name>_<k>.npy   [T,73] exp 64 + angles 3 + trans 3 + crop 3 (what the
+                   StyleTalk and SAAS renderers read)
+  <name>_<k>.mp4   a preview (style clip | generated | source) with the
+                   speech, unless --no_video
+  <name>.json      provenance: runs and steps, seeds, options, each input's
+                   path and sha256, timings, package versions
+Every file is written under a temporary name and renamed when complete.
+
+Many jobs in one process (compiled functions reused): --jobs jobs.jsonl, one
+JSON object per line with any of audio, style, source, source_video, style2,
+out, name and the per-job options (style_fps, source_fps, style2_fps, seed,
+num_samples, pose, style_strength, mix, temperature, top_p, fps); the
+command line gives the defaults.
 """
 
-import functools
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+import warnings
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from saas_jax.engine import checkpoint, evaluation
-from saas_jax.trainers import motion
+from input_pipeline import io as io_lib
+from saas_jax.errors import DataError
+from saas_jax.inference import pipeline as pipeline_lib
+from saas_jax.inference import runs
 
-WINDOW = motion.WINDOW
+# Per-job options (a jobs.jsonl line may set them) and their types.
+JOB_KEYS = {
+  "audio": str,
+  "style": str,
+  "source": str,
+  "source_video": str,
+  "style2": str,
+  "out": str,
+  "name": str,
+  "style_fps": float,
+  "source_fps": float,
+  "style2_fps": float,
+  "seed": int,
+  "num_samples": int,
+  "pose": str,
+  "style_strength": float,
+  "mix": float,
+  "temperature": float,
+  "top_p": float,
+  "fps": float,
+}
 
 
-class Stylizer:
-  def __init__(self, nets: motion.Nets, params, extra, cfg):
-    self.nets = nets
-    self.cfg = cfg
-    self.generator = {"params": params["generator"]}
-    if extra.get("batch_stats"):
-      self.generator["batch_stats"] = extra["batch_stats"]
-    self.frozen = extra["frozen"]
-    self._codes = jax.jit(functools.partial(motion.style_codes, nets, cfg=cfg))
-    self._content = jax.jit(self._content_fn)
-    self._stylize = jax.jit(self._stylize_fn)
+def parse_args(argv=None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(
+    prog="python -m saas_jax.generate",
+    description=__doc__.split("\n\n")[0],
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+    epilog="See the module docstring (README, 'Generate') for the outputs.",
+  )
+  io_ = p.add_argument_group("inputs and outputs")
+  io_.add_argument("--audio", help="speech: wav/flac/ogg/m4a/mp3/mp4")
+  io_.add_argument("--style", help="style clip (coefficient file)")
+  io_.add_argument(
+    "--source",
+    help="source clip: reference expression, identity, texture, lighting, crop",
+  )
+  io_.add_argument("--source_video", help="video-driven: the clip to re-style")
+  io_.add_argument("--style2", help="a second style clip to blend in (--mix)")
+  io_.add_argument("--style_fps", type=float, default=25.0)
+  io_.add_argument(
+    "--source_fps",
+    type=float,
+    default=25.0,
+    help="frame rate of --source and --source_video",
+  )
+  io_.add_argument(
+    "--style2_fps", type=float, default=None, help="default: --style_fps"
+  )
+  io_.add_argument("--out", default="out", help="output folder")
+  io_.add_argument("--name", help="output name (default: the audio's stem)")
+  io_.add_argument("--jobs", help="jobs.jsonl: many jobs in one process")
+  io_.add_argument(
+    "--fps",
+    type=float,
+    default=25.0,
+    help="output frame rate (30 for StyleTalk pipelines)",
+  )
+  io_.add_argument("--no_video", action="store_true", help="no mp4 preview")
+  io_.add_argument(
+    "--no_mat",
+    action="store_true",
+    help="no .mat (needed when the source has no identity)",
+  )
+  io_.add_argument(
+    "--preview", choices=("side_by_side", "single"), default="side_by_side"
+  )
+  io_.add_argument(
+    "--preview_face",
+    default="auto",
+    help="face model of the preview: auto (the expression "
+    "run's), synthetic, mediapipe (Deep3DFaceRecon "
+    "expressions), a BFM_model_front.mat or a basis .npz",
+  )
+  model = p.add_argument_group("runs")
+  model.add_argument(
+    "--runs", default="runs", help="folder of train_pipeline's runs"
+  )
+  model.add_argument(
+    "--driver",
+    choices=("auto", "audio", "video"),
+    default="auto",
+    help="auto: video if --source_video is given",
+  )
+  model.add_argument("--expression_run", help="default: RUNS/<driver>_driven")
+  model.add_argument("--pose_run", help="default: RUNS/pose_generator")
+  gen = p.add_argument_group("generation")
+  gen.add_argument(
+    "--pose",
+    choices=pipeline_lib.POSE_MODES,
+    default=None,
+    help="generate (default with audio), style (the style "
+    "clip's, looped), source (default without audio), still",
+  )
+  gen.add_argument("--num_samples", type=int, default=1)
+  gen.add_argument("--seed", type=int, default=0)
+  gen.add_argument("--temperature", type=float, default=0.7)
+  gen.add_argument("--top_p", type=float, default=0.9)
+  gen.add_argument(
+    "--style_strength",
+    type=float,
+    default=1.0,
+    help="0: the source's style, 1: the style clip's, <= 1.5",
+  )
+  gen.add_argument("--mix", type=float, default=0.5, help="weight of --style2")
+  args = p.parse_args(argv)
+  if not args.jobs and not args.style:
+    p.error("--style is required (or --jobs)")
+  return args
 
-  @classmethod
-  def load(cls, workdir: str) -> "Stylizer":
-    """From a finished audio- or video-driven run's workdir."""
-    config = motion.run_config(workdir, "Stylizer.load")
-    loaded = checkpoint.load_params(workdir)
-    critic = loaded["params"]["critics"]["style"]
-    num_classes = critic["cond0"]["kernel"].shape[0]
-    nets = motion.make_nets(config, num_classes)
-    return cls(
-      nets, loaded["params"], loaded["extra"], motion.stage_cfg(config)
-    )
 
-  # ----------------------------------------------------------- pieces ---
+# ------------------------------------------------------------------ jobs ---
 
-  def style_code(self, exp: np.ndarray) -> jax.Array:
-    """[T, 64] (any T >= 1) -> [S]: the mean code over 32-frame windows."""
-    exp = np.asarray(exp, np.float32)
-    if exp.ndim != 2 or exp.shape[1] != 64 or not len(exp):
-      raise ValueError(f"expected a [T, 64] expression, got {exp.shape}")
-    windows = evaluation.clip_windows(exp, WINDOW, WINDOW // 2)
-    return self._codes(self.frozen, jnp.asarray(windows)).mean(0)
 
-  def _content_fn(self, variables, source, s_src):
-    return self.nets.generator.apply(
-      variables, source, s_src, method=self.nets.generator.content
-    )
+def read_jobs(path: str, defaults: dict) -> list[dict]:
+  if not os.path.isfile(path):
+    raise DataError(path, "no such file")
+  jobs = []
+  with open(path, encoding="utf-8-sig") as f:
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        job = json.loads(line)
+      except json.JSONDecodeError as e:
+        raise DataError(path, f"line {number}: not JSON ({e})") from None
+      if not isinstance(job, dict):
+        raise DataError(path, f"line {number}: expected a JSON object")
+      unknown = sorted(set(job) - set(JOB_KEYS))
+      if unknown:
+        raise DataError(
+          path,
+          f"line {number}: unknown keys {unknown} (known: "
+          f"{', '.join(sorted(JOB_KEYS))})",
+        )
+      merged = dict(defaults)
+      for key, value in job.items():
+        try:
+          merged[key] = JOB_KEYS[key](value)
+        except (TypeError, ValueError):
+          raise DataError(
+            path, f"line {number}: '{key}' must be {JOB_KEYS[key].__name__}"
+          ) from None
+      jobs.append(merged)
+  if not jobs:
+    raise DataError(path, "no jobs")
+  return jobs
 
-  def _stylize_fn(self, variables, z, s_t, carry):
-    return self.nets.generator.apply(
-      variables, z, s_t, carry, method=self.nets.generator.stylize
-    )
 
-  def _source(self, source_exp, mel, blink, start, stop):
-    driver = self.nets.generator.driver
-    if driver == "video":
-      return {"exp": jnp.asarray(source_exp[None, start:stop])}
-    if mel is None:
-      raise ValueError("an audio-driven model needs `mel` [T, 80, 16]")
-    blink = np.zeros(len(mel), np.float32) if blink is None else blink
-    return {
-      "mel": jnp.asarray(mel[None, start:stop]),
-      "ref_exp": jnp.asarray(source_exp[None, 0]),
-      "blink": jnp.asarray(blink[None, start:stop], jnp.float32),
+def job_from_args(args) -> dict:
+  return {k: getattr(args, k) for k in JOB_KEYS}
+
+
+def check_job(job: dict, driver: str) -> dict:
+  """Fills defaults and checks numbers; names the option at fault."""
+  job = dict(job)
+  for key in ("style_fps", "source_fps", "fps"):
+    if not (job[key] > 0 and np.isfinite(job[key])):
+      raise DataError(f"--{key}", f"must be a positive number, got {job[key]}")
+  if job["style2_fps"] is None:
+    job["style2_fps"] = job["style_fps"]
+  if not job["style"]:
+    raise DataError("--style", "a style clip is required")
+  if driver == "audio":
+    if not job["audio"]:
+      raise DataError("--audio", "the audio-driven run needs speech")
+    if not job["source"]:
+      raise DataError("--source", "the audio-driven run needs a source clip")
+  if job["pose"] is None:
+    job["pose"] = "generate" if job["audio"] else "source"
+  pipeline_lib.check_options(
+    job["pose"], job["style_strength"], job["mix"], job["num_samples"]
+  )
+  if not job["name"]:
+    stem_of = job["audio"] or job["source_video"] or job["source"]
+    job["name"] = os.path.splitext(os.path.basename(stem_of))[0]
+  return job
+
+
+def sha256(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def check_writable(out: str) -> None:
+  """Creates `out` and proves a file can be written there, before any work."""
+  try:
+    os.makedirs(out, exist_ok=True)
+    probe = os.path.join(out, f".write-test-{os.getpid()}")
+    with open(probe, "wb"):
+      pass
+    os.remove(probe)
+  except OSError as e:
+    raise DataError(
+      out, f"cannot write the output folder ({e.strerror})"
+    ) from None
+
+
+def load_request(job: dict) -> tuple[pipeline_lib.Request, dict]:
+  """Reads the job's files -> (Request, {role: {path, sha256}})."""
+  inputs = {}
+
+  def clip(role, fps):
+    path = job[role]
+    if not path:
+      return None
+    coeffs = io_lib.load_coefficients(path, fps=fps)
+    inputs[role] = {"path": os.path.abspath(path), "sha256": sha256(path)}
+    return coeffs
+
+  wav = None
+  if job["audio"]:
+    wav = io_lib.load_audio(job["audio"])
+    inputs["audio"] = {
+      "path": os.path.abspath(job["audio"]),
+      "sha256": sha256(job["audio"]),
     }
+  style = clip("style", job["style_fps"])
+  source_video = clip("source_video", job["source_fps"])
+  source = clip("source", job["source_fps"]) or source_video
+  if source is None:
+    raise DataError("--source", "give a source clip (or --source_video)")
+  request = pipeline_lib.Request(
+    style=style,
+    source=source,
+    wav=wav,
+    source_video=source_video,
+    style2=clip("style2", job["style2_fps"]),
+    mix=job["mix"],
+    style_strength=job["style_strength"],
+    pose=job["pose"],
+    num_samples=job["num_samples"],
+    seed=job["seed"],
+    temperature=job["temperature"],
+    top_p=job["top_p"],
+  )
+  return request, inputs
 
-  def _prepare(self, style_exp, source_exp, mel):
-    source_exp = np.asarray(source_exp, np.float32)
-    num_frames = len(source_exp) if mel is None else len(mel)
-    if self.nets.generator.driver == "audio" and mel is not None:
-      mel = np.asarray(mel, np.float32)
-      if mel.ndim != 3 or mel.shape[1:] != (80, 16):
-        raise ValueError(f"expected mel windows [T, 80, 16], got {mel.shape}")
-    s_src = self.style_code(source_exp)[None]
-    s_t = self.style_code(style_exp)[None]
-    return source_exp, mel, num_frames, s_src, s_t
 
-  # -------------------------------------------------------------- API ---
+# --------------------------------------------------------------- outputs ---
 
-  def __call__(self, *, style_exp, source_exp, mel=None, blink=None):
-    """-> [T, 64], the whole sequence in one pass."""
-    source_exp, mel, t, s_src, s_t = self._prepare(style_exp, source_exp, mel)
-    source = self._source(source_exp, mel, blink, 0, t)
-    z = self._content(self.generator, source, s_src)
-    exp, _ = self._stylize(self.generator, z, s_t, None)
-    return np.asarray(exp[0])
 
-  def stream(self, *, style_exp, source_exp, mel=None, blink=None, chunk=250):
-    """Yields [<= chunk, 64] pieces; their concatenation equals __call__."""
-    source_exp, mel, t, s_src, s_t = self._prepare(style_exp, source_exp, mel)
-    carry = None
-    for start in range(0, t, chunk):
-      stop = min(t, start + chunk)
-      source = self._source(source_exp, mel, blink, start, stop)
-      z = self._content(self.generator, source, s_src)
-      exp, carry = self._stylize(self.generator, z, s_t, carry)
-      yield np.asarray(exp[0])
+def transform_params(crop: np.ndarray) -> np.ndarray:
+  """[T, 3] crop -> [T, 5] (w0, h0, s, tx, ty) of a 256 x 256 frame."""
+  size = np.full((len(crop), 2), 256.0, np.float32)
+  return np.concatenate([size, crop], 1).astype(np.float32)
+
+
+def full_coefficients(coeffs: io_lib.Coefficients, what: str) -> np.ndarray:
+  """[T, 257] in Deep3DFaceRecon's column order."""
+  if coeffs.identity is None:
+    raise DataError(
+      what,
+      "has no identity, texture or lighting (a [T,73]/[T,70] array); the "
+      ".mat output needs them: give a source with coeff [T,257] or pass "
+      "--no_mat",
+    )
+  t = coeffs.num_frames
+  out = np.zeros((t, 257), np.float32)
+  out[:, io_lib.ID] = coeffs.identity
+  out[:, io_lib.EXP] = coeffs.exp
+  out[:, io_lib.TEX] = coeffs.texture
+  out[:, io_lib.ANGLES] = coeffs.angles
+  out[:, io_lib.GAMMA] = coeffs.gamma
+  out[:, io_lib.TRANS] = coeffs.trans
+  return out
+
+
+def save_npy(path: str, array: np.ndarray) -> None:
+  import io
+
+  buf = io.BytesIO()
+  np.save(buf, np.asarray(array, np.float32))
+  io_lib.atomic_write_bytes(path, buf.getvalue())
+
+
+def preview_face_spec(spec: str, run_spec: dict) -> str:
+  if spec != "auto":
+    return spec
+  face = run_spec.get("face_model", "mediapipe")
+  if face in ("synthetic", "mediapipe") or os.path.isfile(face):
+    return face
+  warnings.warn(
+    f"the expression run's face model {face} is not here; the preview uses "
+    "the MediaPipe basis",
+    stacklevel=2,
+  )
+  return "mediapipe"
+
+
+class Previews:
+  """Preview renderers by face model, built once per process."""
+
+  def __init__(self):
+    self._cache = {}
+
+  def renderer(self, spec: str):
+    if spec not in self._cache:
+      from saas_jax import face_model
+      from saas_jax.render import preview
+
+      self._cache[spec] = preview.PreviewRenderer(face_model.load(spec))
+    return self._cache[spec]
+
+
+def write_video(path, result, k, request, job, renderer, layout, identity):
+  from input_pipeline import features
+  from saas_jax.render import preview, video
+
+  t, fps = result.num_frames, result.fps
+  generated = renderer.frames(result.driving(k), identity)
+  size = (preview.SIZE, preview.SIZE)
+  if layout == "side_by_side":
+
+    def looped(clip):
+      clip = features.resample_coefficients(clip, fps)
+      return renderer.frames(pipeline_lib.loop_to(clip.driving(), t), identity)
+
+    content = request.source_video or request.source
+    name = lambda role: os.path.basename(job[role] or "")  # noqa: E731
+    frames = preview.side_by_side(
+      [looped(request.style), generated, looped(content)],
+      [
+        f"style: {name('style')}",
+        f"generated #{k}",
+        f"source: {name('source_video' if request.source_video else 'source')}",
+      ],
+    )
+    size = (preview.SIZE, 3 * preview.SIZE)
+  else:
+    frames = generated
+  with video.Mp4Writer(path, fps, size, audio=result.wav) as writer:
+    for batch in frames:
+      writer.write(batch)
+
+
+def run_job(pipe, job, args, previews, log=print) -> dict:
+  timings = {}
+  t0 = time.perf_counter()
+  check_writable(job["out"])
+  request, inputs = load_request(job)
+  timings["read_inputs_s"] = time.perf_counter() - t0
+
+  t0 = time.perf_counter()
+  result = pipe(request)
+  timings["generate_s"] = time.perf_counter() - t0
+  num_frames = None  # with speech: as many frames as it lasts
+  if result.wav is not None:
+    num_frames = round(len(result.wav) * job["fps"] / io_lib.AUDIO_SAMPLE_RATE)
+  result = result.at_fps(job["fps"], num_frames)
+
+  t0 = time.perf_counter()
+  out, name = job["out"], job["name"]
+  written = []
+  face = None
+  if not args.no_video:
+    face = preview_face_spec(args.preview_face, pipe.stylizer.run.spec)
+    renderer = previews.renderer(face)
+    identity = request.source.identity if face.endswith(".mat") else None
+  for k in range(result.num_samples):
+    coeffs = result.coefficients(k)
+    stem = os.path.join(out, f"{name}_{k}")
+    if not args.no_mat:
+      io_lib.save_coefficients_mat(
+        stem + ".mat",
+        full_coefficients(coeffs, job["source"] or job["source_video"]),
+        transform_params(coeffs.crop),
+      )
+      written.append(stem + ".mat")
+    save_npy(stem + ".npy", coeffs.driving())
+    written.append(stem + ".npy")
+    if not args.no_video:
+      write_video(
+        stem + ".mp4", result, k, request, job, renderer, args.preview, identity
+      )
+      written.append(stem + ".mp4")
+  timings["write_s"] = time.perf_counter() - t0
+
+  provenance = {
+    "saas_jax": _version(),
+    "command": sys.argv,
+    "runs": {
+      "expression": _run_info(pipe.stylizer.run),
+      **(
+        {"pose": _run_info(pipe.pose_sampler.run)}
+        if pipe.pose_sampler is not None
+        else {}
+      ),
+    },
+    "inputs": inputs,
+    "options": {k: v for k, v in job.items() if k in JOB_KEYS},
+    "seeds": {
+      "seed": request.seed,
+      "pose_samples": "sample k draws from fold_in(key(seed), k)",
+      "blinks": "numpy default_rng(seed)",
+    },
+    "frames": result.num_frames,
+    "fps": result.fps,
+    "preview_face": face,
+    "outputs": [os.path.basename(p) for p in written],
+    "timings": {k: round(v, 3) for k, v in timings.items()},
+    "packages": _packages(),
+  }
+  json_path = os.path.join(out, f"{name}.json")
+  io_lib.atomic_write_bytes(
+    json_path, (json.dumps(provenance, indent=1) + "\n").encode()
+  )
+  written.append(json_path)
+  log(
+    f"{name}: {result.num_frames} frames at {result.fps:g} fps, "
+    f"{result.num_samples} sample(s) in {timings['generate_s']:.1f} s; "
+    f"wrote {len(written)} files to {out}"
+  )
+  return provenance
+
+
+def _run_info(run: runs.Run) -> dict:
+  return {
+    "workdir": os.path.abspath(run.workdir),
+    "step": run.step,
+    "trainer": run.kind,
+  }
+
+
+def _version() -> str:
+  from importlib import metadata
+
+  try:
+    return metadata.version("saas_jax")
+  except metadata.PackageNotFoundError:
+    return "unknown"
+
+
+def _packages() -> dict:
+  import flax
+  import jax
+
+  return {
+    "python": sys.version.split()[0],
+    "jax": jax.__version__,
+    "flax": flax.__version__,
+    "numpy": np.__version__,
+  }
+
+
+# ------------------------------------------------------------------ main ---
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  from saas_jax.engine import runtime
+
+  runtime.compilation_cache()
+  try:
+    defaults = job_from_args(args)
+    jobs = read_jobs(args.jobs, defaults) if args.jobs else [defaults]
+    driver = args.driver
+    if driver == "auto":
+      driver = "video" if any(j["source_video"] for j in jobs) else "audio"
+    jobs = [check_job(j, driver) for j in jobs]
+    for job in jobs:  # fail before any work
+      check_writable(job["out"])
+    t0 = time.perf_counter()
+    need_pose = any(j["pose"] == "generate" for j in jobs)
+    pipe = pipeline_lib.Pipeline.load(
+      args.runs,
+      driver,
+      expression_run=args.expression_run,
+      pose_run=args.pose_run,
+      with_pose=need_pose,
+    )
+    print(
+      f"loaded the {driver}-driven run"
+      + (" and the pose run" if need_pose else "")
+      + f" in {time.perf_counter() - t0:.1f} s",
+      file=sys.stderr,
+    )
+    previews = Previews()
+    if len(jobs) == 1:
+      run_job(pipe, jobs[0], args, previews, log=_stderr)
+    else:
+      from tqdm import tqdm
+
+      bar = tqdm(jobs, desc="jobs", unit="job", file=sys.stderr)
+      for job in bar:
+        run_job(pipe, job, args, previews, log=bar.write)
+  except (DataError, runs.RunError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+def _stderr(message: str) -> None:
+  print(message, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -32,18 +32,14 @@ def main(argv):
   del argv
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  import jax  # after flags: platform choices apply
-  import tensorflow as tf
+  from saas_jax.engine import runtime  # after flags: platform choices apply
 
-  tf.config.set_visible_devices([], "GPU")  # TF only feeds data
-  if _COORDINATOR.value:
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-      _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value
-    )
-  elif _DISTRIBUTED.value:
-    jax.distributed.initialize()
+  runtime.setup(
+    _COORDINATOR.value,
+    _NUM_PROCESSES.value,
+    _PROCESS_ID.value,
+    _DISTRIBUTED.value,
+  )
   config = _CONFIG.value
   path = config_flags.get_config_filename(flags.FLAGS["config"])
   name = os.path.splitext(os.path.basename(path))[0]

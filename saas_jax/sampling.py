@@ -94,6 +94,64 @@ def _keep(step, seeded: bool):
   return jnp.asarray(NUM_PAST if seeded else jnp.minimum(step, NUM_PAST))
 
 
+def speaker_stream(model, variables, mfcc, style):
+  """mfcc [B, 8n + 24, 28, 12] (pad_audio), style [B, S] -> [B, n, 4, D]:
+  the speaker tokens of every step, the audio CNN run once per frame."""
+  b, t = mfcc.shape[:2]
+  n = (t - (WINDOW - TOKEN_FRAMES)) // TOKEN_FRAMES
+  feats = model.apply(variables, mfcc, method=model.audio_features)  # [B,T,A]
+  idx = TOKEN_FRAMES * jnp.arange(n)[:, None] + jnp.arange(WINDOW)  # [n, 32]
+  windows = feats[:, idx].reshape(b * n, WINDOW, -1)  # [B n, 32, A]
+  speaker = model.apply(
+    variables,
+    windows,
+    jnp.repeat(style, n, axis=0),
+    method=model.speaker_tokens,
+  )  # [B n, 4, D]
+  return speaker.reshape(b, n, *speaker.shape[1:])
+
+
+def initial_past(seed_tokens, batch: int, num_samples: int):
+  """[B N, 4] the past of the first step (zeros, all masked, by default)."""
+  if seed_tokens is None:
+    return jnp.zeros((batch * num_samples, NUM_PAST), jnp.int32)
+  return jnp.repeat(jnp.asarray(seed_tokens, jnp.int32), num_samples, axis=0)
+
+
+def draw(
+  model,
+  variables,
+  speaker,
+  past,
+  keys,
+  start,
+  *,
+  temperature: float,
+  top_p: float,
+  seeded: bool,
+):
+  """The compiled loop: speaker [M, n, 4, D] for M draws, past [M, 4], keys
+  [M] -> (tokens [M, n], past after the last step). Steps are numbered from
+  `start` (their keys and past masking), so consecutive calls that pass the
+  past on give the tokens of one long call."""
+
+  def step(past, xs):
+    j, spk = xs  # spk [M, 4, D]
+    keep = jnp.broadcast_to(_keep(j, seeded), (past.shape[0],))
+    logits = model.apply(variables, past, keep, spk, method=model.predict)
+    step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, j)
+    tok = jax.vmap(nucleus_sample, (0, 0, None, None))(
+      step_keys, logits[:, 0], temperature, top_p
+    ).astype(jnp.int32)
+    return jnp.concatenate([past[:, 1:], tok[:, None]], axis=1), tok
+
+  n = speaker.shape[1]
+  past, tokens = jax.lax.scan(
+    step, past, (start + jnp.arange(n), jnp.swapaxes(speaker, 0, 1))
+  )  # [n, M]
+  return tokens.T, past
+
+
 def sample_tokens(
   model,
   variables,
@@ -111,41 +169,20 @@ def sample_tokens(
   Jit it with model, num_samples, temperature, top_p static (see `sampler`).
   seed_tokens [B, 4] (optional): the past of the first step.
   """
-  b, t = mfcc.shape[:2]
-  n = (t - (WINDOW - TOKEN_FRAMES)) // TOKEN_FRAMES
-  feats = model.apply(variables, mfcc, method=model.audio_features)  # [B,T,A]
-  idx = TOKEN_FRAMES * jnp.arange(n)[:, None] + jnp.arange(WINDOW)  # [n, 32]
-  windows = feats[:, idx].reshape(b * n, WINDOW, -1)  # [B n, 32, A]
-  speaker = model.apply(
+  b = mfcc.shape[0]
+  speaker = speaker_stream(model, variables, mfcc, style)  # [B, n, 4, D]
+  tokens, _ = draw(
+    model,
     variables,
-    windows,
-    jnp.repeat(style, n, axis=0),
-    method=model.speaker_tokens,
-  )  # [B n, 4, D]
-  speaker = speaker.reshape(b, n, *speaker.shape[1:])
-  speaker = jnp.repeat(speaker, num_samples, axis=0)  # [B N, n, 4, D]
-  keys = sample_keys(key, b, num_samples)  # [B N]
-  seeded = seed_tokens is not None
-  past = (
-    jnp.repeat(jnp.asarray(seed_tokens, jnp.int32), num_samples, axis=0)
-    if seeded
-    else jnp.zeros((b * num_samples, NUM_PAST), jnp.int32)
+    jnp.repeat(speaker, num_samples, axis=0),
+    initial_past(seed_tokens, b, num_samples),
+    sample_keys(key, b, num_samples),
+    0,
+    temperature=temperature,
+    top_p=top_p,
+    seeded=seed_tokens is not None,
   )
-
-  def step(past, xs):
-    j, spk = xs  # spk [B N, 4, D]
-    keep = jnp.broadcast_to(_keep(j, seeded), (past.shape[0],))
-    logits = model.apply(variables, past, keep, spk, method=model.predict)
-    step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, j)
-    tok = jax.vmap(nucleus_sample, (0, 0, None, None))(
-      step_keys, logits[:, 0], temperature, top_p
-    ).astype(jnp.int32)
-    return jnp.concatenate([past[:, 1:], tok[:, None]], axis=1), tok
-
-  _, tokens = jax.lax.scan(
-    step, past, (jnp.arange(n), jnp.swapaxes(speaker, 0, 1))
-  )  # [n, B N]
-  return tokens.T.reshape(b, num_samples, n)
+  return tokens.reshape(b, num_samples, -1)
 
 
 def sampler(model, *, num_samples=1, temperature=0.7, top_p=0.9):
@@ -184,11 +221,7 @@ def sample_tokens_naive(
   style = jnp.repeat(style, num_samples, axis=0)
   keys = sample_keys(key, b, num_samples)
   seeded = seed_tokens is not None
-  past = (
-    jnp.repeat(jnp.asarray(seed_tokens, jnp.int32), num_samples, axis=0)
-    if seeded
-    else jnp.zeros((b * num_samples, NUM_PAST), jnp.int32)
-  )
+  past = initial_past(seed_tokens, b, num_samples)
   forward = _whole_model(model)
   out = []
   for j in range(n):
@@ -225,9 +258,10 @@ def decode_sliding(decode_fn, tokens):
   m = windows.shape[0]
   frames = decode_fn(windows.reshape(m * w, NUM_PAST))
   frames = frames.reshape(m, w, WINDOW, -1)
-  head = frames[:, :-1, :TOKEN_FRAMES].reshape(m, (w - 1) * TOKEN_FRAMES, -1)
+  c = frames.shape[-1]
+  head = frames[:, :-1, :TOKEN_FRAMES].reshape(m, (w - 1) * TOKEN_FRAMES, c)
   out = jnp.concatenate([head, frames[:, -1]], axis=1)  # [M, 8 n, C]
-  return out.reshape(*lead, n * TOKEN_FRAMES, -1)
+  return out.reshape(*lead, n * TOKEN_FRAMES, c)
 
 
 @functools.cache

@@ -1,11 +1,18 @@
 """Test setup: 8 simulated CPU devices, quiet TensorFlow, shared test data."""
 
 import os
+import tempfile
 
 # Must precede any jax import.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Subprocesses that run the CLIs share one persistent compilation cache,
+# outside the user's own (~/.cache/saas_jax).
+os.environ.setdefault(
+  "SAAS_JAX_COMPILATION_CACHE",
+  os.path.join(tempfile.gettempdir(), "saas_jax_test_compilation_cache"),
+)
 
 import json
 import pathlib

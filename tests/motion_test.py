@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from input_pipeline import features
-from saas_jax import generate, losses
+from saas_jax import inference, losses
 from saas_jax.engine import checkpoint, config_lib, loop
 from saas_jax.models import critics, hyperstyle, motion_generator
 from saas_jax.trainers import motion, style_classifier, style_vqvae
@@ -139,10 +139,10 @@ def test_streaming_equals_one_pass_on_60_seconds():
   config = config_lib.load(os.path.join(ROOT, "configs/audio_driven.py"))
   style = config_lib.load(os.path.join(ROOT, "configs/style_vqvae.py")).model
   nets = motion.make_nets(config, 8, style)
-  variables = dict(motion.init_variables(nets, jax.random.key(0), 256))
-  params = variables.pop("params")
-  stylizer = generate.Stylizer(
-    nets, params, variables, motion.stage_cfg(config)
+  variables = motion.init_variables(nets, jax.random.key(0), 256)
+  whole_pass, chunked = (
+    inference.Stylizer.from_state(nets.generator, style, variables, chunk=c)
+    for c in (t, 400)
   )
   wav = rng.normal(0, 0.1, t * 640).astype(np.float32)
   mel = features.mel_windows(features.log_mel(wav), t)
@@ -152,8 +152,8 @@ def test_streaming_equals_one_pass_on_60_seconds():
     mel=mel,
     blink=features.blink_ratio(rng, t),
   )
-  whole = stylizer(**inputs)
-  parts = list(stylizer.stream(**inputs, chunk=400))
+  whole = whole_pass(**inputs)
+  parts = list(chunked.stream(**inputs))
   assert whole.shape == (t, 64) and [len(p) for p in parts] == [400] * 3 + [300]
   np.testing.assert_allclose(np.concatenate(parts), whole, atol=2e-5)
 
@@ -218,7 +218,7 @@ def test_training_through_the_engine(
     jax.tree.leaves(state.extra["frozen"]["style"]["params"])[0],
   )
   # A trained run loads for inference and stylizes a new clip.
-  stylizer = generate.Stylizer.load(str(tmp_path))
+  stylizer = inference.Stylizer.load(str(tmp_path), driver)
   rng = np.random.default_rng(0)
   source = rng.normal(size=(40, 64)).astype(np.float32)
   mel = rng.normal(size=(40, 80, 16)).astype(np.float32)

@@ -12,7 +12,7 @@ import scipy.signal
 
 from saas_jax import pose_metrics, sampling
 from saas_jax.engine import checkpoint, config_lib, loop
-from saas_jax.models import pose_codebook, pose_generator, vqvae
+from saas_jax.models import builders, pose_codebook, pose_generator, vqvae
 from saas_jax.trainers import pose_generator as pose_generator_trainer
 from saas_jax.trainers import pose_vqvae, style_vqvae
 
@@ -309,6 +309,6 @@ def test_pose_stages_run_through_the_engine(prepared_corpus, tmp_path):
 
 def test_pose_vqvae_sizes_follow_the_config():
   c = config_lib.load(os.path.join(ROOT, "configs/pose_vqvae.py"))
-  model = pose_vqvae.make_model(c.model)
+  model = builders.pose_codebook_model(c.model)
   assert isinstance(model.vq, vqvae.SequenceVQVAE)
   assert (model.vq.in_dim, model.vq.num_codes) == (6, 200)

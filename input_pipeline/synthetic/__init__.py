@@ -93,7 +93,7 @@ Public API
   render_expression(phones, style, num_frames, *, rng=None) -> [T, 64]
   render_pose(phones, style, num_frames, *, rng=None) -> [T, 6]
   face_model() -> saas_jax.face_model.FaceModel (68 landmarks, sets
-    "keypoints68" and "lips4", edges jaw/brows/nose/eyes/lips; face.py)
+    "keypoints68" and "lips4", edges jaw/brows/nose/eyes/lips; saas_jax/synthetic_face.py)
   plan_corpus(preset) -> [ClipSpec]; clip_utterance(seed, spec);
   render_clip(seed, spec, audio=True); clip_style(seed, spec);
   style_transfer_pairs(specs, seed); transfer_target(seed, content, style);
@@ -118,7 +118,6 @@ from input_pipeline.synthetic.corpus import (
   style_transfer_pairs,
   transfer_target,
 )
-from input_pipeline.synthetic.face import face_model
 from input_pipeline.synthetic.motion import render_expression, render_pose
 from input_pipeline.synthetic.speech import (
   PHONE_NAMES,
@@ -167,3 +166,10 @@ __all__ = [
   "synthesize",
   "transfer_target",
 ]
+
+
+def face_model():
+  """The synthetic face as a saas_jax FaceModel (imports JAX: on demand)."""
+  from saas_jax import face_model as face_lib
+
+  return face_lib.synthetic()

@@ -5,7 +5,6 @@ import functools
 import jax
 import numpy as np
 
-from input_pipeline import batches
 from saas_jax.engine import loop
 
 
@@ -43,16 +42,6 @@ def batched_apply(fn, variables, inputs, mesh, batch_size=256):
 @functools.lru_cache(maxsize=64)
 def _jit(fn):
   return jax.jit(fn)
-
-
-def clip_windows(seq: np.ndarray, window: int, stride: int) -> np.ndarray:
-  """[T, C] -> [W, window, C] windows (ping-pong extended when T < window)."""
-  t = len(seq)
-  if t < window:
-    return seq[batches.ping_pong_index(np.array(t), np.arange(window))][None]
-  return np.stack(
-    [seq[s : s + window] for s in range(0, t - window + 1, stride)]
-  )
 
 
 def table_clips(table) -> list[np.ndarray]:

@@ -25,6 +25,7 @@ from jax.experimental import multihost_utils
 from saas_jax.engine import checkpoint, optim
 from saas_jax.engine import mesh as mesh_lib
 from saas_jax.engine import metrics as metrics_lib
+from saas_jax.engine import workdir as workdir_lib
 from saas_jax.engine.train_state import TrainState
 
 
@@ -48,6 +49,9 @@ class Stage:
   init_from: Callable[[TrainState, dict], TrainState] | None = None
   # (config, total steps) -> optax transformation; None: config.optim's.
   optimizer: Callable[[Any, int], Any] | None = None
+  # state -> what a loader needs to rebuild the networks (sizes, class
+  # count, frozen networks' settings and fingerprints): the run's spec.json.
+  describe: Callable[[TrainState], dict] | None = None
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -105,9 +109,6 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
     jax.process_count(),
   )
   os.makedirs(workdir, exist_ok=True)
-  if is_main:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json(indent=1))
 
   # ---------------------------------------------------------------- mesh --
   mesh = mesh_lib.make_mesh(config.mesh.shape, config.mesh.axes)
@@ -158,6 +159,22 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
       state = jax.device_put(
         load_frozen(state, config.get("frozen")), shardings
       )
+
+  def write_spec(state):
+    """spec.json: what a loader needs, of the state as it is now (a style
+    run's fingerprint is that of its latest checkpoint)."""
+    spec = {
+      "format": workdir_lib.SPEC_FORMAT,
+      "trainer": config.trainer,
+      **(stage.describe(state) if stage.describe else {}),
+    }
+    if is_main:
+      workdir_lib.write_json(os.path.join(workdir, "spec.json"), spec)
+
+  if is_main:  # only once the state exists: a failed start changes nothing
+    saved = json.loads(config.to_json())
+    workdir_lib.write_json(os.path.join(workdir, "config.json"), saved)
+  write_spec(state)
   start = int(state.step)
   _say(
     f"{count_params(state.params) / 1e6:.2f} M parameters, mesh "
@@ -209,6 +226,7 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
         pending = []
       if save_now:
         ckpt.save(done, state, config.to_dict(), force=done == total)
+        write_spec(state)
       if (
         stage.evaluate
         and config.eval_every

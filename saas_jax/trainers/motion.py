@@ -61,71 +61,38 @@ from saas_jax import face_model as face_lib
 from saas_jax import losses
 from saas_jax.engine import data as data_lib
 from saas_jax.engine import evaluation, loop, optim
+from saas_jax.engine import workdir as workdir_lib
 from saas_jax.engine.train_state import apply_part
-from saas_jax.models import (
-  critics,
-  hyperstyle,
-  motion_decoder,
-  motion_generator,
-)
-from saas_jax.trainers import style_vqvae
+from saas_jax.models import builders, hyperstyle, motion_decoder
 
-WINDOW = 32
+WINDOW = builders.WINDOW
 
 
-@dataclasses.dataclass(frozen=True)
-class Nets:
-  """Every network of the stage (hashable: it is the state's apply_fn)."""
-
-  generator: motion_generator.MotionGenerator
-  style: object  # StyleCodebook (frozen)
-  classifier: critics.StyleClassifier  # frozen
-  temporal: critics.PatchCritic
-  style_critic: critics.ConditionalStyleCritic
+Nets = builders.MotionNets
 
 
-def run_config(workdir: str, what: str) -> ml_collections.ConfigDict:
-  """The config an earlier run saved in its workdir."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"{what}: no run at {workdir} (no config.json)")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+def style_model_config(config) -> dict:
+  """The model block of the style run config.frozen.style names."""
+  return workdir_lib.require_run(
+    config.frozen.get("style") or "", "style_vqvae", "config.frozen.style"
+  )["model"]
 
 
 def make_nets(config, num_classes: int, style_model=None) -> Nets:
   """style_model: the style stage's config.model (default: read from the
   config.frozen.style run)."""
   if style_model is None:
-    style_model = run_config(
-      config.frozen.style,
-      "config.frozen.style (train configs/style_vqvae.py first)",
-    ).model
+    style_model = style_model_config(config)
   m = config.model
   if m.hyperstyle and m.style_branch:
     try:
-      hyperstyle.kernel_widths(style_model.hidden, m.hidden, m.hyper_width)
+      hyperstyle.kernel_widths(style_model["hidden"], m.hidden, m.hyper_width)
     except ValueError as e:
       raise ValueError(
         f"config.model.hidden={m.hidden} does not fit the style codes of "
-        f"{config.frozen.style} ({style_model.hidden}-d): {e}"
+        f"{config.frozen.style} ({style_model['hidden']}-d): {e}"
       ) from None
-  return Nets(
-    generator=motion_generator.MotionGenerator(
-      driver=config.driver,
-      hidden=m.hidden,
-      hyperstyle=m.hyperstyle,
-      style_branch=m.style_branch,
-      mel_width=m.mel_width,
-      mel_residual=m.mel_residual,
-      hyper_width=m.hyper_width,
-      decoder_dims=tuple(m.decoder_dims),
-    ),
-    style=style_vqvae.make_model(style_model, num_classes),
-    classifier=critics.StyleClassifier(num_classes),
-    temporal=critics.PatchCritic(1),
-    style_critic=critics.ConditionalStyleCritic(num_classes, WINDOW),
-  )
+  return builders.motion_nets(m, config.driver, num_classes, style_model)
 
 
 @functools.cache
@@ -453,7 +420,7 @@ class _Transfer:
 
 def _per_clip(fn, state, mesh, clips) -> np.ndarray:
   """fn over each clip's 32-frame windows (stride 16), averaged per clip."""
-  per = [evaluation.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
+  per = [features.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
   owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(per)])
   out = evaluation.batched_apply(
     fn, state.extra["frozen"], np.concatenate(per), mesh
@@ -620,7 +587,8 @@ def init_variables(nets: Nets, rng, style_dim: int) -> dict:
 
 def train_and_evaluate(config, workdir: str):
   inputs = data_lib.load(config, with_audio=config.driver == "audio")
-  nets = make_nets(config, inputs.num_classes)
+  style_model = style_model_config(config)
+  nets = make_nets(config, inputs.num_classes, style_model)
   style_dim = nets.style.vq.hidden
   builder = (
     batches_lib.audio_pairs
@@ -644,5 +612,18 @@ def train_and_evaluate(config, workdir: str):
     evaluate=evaluate,
     cfg=cfg,
     optimizer=make_optimizer,
+    describe=lambda state: {
+      "driver": config.driver,
+      "model": config.model.to_dict(),
+      "num_classes": inputs.num_classes,
+      "style_model": dict(style_model),
+      "quantized_style": config.model.quantized_style,
+      "face_model": config.face_model,
+      "frozen": config.frozen.to_dict(),
+      "style_encoder": builders.style_encoder_fingerprint(
+        style_model,
+        jax.tree.map(loop.fetch, state.extra["frozen"]["style"]),
+      ),
+    },
   )
   return loop.train_and_evaluate(config, workdir, stage)

@@ -43,8 +43,6 @@ Evaluation on held-out clips (config.data.eval_split):
 """
 
 import functools
-import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -56,33 +54,13 @@ from input_pipeline import features
 from saas_jax import losses, pose_metrics, sampling
 from saas_jax.engine import data as data_lib
 from saas_jax.engine import loop
+from saas_jax.engine import workdir as workdir_lib
 from saas_jax.engine.train_state import apply_loss
-from saas_jax.models import pose_generator
-from saas_jax.trainers import pose_vqvae, style_vqvae
+from saas_jax.models import builders
 
 WINDOW = sampling.WINDOW  # 32
 NUM_PAST = sampling.NUM_PAST  # 4
 FROZEN = {"style": "style_vqvae", "pose_vqvae": "pose_vqvae"}
-
-
-def make_model(model_cfg, num_codes: int) -> pose_generator.PoseGenerator:
-  m = model_cfg
-  return pose_generator.PoseGenerator(
-    num_codes=num_codes,
-    conv_channels=tuple(m.conv_channels),
-    fc_hidden=m.fc_hidden,
-    audio_dim=m.audio_dim,
-    speaker_dim=m.speaker_dim,
-    speaker_layers=m.speaker_layers,
-    speaker_heads=m.speaker_heads,
-    speaker_mlp=m.speaker_mlp,
-    dim=m.dim,
-    layers=m.layers,
-    heads=m.heads,
-    mlp_dim=m.mlp_dim,
-    past_layers=m.past_layers,
-    attn_scale=m.attn_scale,
-  )
 
 
 # ------------------------------------------------------ frozen networks ---
@@ -90,39 +68,15 @@ def make_model(model_cfg, num_codes: int) -> pose_generator.PoseGenerator:
 
 def frozen_run_config(config, name: str) -> dict:
   """The config.json of the earlier run config.frozen.<name> names."""
-  trainer = FROZEN[name]
-  workdir = config.frozen.get(name) or ""
-  hint = (
-    f"train it first: python -m saas_jax.main --config configs/{trainer}.py:cpu"
+  return workdir_lib.require_run(
+    config.frozen.get(name) or "", FROZEN[name], f"config.frozen.{name}"
   )
-  if not workdir:
-    raise ValueError(
-      f"config.frozen.{name} is empty: set it to the workdir of a "
-      f"{trainer} run ({hint})"
-    )
-  path = os.path.join(workdir, "config.json")
-  ckpts = os.path.join(workdir, "checkpoints")
-  if not os.path.isfile(path) or not (
-    os.path.isdir(ckpts) and any(n.isdigit() for n in os.listdir(ckpts))
-  ):
-    raise FileNotFoundError(
-      f"config.frozen.{name} = {workdir}: no finished {trainer} run there "
-      f"(needs config.json and checkpoints/<step>); {hint}"
-    )
-  with open(path) as f:
-    run = json.load(f)
-  if run.get("trainer") != trainer:
-    raise ValueError(
-      f"config.frozen.{name} = {workdir} is a '{run.get('trainer')}' run, "
-      f"not {trainer}"
-    )
-  return run
 
 
 def frozen_models(cfg):
-  """(style model, pose codebook) at the sizes of the frozen runs."""
-  style = style_vqvae.make_model(cfg.style_model, num_classes=1)
-  pose = pose_vqvae.make_model(cfg.pose_model)
+  """(style encoder, pose codebook) at the sizes of the frozen runs."""
+  style = builders.style_encoder(cfg.style_model)
+  pose = builders.pose_codebook_model(cfg.pose_model)
   return style, pose
 
 
@@ -205,7 +159,7 @@ def token_metrics(state, model, table, batch_size=64) -> dict:
     pose, exp = _clip(table, c, "pose"), _clip(table, c, "exp")
     mfcc = _mfcc(table, c, t)
     for s in range(0, max(t - 2 * WINDOW, 0) + 1, WINDOW):
-      idx = batches_lib.ping_pong_index(np.array(t), s + np.arange(2 * WINDOW))
+      idx = features.ping_pong_index(np.array(t), s + np.arange(2 * WINDOW))
       rows.append((pose[idx], mfcc[idx[WINDOW:]], exp[:WINDOW]))
   if not rows:
     return {}
@@ -441,11 +395,23 @@ def stage_cfg(config) -> ml_collections.FrozenConfigDict:
   )
 
 
+def describe(config, cfg, state) -> dict:
+  style = jax.tree.map(loop.fetch, state.extra["frozen"]["style"])
+  return {
+    "model": config.model.to_dict(),
+    "num_codes": cfg.pose_model.num_codes,
+    "style_model": cfg.style_model.to_dict(),
+    "pose_model": cfg.pose_model.to_dict(),
+    "frozen": config.frozen.to_dict(),
+    "style_encoder": builders.style_encoder_fingerprint(cfg.style_model, style),
+  }
+
+
 def train_and_evaluate(config, workdir: str):
   cfg = stage_cfg(config)  # fails early, naming a missing frozen run
   inputs = data_lib.load(config, with_audio=True)
   style_model, pose_model = frozen_models(cfg)
-  model = make_model(config.model, cfg.pose_model.num_codes)
+  model = builders.pose_generator_model(config.model, cfg.pose_model.num_codes)
   n = 2
 
   def init(rng):
@@ -472,5 +438,6 @@ def train_and_evaluate(config, workdir: str):
     batches=data_lib.batch_iterator(batches_lib.pose_windows, config, inputs),
     evaluate=lambda state, mesh: evaluate(state, mesh, model, inputs, config),
     cfg=cfg,
+    describe=lambda state: describe(config, cfg, state),
   )
   return loop.train_and_evaluate(config, workdir, stage)

@@ -20,25 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from input_pipeline import batches as batches_lib
+from input_pipeline import features
 from saas_jax.engine import data as data_lib
 from saas_jax.engine import evaluation, loop
 from saas_jax.engine.train_state import apply_loss
-from saas_jax.models import pose_codebook, vqvae
+from saas_jax.models import builders
 
-WINDOW = 32
-POSE_DIM = pose_codebook.POSE_DIM
-
-
-def make_model(model_cfg, mean=None, std=None) -> pose_codebook.PoseCodebook:
-  kw = {}
-  if mean is not None:
-    kw = dict(mean=tuple(map(float, mean)), std=tuple(map(float, std)))
-  return pose_codebook.PoseCodebook(
-    vq=vqvae.SequenceVQVAE.from_config(
-      model_cfg, in_dim=POSE_DIM, seq_len=WINDOW
-    ),
-    **kw,
-  )
+WINDOW = builders.WINDOW
+POSE_DIM = builders.POSE_DIM
 
 
 def loss_fn(params, extra, batch, rng, *, apply_fn):
@@ -85,7 +74,7 @@ def pose_clips(table) -> list[np.ndarray]:
 
 def evaluate_table(state, mesh, table, num_codes, batch_size=256) -> dict:
   clips = pose_clips(table)
-  per_clip = [evaluation.clip_windows(p, WINDOW, WINDOW // 2) for p in clips]
+  per_clip = [features.clip_windows(p, WINDOW, WINDOW // 2) for p in clips]
   windows = np.concatenate(per_clip)
   owner = np.concatenate([np.full(len(w), c) for c, w in enumerate(per_clip)])
   fn = functools.partial(_forward, apply_fn=state.apply_fn)
@@ -119,7 +108,9 @@ def pose_batches(config, inputs):
 def train_and_evaluate(config, workdir: str):
   inputs = data_lib.load(config, with_audio=True)
   pose = inputs.train.partners.table.pose
-  model = make_model(config.model, pose.mean(0), pose.std(0) + 1e-6)
+  model = builders.pose_codebook_model(
+    config.model, pose.mean(0), pose.std(0) + 1e-6
+  )
   dummy = jnp.zeros((2, WINDOW, POSE_DIM))
   stage = loop.Stage(
     init=lambda rng: model.init({"params": rng}, dummy, train=False),
@@ -129,5 +120,6 @@ def train_and_evaluate(config, workdir: str):
     evaluate=lambda state, mesh: evaluate_table(
       state, mesh, inputs.eval_table, config.model.num_codes
     ),
+    describe=lambda state: {"model": config.model.to_dict()},
   )
   return loop.train_and_evaluate(config, workdir, stage)

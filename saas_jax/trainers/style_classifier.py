@@ -17,6 +17,7 @@ import ml_collections
 import numpy as np
 
 from input_pipeline import batches as batches_lib
+from input_pipeline import features
 from saas_jax import losses
 from saas_jax.engine import data as data_lib
 from saas_jax.engine import evaluation, loop
@@ -52,7 +53,7 @@ def train_step(state, batch, rng):
 
 def evaluate_table(state, mesh, table, batch_size=256) -> dict:
   clips = evaluation.table_clips(table)
-  per_clip = [evaluation.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
+  per_clip = [features.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
   owner = np.concatenate([np.full(len(w), c) for c, w in enumerate(per_clip)])
   logits = evaluation.batched_apply(
     lambda v, x: state.apply_fn(v, x),
@@ -80,5 +81,6 @@ def train_and_evaluate(config, workdir: str):
     batches=data_lib.batch_iterator(batches_lib.style_windows, config, inputs),
     evaluate=lambda state, mesh: evaluate_table(state, mesh, inputs.eval_table),
     cfg=ml_collections.FrozenConfigDict({}),
+    describe=lambda state: {"num_classes": inputs.num_classes},
   )
   return loop.train_and_evaluate(config, workdir, stage)

@@ -30,24 +30,15 @@ import ml_collections
 import numpy as np
 
 from input_pipeline import batches as batches_lib
+from input_pipeline import features
 from input_pipeline.synthetic import baselines
 from saas_jax import losses
 from saas_jax.engine import data as data_lib
 from saas_jax.engine import evaluation, loop
 from saas_jax.engine.train_state import apply_loss
-from saas_jax.models import style_codebook, vqvae
+from saas_jax.models import builders
 
-WINDOW = 32
-
-
-def make_model(
-  model_cfg, num_classes: int, class_factors=()
-) -> style_codebook.StyleCodebook:
-  return style_codebook.StyleCodebook(
-    num_classes=num_classes,
-    vq=vqvae.SequenceVQVAE.from_config(model_cfg, in_dim=64, seq_len=WINDOW),
-    class_factors=class_factors,
-  )
+WINDOW = builders.WINDOW
 
 
 def class_factors(tables, num_classes: int) -> tuple[tuple[int, ...], ...]:
@@ -133,7 +124,7 @@ def run_windows(state, mesh, windows: np.ndarray, batch_size: int) -> dict:
 
 
 def _windows_of(clips):
-  per_clip = [evaluation.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
+  per_clip = [features.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
   owner = np.concatenate([np.full(len(w), c) for c, w in enumerate(per_clip)])
   return np.concatenate(per_clip), owner
 
@@ -192,8 +183,8 @@ def _half_retrieval(state, mesh, clips, batch_size) -> float:
   for e in clips:
     mid = len(e) // 2
     halves += [
-      evaluation.clip_windows(e[:mid], WINDOW, WINDOW // 2),
-      evaluation.clip_windows(e[mid:], WINDOW, WINDOW // 2),
+      features.clip_windows(e[:mid], WINDOW, WINDOW // 2),
+      features.clip_windows(e[mid:], WINDOW, WINDOW // 2),
     ]
   owner = np.concatenate([np.full(len(w), h) for h, w in enumerate(halves)])
   style = run_windows(state, mesh, np.concatenate(halves), batch_size)["style"]
@@ -213,7 +204,19 @@ def train_and_evaluate(config, workdir: str):
     factors = class_factors(
       [inputs.train.partners.table, inputs.eval_table], inputs.num_classes
     )
-  model = make_model(config.model, inputs.num_classes, factors)
+  model = builders.style_codebook_model(
+    config.model, inputs.num_classes, factors
+  )
+
+  def describe(state):
+    params = jax.tree.map(loop.fetch, {"params": state.params, **state.extra})
+    return {
+      "model": config.model.to_dict(),
+      "num_classes": inputs.num_classes,
+      "class_factors": factors,
+      "style_encoder": builders.style_encoder_fingerprint(config.model, params),
+    }
+
   dummy = jnp.zeros((2, WINDOW, 64))
   stage = loop.Stage(
     init=lambda rng: model.init({"params": rng}, dummy, train=False),
@@ -230,6 +233,7 @@ def train_and_evaluate(config, workdir: str):
     cfg=ml_collections.FrozenConfigDict(
       {**config.loss.to_dict(), "exp_std": exp_std(inputs.train)}
     ),
+    describe=describe,
   )
   return loop.train_and_evaluate(config, workdir, stage)
 

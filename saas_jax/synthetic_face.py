@@ -188,7 +188,9 @@ def _exp_basis(pts: np.ndarray) -> np.ndarray:
   return b
 
 
-def _edges() -> dict[str, np.ndarray]:
+def edges() -> dict[str, np.ndarray]:
+  """Index pairs to draw, by part."""
+
   def chain(idx, closed=False):
     idx = list(idx)
     pairs = list(itertools.pairwise(idx))
@@ -209,7 +211,9 @@ def _edges() -> dict[str, np.ndarray]:
 
 
 @functools.cache
-def _arrays():
+def arrays():
+  """(mean shape [68, 3], expression basis [64, 68, 3], identity basis
+  [80, 68, 3]), float32; saas_jax.face_model.synthetic() wraps them."""
   pts = _mean_shape()
   exp_basis = _exp_basis(pts)
   id_basis = _smooth_fields(np.random.default_rng(80), 80, pts, 0.01)
@@ -217,23 +221,4 @@ def _arrays():
     pts.astype(np.float32),
     exp_basis.astype(np.float32),
     id_basis.astype(np.float32),
-  )
-
-
-def face_model():
-  """The synthetic face as a saas_jax.face_model.FaceModel."""
-  from saas_jax.face_model import FaceModel  # imports JAX: only on demand
-
-  mean, exp_basis, id_basis = _arrays()
-  return FaceModel(
-    name="synthetic68",
-    mean_shape=mean.copy(),
-    exp_basis=exp_basis.copy(),
-    exp_mean=np.zeros(64, np.float32),
-    id_basis=id_basis.copy(),
-    landmark_sets={
-      "keypoints68": np.arange(NUM_POINTS, dtype=np.int64),
-      "lips4": LIPS4.astype(np.int64),
-    },
-    edges=_edges(),
   )

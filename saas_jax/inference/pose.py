@@ -1,0 +1,272 @@
+"""Head pose from a finished pose-generator run: tokens -> decoded, smoothed
+pose, N samples in one call, streamed in chunks of bounded memory.
+
+  sampler = PoseSampler.load("runs/pose_generator")
+  poses = sampler(mfcc, style_code=sampler.style_code(style_exp),
+                  num_samples=4, seed=0)            # [4, T, 6]
+  for part in sampler.stream(mfcc, style_code=..., num_samples=4):
+    ...                                             # [4, <= chunk, 6]
+
+mfcc: [T, 28, 12] per-frame windows (input_pipeline.features.mfcc_windows).
+Pose: 3 angles (radians) + 3 translations per frame, as the pose codebook
+was trained on.
+
+Work per chunk of `chunk_tokens` tokens (8 frames each): the audio CNN and
+the speaker tokens of the chunk's steps (saas_jax.sampling.speaker_stream),
+then the compiled sampling loop for all N samples, carrying the past tokens
+to the next chunk (steps keep their global numbers, so keys and masking are
+those of one long call). Decoding needs 3 tokens of look-ahead (sliding
+4-token windows) and the Savitzky-Golay filter 6 frames, so a chunk's pose
+is emitted as soon as those exist; the concatenation equals decoding and
+smoothing the whole token sequence at once (sampling.decode_sliding and
+sampling.savgol), which tests/generate_test.py checks.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.signal
+
+from saas_jax import sampling
+from saas_jax.errors import DataError, check_frames
+from saas_jax.inference import runs
+from saas_jax.inference.expression import style_windows
+from saas_jax.models import builders
+
+MFCC_SHAPE = (28, 12)
+CHUNK_TOKENS = 32  # 256 frames per chunk
+TOKEN_FRAMES = sampling.TOKEN_FRAMES
+NUM_PAST = sampling.NUM_PAST
+WINDOW = sampling.WINDOW
+
+
+class PoseSampler:
+  def __init__(
+    self,
+    model,
+    variables: dict,
+    codebook,
+    codebook_variables: dict,
+    style_model,
+    style_variables: dict,
+    *,
+    chunk_tokens: int = CHUNK_TOKENS,
+    savgol_window: int = 13,
+    savgol_order: int = 2,
+  ):
+    self.model = model  # models.pose_generator.PoseGenerator
+    self.variables = variables
+    self.codebook_variables = codebook_variables
+    self.style_variables = style_variables
+    self.chunk_tokens = chunk_tokens
+    self.savgol = (savgol_window, savgol_order)
+
+    self._codes = jax.jit(
+      lambda v, x: style_model.apply(v, x, method=style_model.style_code).mean(
+        0
+      )
+    )
+    self._speaker = jax.jit(
+      functools.partial(sampling.speaker_stream, model)
+    )  # (variables, [1, 8K+24, 28, 12], [1, S]) -> [1, K, 4, D]
+    self._draw = jax.jit(
+      functools.partial(sampling.draw, model),
+      static_argnames=("temperature", "top_p", "seeded"),
+    )
+    self._decode = jax.jit(
+      lambda v, idx: codebook.apply(v, idx, method=codebook.decode_tokens)
+    )  # [M, 4] -> [M, 32, 6]
+
+  @classmethod
+  def load(cls, workdir: str, **kw) -> "PoseSampler":
+    run = runs.load_run(workdir, "pose_generator", "pose run")
+    return cls.from_run(run, **kw)
+
+  @classmethod
+  def from_run(cls, run: runs.Run, **kw) -> "PoseSampler":
+    spec = run.spec
+    frozen = run.extra["frozen"]
+    sampler = cls(
+      builders.pose_generator_model(spec["model"], spec["num_codes"]),
+      {"params": run.params, "batch_stats": run.extra["batch_stats"]},
+      builders.pose_codebook_model(spec["pose_model"]),
+      frozen["pose_vqvae"],
+      builders.style_encoder(spec["style_model"]),
+      builders.style_encoder_variables(spec["style_model"], frozen["style"]),
+      **kw,
+    )
+    sampler.run = run
+    return sampler
+
+  def style_code(
+    self, exp, what: str = "style clip", warn: bool = True
+  ) -> np.ndarray:
+    """[T, 64] -> [S]: the mean quantized code of its 32-frame windows."""
+    windows = style_windows(what, exp, warn)
+    return np.asarray(self._codes(self.style_variables, jnp.asarray(windows)))
+
+  # -------------------------------------------------------------- API ---
+
+  def stream(
+    self,
+    mfcc,
+    *,
+    style_code,
+    num_samples: int = 1,
+    seed: int = 0,
+    temperature: float = 0.7,
+    top_p: float = 0.9,
+  ):
+    """Yields [N, <= 8 chunk_tokens, 6] pieces of the N sampled poses."""
+    mfcc = check_frames("mfcc windows", mfcc, MFCC_SHAPE)
+    style = np.asarray(style_code, np.float32)
+    if style.ndim != 1 or not np.all(np.isfinite(style)):
+      raise DataError(
+        "style_code", f"expected a finite [S] vector, got {style.shape}"
+      )
+    if not 0.0 < temperature:
+      raise DataError("temperature", f"must be > 0, got {temperature}")
+    if not 0.0 <= top_p <= 1.0:
+      raise DataError("top_p", f"must be within [0, 1], got {top_p}")
+    if num_samples < 1:
+      raise DataError("num_samples", f"must be >= 1, got {num_samples}")
+    t = len(mfcc)
+    n = sampling.num_tokens(t)
+    k = self.chunk_tokens
+    chunks = -(-n // k)
+    audio = sampling.pad_audio(mfcc, t, chunks * k)  # [8 K c + 24, 28, 12]
+    keys = sampling.sample_keys(jax.random.key(seed), 1, num_samples)
+    past = sampling.initial_past(None, 1, num_samples)
+    decoder = SlidingDecoder(self._decode_windows, n)
+    smoother = StreamingSavgol(TOKEN_FRAMES * n, *self.savgol)
+    emitted = 0
+    style = jnp.asarray(style[None])
+    for c in range(chunks):
+      j0 = c * k
+      frames = audio[TOKEN_FRAMES * j0 : TOKEN_FRAMES * (j0 + k - 1) + WINDOW]
+      speaker = self._speaker(self.variables, jnp.asarray(frames[None]), style)
+      tokens, past = self._draw(
+        self.variables,
+        jnp.repeat(speaker, num_samples, axis=0),
+        past,
+        keys,
+        jnp.asarray(j0, jnp.int32),
+        temperature=float(temperature),
+        top_p=float(top_p),
+        seeded=False,
+      )
+      tokens = np.asarray(tokens)[:, : n - j0]  # [N, <= K]
+      pose = smoother.push(decoder.push(tokens))
+      if emitted < t and pose.shape[1]:
+        part = pose[:, : t - emitted]
+        emitted += part.shape[1]
+        yield part
+
+  def __call__(self, mfcc, **kw) -> np.ndarray:
+    """-> [N, T, 6] (same arguments as `stream`)."""
+    return np.concatenate(list(self.stream(mfcc, **kw)), axis=1)
+
+  def _decode_windows(self, windows: np.ndarray) -> np.ndarray:
+    """[M, 4] token windows -> [M, 32, 6], padded to a power of two rows."""
+    m = len(windows)
+    size = max(8, 1 << (m - 1).bit_length())
+    padded = np.concatenate([windows, np.repeat(windows[-1:], size - m, 0)])
+    out = self._decode(self.codebook_variables, jnp.asarray(padded))
+    return np.asarray(out)[:m]
+
+
+class SlidingDecoder:
+  """Streams sampling.decode_sliding: window w (tokens w..w+3) gives frames
+  8w..8w+7, and the last window (w = n - 4) all 32 of its frames."""
+
+  def __init__(self, decode_fn, num_tokens: int):
+    self.decode_fn = decode_fn  # [M, 4] -> [M, 32, C]
+    self.n = num_tokens
+    self.tokens = None  # [N, <= 3] tokens of the next windows
+    self.next_window = 0
+
+  def push(self, tokens: np.ndarray) -> np.ndarray:
+    """[N, k] new tokens -> [N, f, C] frames now complete."""
+    buf = (
+      tokens
+      if self.tokens is None
+      else np.concatenate([self.tokens, tokens], 1)
+    )
+    count = buf.shape[1] - NUM_PAST + 1  # windows with all 4 tokens
+    if count <= 0:
+      self.tokens = buf
+      return np.zeros((len(buf), 0, 0), np.float32)
+    num = len(buf)
+    idx = np.arange(count)[:, None] + np.arange(NUM_PAST)  # [W, 4]
+    windows = buf[:, idx].reshape(num * count, NUM_PAST)
+    frames = self.decode_fn(windows).reshape(num, count, WINDOW, -1)
+    last = self.next_window + count - 1 == self.n - NUM_PAST
+    head = frames[:, : count - 1 if last else count, :TOKEN_FRAMES]
+    out = head.reshape(num, -1, frames.shape[-1])
+    if last:
+      out = np.concatenate([out, frames[:, -1]], 1)
+    self.next_window += count
+    self.tokens = buf[:, count:]
+    return out
+
+
+class StreamingSavgol:
+  """Streams sampling.savgol (window 13, order 2; scipy's 'interp' edges)
+  along the frames of [N, L, C], L known in advance."""
+
+  def __init__(self, length: int, window: int = 13, order: int = 2):
+    if length < window:
+      raise ValueError(f"{length} frames, fewer than the filter's {window}")
+    self.length, self.window = length, window
+    self.half = window // 2
+    self.coeffs = scipy.signal.savgol_coeffs(window, order, use="dot")
+    x = np.arange(window, dtype=np.float64)
+    vander = np.vander(x, order + 1)
+    fit = vander @ np.linalg.pinv(vander)  # [window, window]
+    self.first, self.last = fit[: self.half], fit[window - self.half :]
+    self.raw = None  # the raw frames still needed, from global frame r0
+    self.r0 = 0
+    self.done = 0  # smoothed frames emitted
+
+  def push(self, frames: np.ndarray) -> np.ndarray:
+    """[N, k, C] new raw frames -> [N, f, C] smoothed frames now ready."""
+    if frames.shape[1] == 0:
+      return frames
+    frames = frames.astype(np.float64)
+    self.raw = (
+      frames if self.raw is None else np.concatenate([self.raw, frames], 1)
+    )
+    seen = self.r0 + self.raw.shape[1]
+    if seen == self.length:
+      ready = self.length
+    elif seen >= self.window:
+      ready = seen - self.half
+    else:
+      return np.zeros((len(frames), 0, frames.shape[2]), np.float32)
+    out = []
+    f = self.done
+    if f < self.half:  # the start: the fit over the first `window` frames
+      head = np.einsum("ij,njc->nic", self.first, self.raw[:, : self.window])
+      out.append(head[:, f:])
+      f = self.half
+    end = min(ready, self.length - self.half)
+    if f < end:  # the middle: a plain convolution
+      lo = f - self.half - self.r0
+      wins = np.lib.stride_tricks.sliding_window_view(
+        self.raw[:, lo : end + self.half - self.r0], self.window, axis=1
+      )  # [N, end - f, C, window]
+      out.append(np.einsum("nfcw,w->nfc", wins, self.coeffs))
+      f = end
+    if ready == self.length and f < self.length:  # the end fit
+      tail = self.raw[:, self.length - self.window - self.r0 :]
+      end_fit = np.einsum("ij,njc->nic", self.last, tail)
+      out.append(end_fit[:, f - (self.length - self.half) :])
+      f = self.length
+    self.done = f
+    # Still needed: frames from f - half (middle) and the last `window`.
+    keep = min(f - self.half, self.length - self.window) - self.r0
+    if keep > 0:
+      self.raw, self.r0 = self.raw[:, keep:], self.r0 + keep
+    return np.concatenate(out, 1).astype(np.float32)

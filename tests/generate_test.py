@@ -1,0 +1,566 @@
+"""End to end: train_pipeline (smoke) -> inference package -> generate CLI.
+
+The pipeline is trained once per session on the tiny synthetic corpus, in a
+subprocess on one device (as a user runs it).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+import soundfile
+
+from input_pipeline import features
+from input_pipeline import io as io_lib
+from saas_jax import generate, sampling
+from saas_jax.errors import DataError
+from saas_jax.inference import (
+  Pipeline,
+  PoseSampler,
+  Request,
+  RunError,
+  load_run,
+)
+from saas_jax.inference.pose import SlidingDecoder, StreamingSavgol
+from saas_jax.models import builders
+from saas_jax.render import video
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _env():
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)  # one device, as a user's CPU machine
+  return env
+
+
+def _python(args, **kw):
+  return subprocess.run(
+    [sys.executable, *args],
+    cwd=ROOT,
+    env=_env(),
+    capture_output=True,
+    text=True,
+    **kw,
+  )
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(prepared_tiny, tmp_path_factory):
+  runs = tmp_path_factory.mktemp("pipeline") / "runs"
+  data_dir, data_config = prepared_tiny["data"]
+  proc = _python(
+    [
+      "-m",
+      "saas_jax.train_pipeline",
+      "--variant",
+      "smoke",
+      "--runs",
+      str(runs),
+      "--data_dir",
+      data_dir,
+      "--data_config",
+      data_config,
+    ]
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "[6/6] pose_generator" in proc.stderr
+  return str(runs)
+
+
+@pytest.fixture(scope="module")
+def pipe(smoke_runs):
+  return Pipeline.load(smoke_runs)
+
+
+def _clip(t, seed, fps=25.0, identity=True):
+  rng = np.random.default_rng(seed)
+  return io_lib.Coefficients(
+    exp=(0.3 * rng.normal(size=(t, 64))).astype(np.float32),
+    angles=(0.05 * rng.normal(size=(t, 3))).astype(np.float32),
+    trans=(0.05 * rng.normal(size=(t, 3))).astype(np.float32),
+    crop=np.tile(np.float32([1.0, 128.0, 128.0]), (t, 1)),
+    identity=np.zeros(80, np.float32) if identity else None,
+    texture=np.zeros(80, np.float32) if identity else None,
+    gamma=np.zeros(27, np.float32) if identity else None,
+    fps=fps,
+  )
+
+
+def _speech(seconds, seed=0):
+  rng = np.random.default_rng(seed)
+  t = np.arange(int(seconds * 16000)) / 16000
+  env = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
+  wav = env * np.sin(2 * np.pi * 150 * t) + 0.05 * rng.normal(size=t.size)
+  return wav.astype(np.float32)
+
+
+# ------------------------------------------------------------- the runs ---
+
+
+def test_train_pipeline_skips_finished_and_refuses_another_config(smoke_runs):
+  for name in builders_stage_names():
+    spec = json.load(open(os.path.join(smoke_runs, name, "spec.json")))
+    assert spec["format"] == 1
+  again = _python(
+    [
+      "-m",
+      "saas_jax.train_pipeline",
+      "--variant",
+      "smoke",
+      "--runs",
+      smoke_runs,
+      "--data_dir",
+      "unused",
+    ]
+  )
+  # Another data_dir is another config: refused before anything runs.
+  assert again.returncode == 2 and "holds a run of another config" in (
+    again.stderr
+  )
+  assert "data.data_dir" in again.stderr
+
+
+def builders_stage_names():
+  from saas_jax import train_pipeline
+
+  return [s.name for s in train_pipeline.STAGES]
+
+
+def test_runs_record_what_loaders_need(smoke_runs):
+  audio = load_run(os.path.join(smoke_runs, "audio_driven"), "audio_driven")
+  pose = load_run(os.path.join(smoke_runs, "pose_generator"), "pose_generator")
+  style = load_run(os.path.join(smoke_runs, "style_vqvae"), "style_vqvae")
+  # The frozen encoder's fingerprint is the style run's own.
+  assert audio.spec["style_encoder"] == style.spec["style_encoder"]
+  assert pose.spec["style_encoder"] == style.spec["style_encoder"]
+  recomputed = builders.style_encoder_fingerprint(
+    audio.spec["style_model"], audio.extra["frozen"]["style"]
+  )
+  assert recomputed == audio.spec["style_encoder"]
+  assert audio.spec["num_classes"] == style.spec["num_classes"]
+  with pytest.raises(RunError, match="video-driven one is needed"):
+    load_run(os.path.join(smoke_runs, "audio_driven"), "video_driven")
+
+
+def test_runs_that_do_not_fit_are_named(smoke_runs, tmp_path):
+  missing = tmp_path / "nowhere"
+  with pytest.raises(RunError, match=r"configs/audio_driven\.py:cpu"):
+    Pipeline.load(str(missing))
+  # A pose run trained against another style encoder.
+  other = tmp_path / "pose_generator"
+  shutil.copytree(os.path.join(smoke_runs, "pose_generator"), other)
+  spec = json.load(open(other / "spec.json"))
+  spec["style_encoder"] = "0" * 64
+  (other / "spec.json").write_text(json.dumps(spec))
+  with pytest.raises(RunError, match="different style encoders") as e:
+    Pipeline.load(smoke_runs, pose_run=str(other))
+  assert str(other) in str(e.value) and "audio_driven" in str(e.value)
+  # A run without spec.json (trained before runs saved one).
+  os.remove(other / "spec.json")
+  with pytest.raises(RunError, match=r"no spec\.json"):
+    PoseSampler.load(str(other))
+
+
+# ----------------------------------------------------- the inference API ---
+
+
+def _direct(pipe, req):
+  """The same generation from the stage modules, one pass, no chunks."""
+  st, ps = pipe.stylizer, pipe.pose_sampler
+  wav, t = req.wav, features.num_frames_for_audio(len(req.wav))
+  gen, spec = st.generator, st.run.spec
+  style_model = builders.style_encoder(spec["style_model"])
+
+  def code(model, variables, exp, quantize=True):
+    w = features.clip_windows(exp, 32, 16)
+    return model.apply(
+      variables, w, quantize=quantize, method=model.style_code
+    ).mean(0)
+
+  s_src = code(style_model, st.style_variables, req.source.exp)
+  s_t = code(style_model, st.style_variables, req.style.exp)
+  mel = features.mel_windows(features.log_mel(wav), t)
+  blink = features.blink_ratio(np.random.default_rng(req.seed), t)
+  source = {
+    "mel": mel[None],
+    "ref_exp": req.source.exp[None, 0],
+    "blink": blink[None],
+  }
+  exp = gen.apply(st.variables, source, s_src[None], s_t[None])[0]
+
+  pose_style = builders.style_encoder(ps.run.spec["style_model"])
+  p_t = code(pose_style, ps.style_variables, req.style.exp)
+  mfcc = features.mfcc_windows(features.mfcc(wav), t)
+  tokens = sampling.sample_tokens(
+    ps.model,
+    ps.variables,
+    sampling.pad_audio(mfcc, t)[None],
+    p_t[None],
+    jax.random.key(req.seed),
+    num_samples=req.num_samples,
+  )[0]
+  codebook = builders.pose_codebook_model(ps.run.spec["pose_model"])
+  frames = sampling.decode_sliding(
+    lambda idx: codebook.apply(
+      ps.codebook_variables, idx, method=codebook.decode_tokens
+    ),
+    tokens,
+  )
+  pose = sampling.savgol(frames)[:, :t]
+  return np.asarray(exp), np.asarray(pose)
+
+
+def test_pipeline_equals_the_stage_modules(pipe):
+  req = Request(
+    style=_clip(90, 1), source=_clip(40, 2), wav=_speech(3.3), num_samples=3
+  )
+  result = pipe(req)
+  exp, pose = _direct(pipe, req)
+  t = features.num_frames_for_audio(len(req.wav))
+  assert result.exp.shape == (t, 64) and result.pose.shape == (3, t, 6)
+  np.testing.assert_allclose(result.exp, exp, atol=2e-5)
+  np.testing.assert_allclose(result.pose, pose, atol=2e-5)
+  # Streamed chunks are the same frames.
+  chunks = list(pipe.stream(req))
+  np.testing.assert_allclose(
+    np.concatenate([c.exp for c in chunks]), result.exp, atol=1e-6
+  )
+  assert chunks[0].start == 0
+  np.testing.assert_array_equal(
+    np.concatenate([c.pose for c in chunks], 1), result.pose
+  )
+
+
+def test_seeds_reproduce_and_samples_differ(pipe):
+  base = dict(style=_clip(60, 3), source=_clip(1, 4), wav=_speech(4.0))
+  a = pipe(Request(**base, num_samples=3, seed=7))
+  b = pipe(Request(**base, num_samples=3, seed=7))
+  np.testing.assert_array_equal(a.pose, b.pose)
+  np.testing.assert_array_equal(a.exp, b.exp)
+  assert np.abs(a.pose[0] - a.pose[1]).max() > 1e-4
+  assert np.abs(a.pose[1] - a.pose[2]).max() > 1e-4
+  one = pipe(Request(**base, num_samples=1, seed=7))
+  np.testing.assert_array_equal(one.pose[0], a.pose[0])  # sample 0 is sample 0
+  other = pipe(Request(**base, num_samples=1, seed=8))
+  assert np.abs(other.pose[0] - a.pose[0]).max() > 1e-4
+
+
+def test_style_controls_and_pose_modes(pipe):
+  base = dict(style=_clip(60, 5), source=_clip(30, 6), wav=_speech(2.0))
+  full = pipe(Request(**base, pose="still"))
+  none = pipe(Request(**base, pose="still", style_strength=0.0))
+  more = pipe(Request(**base, pose="still", style_strength=1.5))
+  assert np.abs(full.exp - none.exp).max() > 1e-5
+  assert np.abs(more.exp - full.exp).max() > 1e-5
+  mixed = pipe(Request(**base, pose="still", style2=_clip(50, 7), mix=0.0))
+  np.testing.assert_allclose(mixed.exp, full.exp, atol=1e-5)
+  # Pose modes: the source's first frame, the source or style track looped.
+  src = base["source"]
+  np.testing.assert_allclose(full.pose[0], np.repeat(src.pose[:1], 50, 0))
+  looped = pipe(Request(**base, pose="source"))
+  np.testing.assert_allclose(looped.pose[0, :30], src.pose)
+  np.testing.assert_allclose(looped.pose[0, 30:40], src.pose[28:18:-1])
+  styled = pipe(Request(**base, pose="style"))
+  np.testing.assert_allclose(styled.pose[0], base["style"].pose[:50])
+  # Results resample to another frame rate, to a given length.
+  at30 = full.at_fps(30.0, 60)
+  assert at30.exp.shape == (60, 64) and at30.fps == 30.0
+  assert at30.driving(0).shape == (60, 73)
+
+
+def test_video_driven_editing_keeps_the_clip_length(smoke_runs):
+  pipe = Pipeline.load(smoke_runs, "video", with_pose=False)
+  content = _clip(70, 8)
+  res = pipe(
+    Request(
+      style=_clip(50, 9), source=content, source_video=content, pose="source"
+    )
+  )
+  assert res.exp.shape == (70, 64) and res.wav is None
+  with_audio = pipe(
+    Request(
+      style=_clip(50, 9),
+      source=content,
+      source_video=content,
+      pose="source",
+      wav=_speech(70 / 25 + 0.05),
+    )
+  )
+  assert with_audio.exp.shape == (70, 64)
+  np.testing.assert_allclose(with_audio.exp, res.exp, atol=1e-6)
+
+
+def test_bad_inputs_are_named(pipe):
+  good = dict(style=_clip(60, 10), source=_clip(30, 11), wav=_speech(1.0))
+  nan = _clip(60, 12)
+  nan.exp[17, 5] = np.nan
+  with pytest.raises(DataError, match=r"style clip: .*frame 17, column 5"):
+    pipe(Request(**{**good, "style": nan}))
+  with pytest.raises(DataError, match="shorter than one frame"):
+    pipe(Request(**{**good, "wav": np.zeros(100, np.float32) + 0.1}))
+  with pytest.raises(DataError, match="style_strength"):
+    pipe(Request(**good, style_strength=1.6))
+  with pytest.raises(DataError, match="need pose 'generate'"):
+    pipe(Request(**good, pose="still", num_samples=2))
+  with pytest.raises(DataError, match="audio-driven run needs speech"):
+    pipe(Request(**{**good, "wav": None}))
+  with pytest.raises(DataError, match="top_p"):
+    next(
+      pipe.pose_sampler.stream(
+        np.zeros((40, 28, 12), np.float32), style_code=np.zeros(4), top_p=1.5
+      )
+    )
+  # A style clip shorter than a window is mirrored, with a warning.
+  with pytest.warns(UserWarning, match="shorter than the 32-frame"):
+    short = pipe(Request(**{**good, "style": _clip(12, 13)}, pose="still"))
+  assert np.all(np.isfinite(short.exp))
+  # The arrays the stylizer is handed are checked too.
+  with pytest.raises(DataError, match=r"mel windows: expected shape"):
+    pipe.stylizer(
+      source_exp=np.zeros((1, 64)),
+      mel=np.zeros((5, 80)),
+      style_exp=np.zeros((40, 64)),
+    )
+
+
+def test_streaming_decoder_and_filter_equal_the_one_pass_forms():
+  rng = np.random.default_rng(0)
+  table = rng.normal(size=(50, 32, 6)).astype(np.float32)
+
+  def decode(w):  # [M, 4] -> [M, 32, 6], depends on all four tokens
+    return table[w[:, 0]] + 0.1 * table[w[:, 1]] + 0.01 * table[w[:, 3]]
+
+  for n in (4, 5, 33, 64):
+    for k in (1, 3, 32):
+      tokens = rng.integers(0, 50, size=(2, n))
+      want = np.asarray(sampling.decode_sliding(decode, tokens))
+      want_s = np.asarray(sampling.savgol(want))
+      dec, smooth = SlidingDecoder(decode, n), StreamingSavgol(8 * n)
+      raw, smoothed = [], []
+      for j in range(0, n, k):
+        part = dec.push(tokens[:, j : j + k])
+        raw.append(part)
+        smoothed.append(smooth.push(part))
+      raw = np.concatenate([r for r in raw if r.shape[1]], 1)
+      smoothed = np.concatenate([s for s in smoothed if s.shape[1]], 1)
+      np.testing.assert_allclose(raw, want, atol=1e-6)
+      np.testing.assert_allclose(smoothed, want_s, atol=1e-4)
+
+
+# ------------------------------------------------------------------ CLI ---
+
+CHECK_NO_TF = (
+  "import sys\n"
+  "from saas_jax import generate\n"
+  "rc = generate.main(sys.argv[1:])\n"
+  "bad = [m for m in sys.modules if m.split('.')[0] == 'tensorflow' or "
+  "m.startswith(('saas_jax.trainers', 'input_pipeline.synthetic', "
+  "'input_pipeline.batches'))]\n"
+  "assert not bad, bad[:5]\n"
+  "sys.exit(rc)\n"
+)
+
+
+def _generate(args):
+  return _python(["-c", CHECK_NO_TF, *args])
+
+
+def _check_outputs(out, name, samples, audio_s, fps=25.0, with_video=True):
+  files = sorted(os.listdir(out))
+  for k in range(samples):
+    for ext in (".mat", ".npy") + ((".mp4",) if with_video else ()):
+      assert f"{name}_{k}{ext}" in files, files
+    npy = np.load(os.path.join(out, f"{name}_{k}.npy"))
+    mat = io_lib.load_coefficients(os.path.join(out, f"{name}_{k}.mat"))
+    assert npy.shape[1] == 73 and mat.num_frames == len(npy)
+    np.testing.assert_allclose(mat.exp, npy[:, :64], atol=1e-6)
+    if with_video:
+      info = video.probe(os.path.join(out, f"{name}_{k}.mp4"))
+      assert info["frames"] == len(npy) and info["fps"] == fps
+      assert info["audio_duration"] is not None  # an audio stream
+      assert abs(info["duration"] - audio_s) <= 1.0 / fps
+      # The speech itself (AAC pads its end to whole 1024-sample frames).
+      assert -0.01 <= info["audio_duration"] - audio_s <= video.AAC_FRAME_S
+  provenance = json.load(open(os.path.join(out, f"{name}.json")))
+  assert not [f for f in files if ".tmp" in f or f.startswith(".")]
+  return provenance
+
+
+def test_generate_cli_end_to_end(smoke_runs, shared_data, tmp_path):
+  st = shared_data / "styletalk"
+  wav = shared_data / "speech" / "arctic_a0007.wav"
+  out = tmp_path / "out"
+  args = [
+    "--runs",
+    smoke_runs,
+    "--audio",
+    str(wav),
+    "--style",
+    str(st / "style_clips/3DMM/happyenglish_clip1.mat"),
+    "--style_fps",
+    "30",
+    "--source",
+    str(st / "source_video/3DMM/reagan_clip1.mat"),
+    "--source_fps",
+    "30",
+    "--out",
+    str(out),
+    "--num_samples",
+    "3",
+  ]
+  proc = _generate(args)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  audio_s = soundfile.info(str(wav)).frames / 16000
+  prov = _check_outputs(out, "arctic_a0007", 3, audio_s)
+  assert prov["inputs"]["audio"]["sha256"] == generate.sha256(str(wav))
+  assert prov["runs"]["pose"]["step"] == 4 and prov["seeds"]["seed"] == 0
+  # The source's identity is in the .mat; three different poses.
+  src = io_lib.load_coefficients(
+    st / "source_video/3DMM/reagan_clip1.mat", fps=30
+  )
+  mats = [
+    io_lib.load_coefficients(out / f"arctic_a0007_{k}.mat") for k in range(3)
+  ]
+  np.testing.assert_allclose(mats[0].identity, src.identity, atol=1e-5)
+  assert np.abs(mats[0].angles - mats[1].angles).max() > 1e-4
+
+  # The same with m4a speech, a SAAS .npy dict as the style clip, 30 fps
+  # output, in one process through a jobs file.
+  m4a = tmp_path / "speech.m4a"
+  subprocess.run(
+    [video._ffmpeg(), "-v", "error", "-i", str(wav), str(m4a)], check=True
+  )
+  style = io_lib.load_coefficients(
+    st / "style_clips/3DMM/happyenglish_clip1.mat"
+  )
+  coeff = np.zeros((style.num_frames, 257), np.float32)
+  coeff[:, io_lib.EXP] = style.exp
+  npy_style = tmp_path / "style.npy"
+  np.save(
+    npy_style,
+    {
+      "coeff": coeff,
+      "trans_param": np.tile(
+        np.float32([256, 256, 1, 128, 128]), (style.num_frames, 1)
+      ),
+    },
+  )
+  jobs = tmp_path / "jobs.jsonl"
+  jobs.write_text(
+    json.dumps({"audio": str(m4a), "out": str(tmp_path / "m4a")})
+    + "\n"
+    + json.dumps(
+      {
+        "style": str(npy_style),
+        "out": str(tmp_path / "npy"),
+        "fps": 30.0,
+        "pose": "style",
+      }
+    )
+    + "\n"
+  )
+  proc = _generate([*args[:-4], "--jobs", str(jobs)])
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  m4a_s = len(io_lib.load_audio(m4a)) / 16000
+  _check_outputs(tmp_path / "m4a", "speech", 1, m4a_s)
+  _check_outputs(tmp_path / "npy", "arctic_a0007", 1, audio_s, fps=30.0)
+
+
+def test_generate_cli_video_driven(smoke_runs, shared_data, tmp_path):
+  st = shared_data / "styletalk"
+  clip = st / "source_video/3DMM/feifeili_clip3.mat"
+  wav = st / "source_video/wav/feifeili_clip3.wav"
+  proc = _generate(
+    [
+      "--runs",
+      smoke_runs,
+      "--source_video",
+      str(clip),
+      "--source_fps",
+      "30",
+      "--audio",
+      str(wav),
+      "--style",
+      str(st / "style_clips/3DMM/sadgirl_clip1.mat"),
+      "--style_fps",
+      "30",
+      "--out",
+      str(tmp_path),
+      "--pose",
+      "source",
+    ]
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "video-driven run" in proc.stderr
+  coeffs = io_lib.load_coefficients(clip, fps=30)
+  n = round(coeffs.num_frames * 25 / 30)
+  audio_s = min(n / 25, soundfile.info(str(wav)).frames / 16000)
+  _check_outputs(tmp_path, "feifeili_clip3", 1, audio_s)
+
+
+def test_generate_cli_bad_inputs(smoke_runs, shared_data, tmp_path):
+  """Each bad input: exit code 2, one line naming the file and the
+  problem, no traceback, nothing written."""
+  st = shared_data / "styletalk"
+  good = {
+    "--runs": smoke_runs,
+    "--audio": str(shared_data / "speech/arctic_a0007.wav"),
+    "--style": str(st / "style_clips/3DMM/nice_clip1.mat"),
+    "--source": str(st / "source_video/3DMM/reagan_clip1.mat"),
+  }
+  silent = tmp_path / "silent.wav"
+  soundfile.write(silent, np.zeros(16000, np.float32), 16000)
+  nan_style = tmp_path / "nan.npy"
+  arr = np.zeros((40, 73), np.float32)
+  arr[3, 70] = np.nan
+  np.save(nan_style, arr)
+  no_identity = tmp_path / "plain.npy"
+  np.save(no_identity, np.zeros((40, 73), np.float32))
+  a_file = tmp_path / "a_file"
+  a_file.write_text("x")
+  cases = [
+    ({"--audio": str(silent)}, "silent.wav: audio is silent"),
+    ({"--audio": str(tmp_path / "none.wav")}, "none.wav: no such file"),
+    ({"--style": str(nan_style)}, "nan.npy: non-finite crop value"),
+    ({"--source": str(no_identity)}, "plain.npy: has no identity"),
+    ({"--runs": str(tmp_path / "runs")}, "configs/audio_driven.py:cpu"),
+    ({"--out": str(a_file / "sub")}, "cannot write the output folder"),
+    ({"--style_strength": "2"}, "style_strength: 2.0 is outside"),
+    ({"--source_fps": "0"}, "--source_fps: must be a positive number"),
+  ]
+  for change, message in cases:
+    out = tmp_path / "out"
+    args = {**good, "--out": str(out), "--no_video": None, **change}
+    argv = [x for k, v in args.items() for x in (k, v) if x is not None]
+    proc = _python(["-m", "saas_jax.generate", *argv])
+    assert proc.returncode == 2, (change, proc.stderr[-2000:])
+    assert message in proc.stderr, (change, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, change
+    assert not out.exists() or not os.listdir(out), change
+  # Without identity the preview and .npy still work (--no_mat).
+  proc = _python(
+    [
+      "-m",
+      "saas_jax.generate",
+      *[x for kv in good.items() for x in kv],
+      "--source",
+      str(no_identity),
+      "--no_mat",
+      "--out",
+      str(tmp_path / "o"),
+      "--pose",
+      "still",
+    ]
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert sorted(os.listdir(tmp_path / "o")) == [
+    "arctic_a0007.json",
+    "arctic_a0007_0.mp4",
+    "arctic_a0007_0.npy",
+  ]
