@@ -38,6 +38,7 @@ used for audio windows must be long enough (others are not drawn).
 """
 
 import dataclasses
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -45,6 +46,7 @@ import tensorflow_datasets as tfds
 
 import input_pipeline.talking_face  # noqa: F401  (registers the builder)
 from input_pipeline import features
+from saas_jax.errors import DataError
 
 STYLE_WINDOW = 32
 POSE_WINDOW = 64
@@ -88,6 +90,28 @@ def _concat(chunks, width):
   return starts, lengths, data
 
 
+def prepared_builder(data_dir: str, config: str):
+  """The talking_face builder of a prepared dataset, or a DataError that
+  says there is none and how to make one."""
+  hint = (
+    f"make it with: python -m input_pipeline.prepare --layout {config} "
+    f"--manual_dir CORPUS --data_dir {data_dir}"
+  )
+  try:
+    builder = tfds.builder(f"talking_face/{config}", data_dir=data_dir)
+  except (ValueError, KeyError) as e:  # an unknown builder config
+    raise DataError(
+      data_dir, f"no talking_face dataset config '{config}' ({e}); {hint}"
+    ) from None
+  if not os.path.isfile(os.path.join(builder.data_dir, "dataset_info.json")):
+    raise DataError(
+      data_dir,
+      f"no prepared talking_face/{config} dataset here (looked in "
+      f"{builder.data_dir}); {hint}",
+    )
+  return builder
+
+
 def load_table(
   data_dir: str,
   config: str,
@@ -98,11 +122,11 @@ def load_table(
   with_audio: bool = True,
 ) -> ClipTable:
   """Reads shard `shard` of `num_shards` even sub-splits into host memory."""
-  builder = tfds.builder(f"talking_face/{config}", data_dir=data_dir)
+  builder = prepared_builder(data_dir, config)
   if split not in builder.info.splits:
-    raise ValueError(
-      f"split '{split}' not in {builder.data_dir} "
-      f"(has: {', '.join(builder.info.splits)})"
+    raise DataError(
+      os.fspath(builder.data_dir),
+      f"no split '{split}' (has: {', '.join(builder.info.splits)})",
     )
   meta = builder.info.metadata
   persons = {p: i for i, p in enumerate(meta["persons"])}

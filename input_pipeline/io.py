@@ -89,6 +89,32 @@ class Coefficients:
     """[T, 73] exp, angles, trans, crop: the renderer's driving vector."""
     return np.concatenate([self.exp, self.angles, self.trans, self.crop], -1)
 
+  def coeff(self) -> np.ndarray:
+    """[T, 257] in Deep3DFaceRecon's column order (what the .mat layout
+    stores); needs the identity, texture and lighting."""
+    if self.identity is None or self.texture is None or self.gamma is None:
+      raise DataError(
+        self.path,
+        "has no identity, texture or lighting (a [T,73] or [T,70] array)",
+      )
+    out = np.zeros((self.num_frames, 257), np.float32)
+    out[:, ID], out[:, TEX], out[:, GAMMA] = (
+      self.identity,
+      self.texture,
+      self.gamma,
+    )
+    out[:, EXP], out[:, ANGLES], out[:, TRANS] = (
+      self.exp,
+      self.angles,
+      self.trans,
+    )
+    return out
+
+  def transform_params(self) -> np.ndarray:
+    """[T, 5] (w0, h0, s, tx, ty): the crop of a 256 x 256 frame."""
+    size = np.full((self.num_frames, 2), 256.0, np.float32)
+    return np.concatenate([size, self.crop], 1).astype(np.float32)
+
   def slice(self, start: int, stop: int) -> "Coefficients":
     return dataclasses.replace(
       self,
@@ -212,9 +238,14 @@ def _read_container(path: str) -> dict | np.ndarray:
 
 def _as_matrix(path: str, value, name: str, width: int | None) -> np.ndarray:
   try:
-    arr = np.asarray(value, dtype=np.float64)
+    raw = np.asarray(value)
   except (TypeError, ValueError):
     raise DataError(path, f"'{name}' is not numeric") from None
+  if np.iscomplexobj(raw):
+    raise DataError(path, f"'{name}' holds complex numbers")
+  if raw.dtype.kind not in "fiu":
+    raise DataError(path, f"'{name}' is not numeric (dtype {raw.dtype})")
+  arr = raw.astype(np.float64)
   if arr.ndim == 3 and arr.shape[0] == 1:  # [1, T, C] as some writers save it
     arr = arr[0]
   if arr.ndim != 2:
@@ -297,45 +328,89 @@ def load_coefficients(
     raise DataError(path, "zero frames")
   if crop is None:
     crop = np.tile(np.asarray(DEFAULT_CROP), (num_frames, 1))
-  for name, value in (
-    ("expression", exp),
-    ("angles", angles),
-    ("translation", trans),
-    ("crop", crop),
-  ):
-    bad = ~np.isfinite(value)
-    if bad.any():
-      frame = int(np.argwhere(bad)[0, 0])
-      raise DataError(
-        path, f"non-finite {name} value (NaN/Inf) at frame {frame}"
-      )
+  # Values are checked as the float32 they become (1e300 is Inf there).
+  parts = {
+    "expression": exp,
+    "angles": angles,
+    "translation": trans,
+    "crop": crop,
+  }
+  for name, value in parts.items():
+    parts[name] = _checked(path, name, value)
+  if parts["crop"][:, 0].min() <= 0:
+    frame = int(np.argmin(parts["crop"][:, 0]))
+    raise DataError(path, f"crop scale <= 0 at frame {frame}")
   identity = texture = gamma = None
   if full is not None:
     identity, texture, gamma = (
-      full[:, part].mean(axis=0) for part in (ID, TEX, GAMMA)
+      _checked(path, name, full[:, part]).mean(axis=0)
+      for name, part in (
+        ("identity", ID),
+        ("texture", TEX),
+        ("lighting", GAMMA),
+      )
     )
-    if not np.all(np.isfinite(full)):
-      raise DataError(path, "non-finite identity, texture or lighting values")
 
+  file_fps = _checked_fps(path, file_fps, "the file's 'fps'")
+  fps = _checked_fps(path, fps, "fps")
   if fps is not None and file_fps is not None and abs(fps - file_fps) > 1e-6:
     raise DataError(path, f"file says fps={file_fps} but fps={fps} was given")
-  source_fps = fps or file_fps or DEFAULT_SOURCE_FPS
-  if not source_fps > 0:
-    raise DataError(path, f"invalid frame rate {source_fps}")
-
-  f32 = lambda x: np.ascontiguousarray(x, dtype=np.float32)  # noqa: E731
+  source_fps = next(
+    f for f in (fps, file_fps, DEFAULT_SOURCE_FPS) if f is not None
+  )
   return Coefficients(
-    exp=f32(exp),
-    angles=f32(angles),
-    trans=f32(trans),
-    crop=f32(crop),
-    identity=None if identity is None else f32(identity),
+    exp=parts["expression"],
+    angles=parts["angles"],
+    trans=parts["translation"],
+    crop=parts["crop"],
+    identity=identity,
     fps=float(source_fps),
     has_crop=has_crop,
     path=path,
-    texture=None if texture is None else f32(texture),
-    gamma=None if gamma is None else f32(gamma),
+    texture=texture,
+    gamma=gamma,
   )
+
+
+# Larger magnitudes are not 3DMM coefficients, angles (rad), translations
+# or crops (pixels of a ~256 frame): a unit or format mix-up.
+MAX_ABS_VALUE = 1e4
+
+
+def _checked(path: str, name: str, value: np.ndarray) -> np.ndarray:
+  """value as contiguous float32, finite and of plausible size."""
+  with np.errstate(over="ignore", invalid="ignore"):
+    out = np.ascontiguousarray(value, dtype=np.float32)
+  bad = ~np.isfinite(out)
+  if bad.any():
+    frame, column = (int(i) for i in np.argwhere(bad)[0])
+    raise DataError(
+      path,
+      f"non-finite {name} value (NaN/Inf, or too large for float32) at "
+      f"frame {frame}, column {column}",
+    )
+  big = np.abs(out) > MAX_ABS_VALUE
+  if big.any():
+    frame, column = (int(i) for i in np.argwhere(big)[0])
+    raise DataError(
+      path,
+      f"implausible {name} value {out[frame, column]:g} at frame {frame}, "
+      f"column {column} (|x| > {MAX_ABS_VALUE:g})",
+    )
+  return out
+
+
+def _checked_fps(path: str, fps, what: str) -> float | None:
+  """None (not given) or a positive finite frame rate."""
+  if fps is None:
+    return None
+  try:
+    fps = float(fps)
+  except (TypeError, ValueError):
+    raise DataError(path, f"{what} is not a number: {fps!r}") from None
+  if not (fps > 0 and np.isfinite(fps)):
+    raise DataError(path, f"{what} must be a positive frame rate, got {fps:g}")
+  return fps
 
 
 def save_coefficients_mat(
@@ -363,6 +438,13 @@ def save_coefficients_mat(
   # same coefficients always give the same bytes.
   data[:116] = _MAT_HEADER
   atomic_write_bytes(path, bytes(data))
+
+
+def save_array_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+  """A plain float32 .npy (no pickle), written atomically."""
+  buf = io.BytesIO()
+  np.save(buf, np.asarray(array, np.float32), allow_pickle=False)
+  atomic_write_bytes(path, buf.getvalue())
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

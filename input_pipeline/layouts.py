@@ -26,6 +26,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 from collections import defaultdict
@@ -64,7 +65,7 @@ def _stable_hash(text: str) -> int:
 # ---------------------------------------------------------------- manifest --
 
 
-def _read_manifest(root: str) -> tuple[str, list[dict]]:
+def _read_manifest(root: str) -> tuple[str, list]:
   for name in ("manifest.jsonl", "manifest.csv"):
     path = os.path.join(root, name)
     if os.path.isfile(path):
@@ -72,52 +73,96 @@ def _read_manifest(root: str) -> tuple[str, list[dict]]:
   else:
     raise DataError(root, "no manifest.jsonl or manifest.csv in this folder")
   rows = []
-  with open(path, newline="") as f:
-    if name.endswith(".jsonl"):
-      for n, line in enumerate(f, 1):
-        if not line.strip():
-          continue
-        try:
-          rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-          raise DataError(path, f"line {n} is not JSON ({e})") from None
-    else:
-      rows = list(csv.DictReader(f))
+  try:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # BOM or not
+      if name.endswith(".jsonl"):
+        for n, line in enumerate(f, 1):
+          if not line.strip():
+            continue
+          try:
+            rows.append((n, json.loads(line)))
+          except json.JSONDecodeError as e:
+            raise DataError(path, f"line {n} is not JSON ({e})") from None
+      else:
+        rows = [(n, row) for n, row in enumerate(csv.DictReader(f), 2)]
+  except UnicodeDecodeError as e:
+    raise DataError(path, f"not UTF-8 text ({e})") from None
   return path, rows
 
 
+def _label(path, where, row, key) -> str:
+  value = row[key]
+  if not isinstance(value, (str, int)) or isinstance(value, bool):
+    raise DataError(path, f"{where}: '{key}' must be text, got {value!r}")
+  value = str(value)
+  if "#" in value:
+    # The style class is person#emotion#level: a '#' inside a label would
+    # let two different styles share one class.
+    raise DataError(path, f"{where}: '{key}' {value!r} contains '#'")
+  return value
+
+
 def scan_manifest(root: str, source_fps: float | None = None) -> list[ClipSpec]:
+  """Every value is checked; an error names the manifest and the line."""
   path, rows = _read_manifest(root)
   required = ("id", "coeff_path", "audio_path", "person", "emotion", "level")
   specs, seen = [], set()
-  for n, row in enumerate(rows, 1):
+  for n, row in rows:
+    where = f"line {n}"
+    if not isinstance(row, dict):
+      raise DataError(path, f"{where}: expected an object, got {row!r}")
     missing = [k for k in required if k not in row]
     if missing:
-      raise DataError(path, f"record {n} lacks {', '.join(missing)}")
-    clip_id = str(row["id"])
+      raise DataError(path, f"{where} lacks {', '.join(missing)}")
+    clip_id = row["id"]
+    if not isinstance(clip_id, (str, int)) or not str(clip_id).strip():
+      raise DataError(path, f"{where}: 'id' must be non-empty text")
+    clip_id = str(clip_id)
     if clip_id in seen:
-      raise DataError(path, f"duplicate clip id '{clip_id}'")
+      raise DataError(path, f"{where}: duplicate clip id '{clip_id}'")
     seen.add(clip_id)
     split = row.get("split") or None
     if split is not None and split not in SPLITS:
-      raise DataError(path, f"record {n}: unknown split '{split}'")
+      raise DataError(path, f"{where}: unknown split '{split}'")
+    level = row["level"]
     try:
-      level = int(row["level"])
-    except ValueError:
-      raise DataError(path, f"record {n}: level is not an integer") from None
+      if isinstance(level, (bool, float)) or level is None:
+        raise ValueError
+      level = int(level)
+    except (TypeError, ValueError):
+      raise DataError(
+        path, f"{where}: 'level' must be an integer, got {row['level']!r}"
+      ) from None
     fps = row.get("fps")
-    person, emotion = str(row["person"]), str(row["emotion"])
-    audio = row["audio_path"]
+    if fps in (None, ""):
+      fps = source_fps
+    else:
+      try:
+        fps = float(fps)
+      except (TypeError, ValueError):
+        fps = -1.0
+      if not (fps > 0 and math.isfinite(fps)):
+        raise DataError(
+          path, f"{where}: 'fps' must be a positive number, got {row['fps']!r}"
+        )
+    person = _label(path, where, row, "person")
+    emotion = _label(path, where, row, "emotion")
+    coeff, audio = row["coeff_path"], row["audio_path"]
+    for key, value in (("coeff_path", coeff), ("audio_path", audio)):
+      if value is not None and not isinstance(value, str):
+        raise DataError(path, f"{where}: '{key}' must be a path")
+    if not coeff:
+      raise DataError(path, f"{where}: 'coeff_path' is empty")
     specs.append(
       ClipSpec(
         clip_id=clip_id,
-        coeff_path=os.path.join(root, row["coeff_path"]),
+        coeff_path=os.path.join(root, coeff),
         audio_path=os.path.join(root, audio) if audio else None,
         person=person,
         emotion=emotion,
         level=level,
         style_class=f"{person}#{emotion}#{level}",
-        source_fps=float(fps) if fps not in (None, "") else source_fps,
+        source_fps=fps,
         split=split,
       )
     )
@@ -203,7 +248,24 @@ def scan_hdtf(
   specs = []
   for path in _walk(root, COEFF_EXTENSIONS):
     video_id = os.path.splitext(os.path.basename(path))[0]
-    total = num_frames_fn(path)
+    try:
+      total = num_frames_fn(path)
+    except DataError:
+      # An unreadable recording: one clip that fails the same way when
+      # processed, so it is skipped with its reason and the rest goes on.
+      specs.append(
+        ClipSpec(
+          clip_id=f"{video_id}#unreadable",
+          coeff_path=path,
+          audio_path=_find_audio(path),
+          person=video_id,
+          emotion="",
+          level=0,
+          style_class=video_id,
+          source_fps=fps,
+        )
+      )
+      continue
     for k, start in enumerate(range(0, total, seg)):
       stop = min(start + seg, total)
       if stop - start < min_seg:

@@ -17,9 +17,12 @@ class DataError(ValueError):
     super().__init__(f"{where}{problem}")
 
 
-def check_frames(what: str, x, width: int | tuple[int, ...]):
+def check_frames(
+  what: str, x, width: int | tuple[int, ...], unit: str = "frame"
+):
   """x as float32 [T, *width] with T >= 1 and every value finite, or a
-  DataError naming `what` (a file or an argument), the frame and column."""
+  DataError naming `what` (a file or an argument), the frame (or other
+  `unit`) and column."""
   import numpy as np
 
   shape = (width,) if isinstance(width, int) else tuple(width)
@@ -33,11 +36,11 @@ def check_frames(what: str, x, width: int | tuple[int, ...]):
     want = ", ".join(["T", *map(str, shape)])
     raise DataError(what, f"expected shape [{want}], got {list(arr.shape)}")
   if arr.shape[0] == 0:
-    raise DataError(what, "zero frames")
+    raise DataError(what, f"zero {unit}s")
   arr = arr.astype(np.float32)  # check after the cast: 1e300 -> inf
   bad = ~np.isfinite(arr)
   if bad.any():
     frame, *col = (int(i) for i in np.argwhere(bad)[0])
-    where = f"frame {frame}" + (f", column {col[0]}" if col else "")
+    where = f"{unit} {frame}" + (f", column {col[0]}" if col else "")
     raise DataError(what, f"non-finite value (NaN/Inf) at {where}")
   return arr

@@ -296,40 +296,6 @@ def load_request(job: dict) -> tuple[pipeline_lib.Request, dict]:
 # --------------------------------------------------------------- outputs ---
 
 
-def transform_params(crop: np.ndarray) -> np.ndarray:
-  """[T, 3] crop -> [T, 5] (w0, h0, s, tx, ty) of a 256 x 256 frame."""
-  size = np.full((len(crop), 2), 256.0, np.float32)
-  return np.concatenate([size, crop], 1).astype(np.float32)
-
-
-def full_coefficients(coeffs: io_lib.Coefficients, what: str) -> np.ndarray:
-  """[T, 257] in Deep3DFaceRecon's column order."""
-  if coeffs.identity is None:
-    raise DataError(
-      what,
-      "has no identity, texture or lighting (a [T,73]/[T,70] array); the "
-      ".mat output needs them: give a source with coeff [T,257] or pass "
-      "--no_mat",
-    )
-  t = coeffs.num_frames
-  out = np.zeros((t, 257), np.float32)
-  out[:, io_lib.ID] = coeffs.identity
-  out[:, io_lib.EXP] = coeffs.exp
-  out[:, io_lib.TEX] = coeffs.texture
-  out[:, io_lib.ANGLES] = coeffs.angles
-  out[:, io_lib.GAMMA] = coeffs.gamma
-  out[:, io_lib.TRANS] = coeffs.trans
-  return out
-
-
-def save_npy(path: str, array: np.ndarray) -> None:
-  import io
-
-  buf = io.BytesIO()
-  np.save(buf, np.asarray(array, np.float32))
-  io_lib.atomic_write_bytes(path, buf.getvalue())
-
-
 def preview_face_spec(spec: str, run_spec: dict) -> str:
   if spec != "auto":
     return spec
@@ -395,6 +361,13 @@ def run_job(pipe, job, args, previews, log=print) -> dict:
   t0 = time.perf_counter()
   check_writable(job["out"])
   request, inputs = load_request(job)
+  if not args.no_mat and request.source.identity is None:
+    raise DataError(
+      request.source.path,
+      "has no identity, texture or lighting (a [T,73] or [T,70] array); "
+      "the .mat output needs them: give a source with coeff [T,257] or "
+      "pass --no_mat",
+    )
   timings["read_inputs_s"] = time.perf_counter() - t0
 
   t0 = time.perf_counter()
@@ -418,12 +391,10 @@ def run_job(pipe, job, args, previews, log=print) -> dict:
     stem = os.path.join(out, f"{name}_{k}")
     if not args.no_mat:
       io_lib.save_coefficients_mat(
-        stem + ".mat",
-        full_coefficients(coeffs, job["source"] or job["source_video"]),
-        transform_params(coeffs.crop),
+        stem + ".mat", coeffs.coeff(), coeffs.transform_params()
       )
       written.append(stem + ".mat")
-    save_npy(stem + ".npy", coeffs.driving())
+    io_lib.save_array_npy(stem + ".npy", coeffs.driving())
     written.append(stem + ".npy")
     if not args.no_video:
       write_video(

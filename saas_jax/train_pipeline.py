@@ -93,18 +93,9 @@ def status(config, workdir: str) -> str:
   from saas_jax.engine import workdir as workdir_lib
 
   steps = workdir_lib.checkpoint_steps(workdir)
-  saved = os.path.join(workdir, "config.json")
-  if not steps or not os.path.isfile(saved):
+  if not steps or not os.path.isfile(os.path.join(workdir, "config.json")):
     return "new"
-  diff = workdir_lib.config_diff(
-    workdir_lib.read_json(saved), json.loads(config.to_json())
-  )
-  if diff:
-    raise ValueError(
-      f"{workdir} holds a run of another config ({len(diff)} settings "
-      f"differ, e.g. {'; '.join(diff[:3])}); use another --runs folder or "
-      "remove that run"
-    )
+  workdir_lib.check_same_config(workdir, json.loads(config.to_json()))
   if steps[-1] >= config.num_train_steps and os.path.isfile(
     os.path.join(workdir, "spec.json")
   ):

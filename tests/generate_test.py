@@ -302,6 +302,10 @@ def test_bad_inputs_are_named(pipe):
   nan.exp[17, 5] = np.nan
   with pytest.raises(DataError, match=r"style clip: .*frame 17, column 5"):
     pipe(Request(**{**good, "style": nan}))
+  noisy = _speech(1.0)
+  noisy[100] = np.inf
+  with pytest.raises(DataError, match=r"audio: .*sample 100"):
+    pipe(Request(**{**good, "wav": noisy}))
   with pytest.raises(DataError, match="shorter than one frame"):
     pipe(Request(**{**good, "wav": np.zeros(100, np.float32) + 0.1}))
   with pytest.raises(DataError, match="style_strength"):

@@ -14,14 +14,17 @@ one clip at the model frame rate:
   mel [F,80] (80 Hz), mfcc [M,12] (100 Hz)          empty when has_audio is False
 
 Splits: train, val, test (held-out clips of seen styles), test_person
-(held-out persons); empty splits are left out. The style-class vocabulary
+(held-out persons); empty splits (also those whose clips were all skipped)
+are left out. The style-class vocabulary
 (style_label indexes it), persons, emotions and clip counts are saved in the
 dataset's metadata.json; skipped clips and why in skipped.json, both beside
 the shards.
 
 Preparation is resumable: each clip's processed arrays are cached under
-<data_dir>/talking_face_cache/<config>/ (written atomically), so a re-run
-after an interruption reads finished clips back instead of recomputing them;
+<data_dir>/talking_face_cache/<config>/ (written atomically, keyed by the
+clip's spec and the bytes of its files), so a re-run after an interruption
+reads finished clips back instead of recomputing them, and an edited file is
+processed again;
 TFDS itself writes shards into a temporary folder that is renamed only when
 complete, so no half-written shard is ever visible. With use_beam=True the
 same clips are processed by an Apache Beam pipeline.
@@ -42,7 +45,7 @@ from saas_jax.errors import DataError
 
 # Clips shorter than this (at the model frame rate) are skipped.
 MIN_FRAMES = 16
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"  # 2: keys cover the files' content
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -52,9 +55,30 @@ class TalkingFaceConfig(tfds.core.BuilderConfig):
   source_fps: float | None = None  # None: the layout's default
 
 
-def _cache_key(spec: layouts.ClipSpec, fps: float) -> str:
+def file_digest(path: str | None) -> str:
+  """blake2b of a file's bytes ('' for none, 'missing' when absent)."""
+  if path is None:
+    return ""
+  try:
+    with open(path, "rb") as f:
+      return hashlib.file_digest(f, "blake2b").hexdigest()
+  except OSError:
+    return "missing"
+
+
+def cache_key(spec: layouts.ClipSpec, fps: float, digests: dict) -> str:
+  """Names a clip's cached outcome: its spec, the frame rate and the bytes
+  of its files (an edited or fixed file gets a new key; size and mtime
+  would not survive copies). digests: {path: file_digest(path)}."""
   text = json.dumps(
-    [_CACHE_VERSION, dataclasses.asdict(spec), fps], sort_keys=True
+    [
+      _CACHE_VERSION,
+      dataclasses.asdict(spec),
+      fps,
+      digests[spec.coeff_path],
+      digests[spec.audio_path] if spec.audio_path else "",
+    ],
+    sort_keys=True,
   )
   return hashlib.sha1(text.encode()).hexdigest()
 
@@ -98,9 +122,8 @@ def process_clip(spec: layouts.ClipSpec, fps: float) -> dict[str, np.ndarray]:
   }
 
 
-def _cached_process(spec, fps, cache_dir) -> dict | str:
+def _cached_process(spec, key, fps, cache_dir) -> dict | str:
   """Processed arrays (from the cache when present), or the skip reason."""
-  key = _cache_key(spec, fps)
   done = os.path.join(cache_dir, key + ".npz")
   skipped = os.path.join(cache_dir, key + ".skip.json")
   if os.path.isfile(done):
@@ -141,8 +164,9 @@ def _example(spec, arrays, fps, vocab) -> dict:
   }
 
 
-def _beam_process(spec, fps, cache_dir, vocab):
-  result = _cached_process(spec, fps, cache_dir)
+def _beam_process(spec_key, fps, cache_dir, vocab):
+  spec, key = spec_key
+  result = _cached_process(spec, key, fps, cache_dir)
   if isinstance(result, dict):
     yield spec.clip_id, _example(spec, result, fps, vocab)
 
@@ -217,6 +241,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     specs = self._scan(dl_manager.manual_dir)
+    fps = self.builder_config.fps
+    digests = {}
+    for spec in specs:  # each file once, however many clips cut from it
+      for path in (spec.coeff_path, spec.audio_path):
+        if path and path not in digests:
+          digests[path] = file_digest(path)
+    self._keys = {s.clip_id: cache_key(s, fps, digests) for s in specs}
     classes = sorted({s.style_class for s in specs})
     vocab = {c: i for i, c in enumerate(classes)}
     by_split = {split: [] for split in layouts.SPLITS}
@@ -225,7 +256,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     self.info.metadata.update(
       {
         "layout": self.builder_config.layout,
-        "fps": self.builder_config.fps,
+        "fps": fps,
         "style_classes": classes,
         "train_style_classes": sorted(
           {s.style_class for s in by_split["train"]}
@@ -237,38 +268,62 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
     os.makedirs(self.cache_dir, exist_ok=True)
     self._specs = specs
+    if not self._use_beam:
+      # Process (or read back) every clip now, so that a split whose clips
+      # were all skipped is left out instead of failing TFDS's write.
+      for split, members in by_split.items():
+        by_split[split] = [
+          s for s in members if isinstance(self._outcome(s), dict)
+        ]
+      if not any(by_split.values()):
+        raise DataError(
+          os.fspath(dl_manager.manual_dir),
+          f"no usable clip: all {len(specs)} were skipped, e.g. "
+          + "; ".join(r["reason"] for r in self._skipped()[:3])
+          + f" (every reason: {self.cache_dir}/*.skip.json)",
+        )
     return {
       split: self._generate_examples(members, vocab)
       for split, members in by_split.items()
       if members
     }
 
+  def _outcome(self, spec) -> dict | str:
+    return _cached_process(
+      spec, self._keys[spec.clip_id], self.builder_config.fps, self.cache_dir
+    )
+
   def _generate_examples(self, specs, vocab):
     fps = self.builder_config.fps
     if self._use_beam:
       beam = tfds.core.lazy_imports.apache_beam
-      return beam.Create(specs) | beam.FlatMap(
+      pairs = [(s, self._keys[s.clip_id]) for s in specs]
+      return beam.Create(pairs) | beam.FlatMap(
         _beam_process, fps=fps, cache_dir=self.cache_dir, vocab=vocab
       )
     return self._generate_locally(specs, vocab, fps)
 
   def _generate_locally(self, specs, vocab, fps):
     for spec in specs:
-      result = _cached_process(spec, fps, self.cache_dir)
+      result = self._outcome(spec)
       if isinstance(result, dict):
         yield spec.clip_id, _example(spec, result, fps, vocab)
 
-  def _download_and_prepare(self, dl_manager, download_config):
-    super()._download_and_prepare(dl_manager, download_config)
-    # Every clip has left an outcome in the cache by now, in either mode.
+  def _skipped(self) -> list[dict]:
+    """The skip records of this run's clips (every clip has left an
+    outcome in the cache once processed, in either mode)."""
     skipped = []
     for spec in self._specs:
-      path = os.path.join(
-        self.cache_dir, _cache_key(spec, self.builder_config.fps) + ".skip.json"
-      )
+      key = self._keys[spec.clip_id]
+      path = os.path.join(self.cache_dir, key + ".skip.json")
       if os.path.isfile(path):
         with open(path) as f:
           skipped.append(json.load(f))
+    return skipped
+
+  def _download_and_prepare(self, dl_manager, download_config):
+    super()._download_and_prepare(dl_manager, download_config)
+    skipped = self._skipped()
     self.info.metadata["num_skipped"] = len(skipped)
     out = os.path.join(os.fspath(self.data_dir), "skipped.json")
     with open(out, "w") as f:

@@ -95,6 +95,33 @@ def load_params(workdir: str, step: int | None = None) -> dict:
   )
 
 
+def mismatch(directory: str, step: int, abstract) -> str:
+  """What differs between a saved state and `abstract` (paths and shapes),
+  or '' when the checkpoint's metadata cannot be read either."""
+  path = epath.Path(directory) / str(step) / "state"
+  handler = ocp.StandardCheckpointHandler()
+  try:
+    saved = handler.metadata(path).tree
+  except Exception as e:
+    return f"unreadable checkpoint metadata ({type(e).__name__}: {e})"
+  finally:
+    handler.close()
+
+  def flat(tree):
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    return {jax.tree_util.keystr(k): tuple(v.shape) for k, v in leaves}
+
+  have, want = flat(saved), flat(abstract)
+  problems = [
+    f"{k}: saved {have.get(k, 'nothing')}, model {want.get(k, 'nothing')}"
+    for k in sorted(set(have) | set(want))
+    if have.get(k) != want.get(k)
+  ]
+  if not problems:
+    return ""
+  return f"{len(problems)} arrays differ, e.g. " + "; ".join(problems[:3])
+
+
 def merge_matching(target: dict, source: dict, prefix: str = "") -> tuple:
   """Copies leaves of `source` into `target` where path and shape agree.
 

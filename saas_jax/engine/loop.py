@@ -108,6 +108,7 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
     jax.process_index(),
     jax.process_count(),
   )
+  workdir_lib.check_same_config(workdir, json.loads(config.to_json()))
   os.makedirs(workdir, exist_ok=True)
 
   # ---------------------------------------------------------------- mesh --
@@ -146,7 +147,14 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
   )
   latest = ckpt.latest_step()
   if latest is not None:
-    state = ckpt.restore(latest, abstract)
+    try:
+      state = ckpt.restore(latest, abstract)
+    except Exception as e:  # orbax raises many kinds; name what did not fit
+      ckpt.close()
+      raise workdir_lib.RunError(
+        f"{workdir}: checkpoint {latest} could not be restored into this "
+        f"model: {checkpoint.mismatch(ckpt.directory, latest, abstract) or e}"
+      ) from e
     _say(f"resumed from {ckpt.directory} at step {latest}")
   else:
     state = jax.jit(init_state, out_shardings=shardings)(init_key)

@@ -129,3 +129,19 @@ def config_diff(saved: dict, new: dict) -> list[str]:
     for k in sorted(set(a) | set(b))
     if a.get(k) != b.get(k)
   ]
+
+
+def check_same_config(workdir: str, config: dict) -> None:
+  """Refuses, before anything is written, to continue a run with other
+  settings: its checkpoints belong to the saved config."""
+  path = os.path.join(workdir, "config.json")
+  if not (os.path.isfile(path) and checkpoint_steps(workdir)):
+    return
+  diff = config_diff(read_json(path), config)
+  if diff:
+    raise RunError(
+      f"{workdir} holds a run of another config ({len(diff)} settings "
+      f"differ: {'; '.join(diff[:4])}"
+      f"{'; ...' if len(diff) > 4 else ''}); re-run with the same "
+      "settings to resume it, or use another workdir"
+    )

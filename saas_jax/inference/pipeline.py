@@ -25,7 +25,7 @@ import numpy as np
 
 from input_pipeline import features
 from input_pipeline import io as io_lib
-from saas_jax.errors import DataError
+from saas_jax.errors import DataError, check_frames
 from saas_jax.inference import runs
 from saas_jax.inference.expression import Stylizer
 from saas_jax.inference.pose import PoseSampler
@@ -234,6 +234,9 @@ class Pipeline:
       raise DataError("pose", "this pipeline was loaded without a pose run")
     req = dataclasses.replace(
       req,
+      wav=None
+      if req.wav is None
+      else check_frames("audio", req.wav, (), unit="sample"),
       style=_at_model_fps(req.style),
       style2=_at_model_fps(req.style2),
       source=_at_model_fps(req.source),

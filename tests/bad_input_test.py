@@ -1,0 +1,312 @@
+"""Bad and edge inputs: each gets an error naming the input and the problem
+(never a traceback from inside a library), and nothing is written or
+changed. Table-driven where the cases are cheap; the data-loss regressions
+(stale prepare cache, a re-run that rewrote config.json) have their own."""
+
+import json
+import os
+
+import conftest
+import numpy as np
+import pytest
+import scipy.io
+import tensorflow_datasets as tfds
+
+from input_pipeline import batches, io, layouts, prepare
+from input_pipeline.talking_face import skipped_clips
+from saas_jax.engine import config_lib
+from saas_jax.engine import workdir as workdir_lib
+from saas_jax.errors import DataError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _snapshot(root) -> dict:
+  """{relative path: (size, mtime_ns)} of everything under root."""
+  out = {}
+  for dirpath, _, files in os.walk(root):
+    for name in files:
+      p = os.path.join(dirpath, name)
+      st = os.stat(p)
+      out[os.path.relpath(p, root)] = (st.st_size, st.st_mtime_ns)
+  return out
+
+
+# ------------------------------------------------------ coefficient files ---
+
+
+def _coeff(t=40, seed=0):
+  rng = np.random.default_rng(seed)
+  return (0.1 * rng.normal(size=(t, 257))).astype(np.float32)
+
+
+def _params(t):
+  return np.tile(np.float32([256, 256, 1, 128, 128]), (t, 1))
+
+
+def _with(t, col, value):
+  """A [T, 73] array (exp, angles, trans, crop) with one value set."""
+  arr = np.zeros((t, 73), np.float64)
+  arr[:, 70:73] = (1.0, 128.0, 128.0)
+  arr[3, col] = value
+  return arr
+
+
+def _npy(value):
+  return ".npy", lambda path: np.save(path, value)
+
+
+def _mat(**entries):
+  return ".mat", lambda path: scipy.io.savemat(path, entries)
+
+
+def _raw(ext, data):
+  return ext, lambda path: path.write_bytes(data)
+
+
+COEFF_CASES = {
+  # name: ((extension, writer), load kwargs, expected message part)
+  "overflow_to_inf": (_npy(_with(40, 5, 1e300)), {}, "too large for float32"),
+  "implausible": (_npy(_with(40, 5, 5e4)), {}, "implausible expression"),
+  "nan_angle": (_npy(_with(40, 64, np.nan)), {}, "non-finite angles"),
+  "inf_crop": (_npy(_with(40, 71, np.inf)), {}, "non-finite crop"),
+  "zero_crop_scale": (_npy(_with(40, 70, 0.0)), {}, "crop scale <= 0"),
+  "complex": (_npy(_with(40, 5, 0.1) * 1j), {}, "complex numbers"),
+  "strings": (_npy(np.full((40, 73), "a")), {}, "not numeric"),
+  "fps_zero_given": (_npy(_with(40, 5, 0.1)), {"fps": 0}, "fps must be"),
+  "fps_negative_given": (_npy(_with(40, 5, 0.1)), {"fps": -25}, "fps must"),
+  "fps_nan_given": (_npy(_with(40, 5, 0.1)), {"fps": float("nan")}, "fps"),
+  "fps_zero_in_file": (
+    _mat(coeff=_coeff(), transform_params=_params(40), fps=0.0),
+    {},
+    "'fps' must be a positive",
+  ),
+  "nan_identity": (
+    _mat(
+      coeff=np.where(np.arange(257) == 3, np.nan, _coeff()),
+      transform_params=_params(40),
+    ),
+    {},
+    "non-finite identity",
+  ),
+  "zero_frames": (_npy(np.zeros((0, 73))), {}, "zero frames"),
+  "wrong_width": (_npy(np.zeros((40, 72))), {}, "must be [T,257]"),
+  "three_d": (_npy(np.zeros((2, 40, 73))), {}, "must be 2-D"),
+  "params_frames": (
+    _mat(coeff=_coeff(), transform_params=_params(39)),
+    {},
+    "39 frames but 'coeff' has 40",
+  ),
+  "no_coeff_key": (_mat(other=np.zeros(3)), {}, "missing key 'coeff'"),
+  "empty_file": (_raw(".mat", b""), {}, ""),
+  "garbage_mat": (_raw(".mat", b"MATLAB 5.0 x" * 20), {}, ""),
+  "garbage_npy": (_raw(".npy", b"\x93NUMPY garbage"), {}, ""),
+  "unknown_extension": (_raw(".txt", b"1 2 3"), {}, ""),
+  "no_such_file": ((".mat", None), {}, "no such file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COEFF_CASES))
+def test_bad_coefficient_files(case, tmp_path):
+  (ext, writer), kwargs, message = COEFF_CASES[case]
+  path = tmp_path / f"{case}{ext}"
+  if writer is not None:
+    writer(path)
+  with pytest.raises(DataError) as info:
+    io.load_coefficients(path, **kwargs)
+  assert str(path) in str(info.value)
+  assert message in str(info.value)
+
+
+def test_fps_zero_is_not_25(tmp_path):
+  """fps=0 used to mean 'the default' silently."""
+  path = tmp_path / "clip.npy"
+  np.save(path, _with(40, 5, 0.1))
+  assert io.load_coefficients(path).fps == io.DEFAULT_SOURCE_FPS
+  with pytest.raises(DataError, match="fps must be a positive"):
+    io.load_coefficients(path, fps=0)
+
+
+# ------------------------------------------------------------- manifests ---
+
+GOOD_ROW = {
+  "id": "P00#angry#level_1#000",
+  "coeff_path": "a.mat",
+  "audio_path": "a.wav",
+  "person": "P00",
+  "emotion": "angry",
+  "level": 1,
+}
+
+MANIFEST_CASES = {
+  "level_null": ([{**GOOD_ROW, "level": None}], "line 1: 'level' must be"),
+  "level_float": ([{**GOOD_ROW, "level": 1.5}], "'level' must be an integer"),
+  "level_text": ([{**GOOD_ROW, "level": "high"}], "'level' must be"),
+  "bare_number": ([3], "line 1: expected an object, got 3"),
+  "a_list": ([[1, 2]], "expected an object"),
+  "fps_text": ([{**GOOD_ROW, "fps": "abc"}], "'fps' must be a positive"),
+  "fps_zero": ([{**GOOD_ROW, "fps": 0}], "'fps' must be a positive"),
+  "person_hash": (
+    [{**GOOD_ROW, "person": "A#angry"}],
+    "'person' 'A#angry' contains '#'",
+  ),
+  "emotion_hash": (
+    [{**GOOD_ROW, "emotion": "angry#x"}],
+    "'emotion' 'angry#x' contains '#'",
+  ),
+  "person_object": ([{**GOOD_ROW, "person": {"a": 1}}], "must be text"),
+  "missing_key": (
+    [{k: v for k, v in GOOD_ROW.items() if k != "person"}],
+    "line 1 lacks person",
+  ),
+  "duplicate_id": ([GOOD_ROW, GOOD_ROW], "line 2: duplicate clip id"),
+  "unknown_split": ([{**GOOD_ROW, "split": "dev"}], "unknown split 'dev'"),
+  "empty_id": ([{**GOOD_ROW, "id": " "}], "'id' must be non-empty"),
+  "coeff_path_number": ([{**GOOD_ROW, "coeff_path": 3}], "must be a path"),
+  "empty_coeff_path": ([{**GOOD_ROW, "coeff_path": ""}], "'coeff_path' is"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MANIFEST_CASES))
+def test_bad_manifest_values_name_file_and_line(case, tmp_path):
+  rows, message = MANIFEST_CASES[case]
+  path = tmp_path / "manifest.jsonl"
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+  with pytest.raises(DataError) as info:
+    layouts.scan_manifest(str(tmp_path))
+  assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_labels_with_hash_cannot_merge_styles(tmp_path):
+  """person 'A#angry' + emotion 'x' and person 'A' + emotion 'angry#x'
+  both made the class 'A#angry#x#1'."""
+  rows = [
+    {**GOOD_ROW, "id": "1", "person": "A#angry", "emotion": "x"},
+    {**GOOD_ROW, "id": "2", "person": "A", "emotion": "angry#x"},
+  ]
+  (tmp_path / "manifest.jsonl").write_text(
+    "".join(json.dumps(r) + "\n" for r in rows)
+  )
+  with pytest.raises(DataError, match="contains '#'"):
+    layouts.scan_manifest(str(tmp_path))
+
+
+def test_a_manifest_with_a_bom_and_a_csv_read_fine(tmp_path):
+  text = json.dumps(GOOD_ROW) + "\n"
+  (tmp_path / "manifest.jsonl").write_bytes(b"\xef\xbb\xbf" + text.encode())
+  (spec,) = layouts.scan_manifest(str(tmp_path))
+  assert spec.style_class == "P00#angry#1"
+  os.remove(tmp_path / "manifest.jsonl")
+  (tmp_path / "manifest.csv").write_text(
+    "id,coeff_path,audio_path,person,emotion,level\n"
+    "x,a.mat,,P00,angry,2\ny,b.mat,,P00,angry,oops\n"
+  )
+  with pytest.raises(DataError, match=r"manifest\.csv: line 3: 'level'"):
+    layouts.scan_manifest(str(tmp_path))
+
+
+# --------------------------------------------------- prepare and shards ---
+
+
+def _read(data_dir, split="train"):
+  ds = tfds.load("talking_face/manifest", data_dir=str(data_dir), split=split)
+  return {ex["clip_id"].decode(): ex for ex in ds.as_numpy_iterator()}
+
+
+def test_prepare_cache_follows_file_content(tmp_path):
+  """Edit a clip, delete the shards, rebuild: the shards hold the new
+  values, and a fixed clip is no longer skipped (the cache was keyed on the
+  manifest entry alone)."""
+  root, data_dir = tmp_path / "corpus", tmp_path / "tfds"
+  records = conftest.write_manifest_corpus(root, persons=2, clips=1)
+  prepare.prepare("manifest", str(root), str(data_dir))
+  first = _read(data_dir)
+  rec = next(r for r in records if r["id"] in first)
+  path = root / rec["coeff_path"]
+  coeffs = io.load_coefficients(path)
+  n = coeffs.num_frames
+  io.save_coefficients_mat(path, np.full((n, 257), 0.25), _params(n))
+  bad = root / "bad" / "nan_clip.mat"
+  io.save_coefficients_mat(bad, np.zeros((50, 257)), _params(50))
+  import shutil
+
+  shutil.rmtree(data_dir / "talking_face" / "manifest")
+  builder = prepare.prepare("manifest", str(root), str(data_dir))
+  again = {}
+  for split in builder.info.splits:
+    again.update(_read(data_dir, split))
+  np.testing.assert_allclose(again[rec["id"]]["exp"], 0.25)
+  assert "PBAD#angry#level_1#000" in again
+  assert skipped_clips(builder.data_dir) == []
+
+
+def test_a_split_whose_clips_are_all_skipped_is_left_out(tmp_path):
+  root, data_dir = tmp_path / "corpus", tmp_path / "tfds"
+  records = conftest.write_manifest_corpus(root, persons=2, clips=1)
+  records[-1]["split"] = "val"  # the NaN clip alone in val
+  for r in records[:-1]:
+    r["split"] = "train"
+  (root / "manifest.jsonl").write_text(
+    "".join(json.dumps(r) + "\n" for r in records)
+  )
+  builder = prepare.prepare("manifest", str(root), str(data_dir))
+  assert set(builder.info.splits) == {"train"}
+  (skip,) = skipped_clips(builder.data_dir)
+  assert "nan_clip.mat" in skip["reason"]
+
+
+def test_a_corpus_with_no_usable_clip_says_why(tmp_path):
+  root = tmp_path / "corpus"
+  conftest.write_manifest_corpus(root, persons=1, clips=1, with_bad=False)
+  for mat in root.rglob("*.mat"):  # too short to use
+    io.save_coefficients_mat(mat, np.zeros((5, 257)), _params(5))
+  with pytest.raises(DataError, match="no usable clip: all 4 were skipped"):
+    prepare.prepare("manifest", str(root), str(tmp_path / "tfds"))
+
+
+def test_a_wrong_data_dir_says_there_is_no_dataset(tmp_path):
+  with pytest.raises(DataError, match="no prepared talking_face/manifest"):
+    batches.load_table(str(tmp_path), "manifest", "train")
+  with pytest.raises(DataError, match=r"input_pipeline\.prepare --layout"):
+    batches.load_table(str(tmp_path), "manifest", "train")
+
+
+def test_hdtf_skips_an_unreadable_recording(tmp_path):
+  good = tmp_path / "good.mat"
+  io.save_coefficients_mat(good, _coeff(200), _params(200))
+  (tmp_path / "broken.mat").write_bytes(b"not a mat file")
+  specs = layouts.scan(
+    "hdtf",
+    str(tmp_path),
+    num_frames_fn=lambda p: io.load_coefficients(p).num_frames,
+  )
+  ids = sorted(s.clip_id for s in specs)
+  assert ids == ["broken#unreadable", "good#000", "good#001"]
+
+
+# ------------------------------------------------------------ the engine ---
+
+
+def test_a_rerun_with_another_config_changes_nothing(prepared_corpus, tmp_path):
+  """It used to rewrite config.json before failing to restore, so the run
+  and every later stage reading it were broken."""
+  from saas_jax.trainers import style_vqvae
+
+  c = config_lib.load(os.path.join(ROOT, "configs/style_vqvae.py:smoke"))
+  c.data.data_dir, c.data.config = prepared_corpus
+  c.data.eval_split = "test_person"
+  c.num_train_steps = 2
+  workdir = tmp_path / "run"
+  style_vqvae.train_and_evaluate(c, str(workdir))
+  before = _snapshot(workdir)
+  saved = (workdir / "config.json").read_bytes()
+  c.model.hidden = 64
+  with pytest.raises(workdir_lib.RunError) as info:
+    style_vqvae.train_and_evaluate(c, str(workdir))
+  assert "model.hidden: saved 32, now 64" in str(info.value)
+  assert (workdir / "config.json").read_bytes() == saved
+  assert _snapshot(workdir) == before
+  # The same settings resume (here: report done) and change no checkpoint.
+  c.model.hidden = 32
+  style_vqvae.train_and_evaluate(c, str(workdir))
+  assert (workdir / "config.json").read_bytes() == saved
