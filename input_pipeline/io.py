@@ -474,7 +474,7 @@ def _decode_with_ffmpeg(path: str, sample_rate: int) -> np.ndarray:
     "-v",
     "error",
     "-i",
-    path,
+    f"file:{path}",  # never a protocol, whatever the path holds (a ':')
     "-vn",
     "-ac",
     "1",
@@ -486,13 +486,41 @@ def _decode_with_ffmpeg(path: str, sample_rate: int) -> np.ndarray:
   ]
   proc = subprocess.run(cmd, capture_output=True, check=False)
   if proc.returncode != 0:
-    msg = proc.stderr.decode(errors="replace").strip().splitlines()
+    err = proc.stderr.decode(errors="replace")
+    if "does not contain any stream" in err or "matches no streams" in err:
+      raise DataError(path, "no audio stream in this file")
+    msg = err.strip().splitlines()
     raise DataError(
       path,
       "ffmpeg could not decode the audio: "
       + (msg[-1] if msg else f"exit code {proc.returncode}"),
     )
   return np.frombuffer(proc.stdout, dtype="<f4").copy()
+
+
+def _check_wav_length(path: str) -> None:
+  """A WAV whose data chunk declares more bytes than the file holds was cut
+  off (libsndfile reads what is there without a word)."""
+  size = os.path.getsize(path)
+  with open(path, "rb") as f:
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+      return  # RF64 and the like: left to libsndfile
+    while True:
+      chunk = f.read(8)
+      if len(chunk) < 8:
+        return
+      declared = int.from_bytes(chunk[4:], "little")
+      if chunk[:4] == b"data":
+        held = size - f.tell()
+        if declared != 0xFFFFFFFF and held < declared:
+          raise DataError(
+            path,
+            f"truncated: the header declares {declared} bytes of audio, the "
+            f"file holds {held}",
+          )
+        return
+      f.seek(declared + (declared & 1), os.SEEK_CUR)
 
 
 def resample_audio(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -517,7 +545,14 @@ def load_audio(
       wav, sr = soundfile.read(path, dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises LibsndfileError, RuntimeError...
       raise DataError(path, f"unreadable audio file ({e})") from None
+    if ext == ".wav":
+      _check_wav_length(path)
+    channel_peak = float(np.abs(wav).max(initial=0.0))
     wav = wav.mean(axis=1)
+    if channel_peak >= _SILENCE_PEAK and np.abs(wav).max() < _SILENCE_PEAK:
+      raise DataError(
+        path, "its channels cancel out when mixed to mono (out of phase)"
+      )
     wav = resample_audio(wav, sr, sample_rate)
   elif ext in _FFMPEG_EXTENSIONS:
     wav = _decode_with_ffmpeg(path, sample_rate)

@@ -31,6 +31,7 @@ from input_pipeline.talking_face import (
   TalkingFaceConfig,
   skipped_clips,
 )
+from saas_jax.errors import DataError
 
 
 def config_for(
@@ -141,15 +142,23 @@ def main(argv=None):
   args = parser.parse_args(argv)
   logging.getLogger("absl").setLevel(logging.WARNING)
 
-  builder = prepare(
-    args.layout,
-    args.manual_dir,
-    args.data_dir,
-    fps=args.fps,
-    source_fps=args.source_fps,
-    beam=args.beam,
-    beam_options=args.beam_options,
-  )
+  for key in ("fps", "source_fps"):
+    value = getattr(args, key)
+    if value is not None and not (value > 0 and value < float("inf")):
+      parser.error(f"--{key} must be a positive frame rate, got {value}")
+  try:
+    builder = prepare(
+      args.layout,
+      args.manual_dir,
+      args.data_dir,
+      fps=args.fps,
+      source_fps=args.source_fps,
+      beam=args.beam,
+      beam_options=args.beam_options,
+    )
+  except DataError as e:  # bad input: its message, not a traceback
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   info = summary(builder)
   print(json.dumps({k: v for k, v in info.items() if k != "skipped"}, indent=1))
   if info["skipped"]:

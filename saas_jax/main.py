@@ -10,9 +10,14 @@ TPU pods and SLURM clusters are detected by jax.distributed.initialize().
 
 import importlib
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from saas_jax.engine import config_lib
+from saas_jax.engine import workdir as workdir_lib
+from saas_jax.errors import DataError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Stage config file.")
 _WORKDIR = flags.DEFINE_string(
@@ -30,6 +35,7 @@ _DISTRIBUTED = flags.DEFINE_bool(
 
 def main(argv):
   del argv
+  _STARTED.append(True)
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO
   from saas_jax.engine import runtime  # after flags: platform choices apply
@@ -41,14 +47,39 @@ def main(argv):
     _DISTRIBUTED.value,
   )
   config = _CONFIG.value
+  try:
+    config_lib.validate(config)
+  except DataError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   path = config_flags.get_config_filename(flags.FLAGS["config"])
   name = os.path.splitext(os.path.basename(path))[0]
   workdir = _WORKDIR.value or os.path.join("runs", name)
   logging.info("config %s -> workdir %s", name, workdir)
   trainer = importlib.import_module(f"saas_jax.trainers.{config.trainer}")
-  trainer.train_and_evaluate(config, workdir)
+  try:
+    trainer.train_and_evaluate(config, workdir)
+  except (DataError, workdir_lib.RunError) as e:  # bad input: no traceback
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+_STARTED = []  # main() ran: the flags (and config overrides) parsed
+
+
+def run() -> None:
+  """app.run(main), with a bad --config override (an unknown key) told in
+  one line instead of ml_collections' traceback."""
+  flags.mark_flags_as_required(["config"])
+  try:
+    app.run(main)
+  except (AttributeError, KeyError) as e:
+    if _STARTED:
+      raise
+    key = str(e).strip("\"'")
+    print(f"error: bad --config override: no setting '{key}'", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["config"])
-  app.run(main)
+  run()

@@ -50,12 +50,13 @@ NUM_PAST = WINDOW // TOKEN_FRAMES  # 4
 
 def nucleus_sample(key, logits, temperature=0.7, top_p=0.9):
   """Samples [...] indices from [..., K] logits: the smallest set of codes
-  whose probability (at `temperature`) reaches top_p, renormalised."""
+  whose probability (at `temperature`) reaches top_p, renormalised; top_p
+  0 keeps the best code alone (greedy)."""
   logits = logits / temperature
   order = jnp.sort(logits, axis=-1)[..., ::-1]  # descending
   probs = jax.nn.softmax(order, axis=-1)
   before = jnp.cumsum(probs, axis=-1) - probs  # mass of the better codes
-  num = jnp.sum(before < top_p, axis=-1, keepdims=True)  # >= 1
+  num = jnp.maximum(jnp.sum(before < top_p, axis=-1, keepdims=True), 1)
   cutoff = jnp.take_along_axis(order, num - 1, axis=-1)
   masked = jnp.where(logits >= cutoff, logits, -jnp.inf)
   return jax.random.categorical(key, masked, axis=-1)
@@ -94,11 +95,24 @@ def _keep(step, seeded: bool):
   return jnp.asarray(NUM_PAST if seeded else jnp.minimum(step, NUM_PAST))
 
 
+def steps_of(num_audio_frames: int) -> int:
+  """The steps that padded audio of this length covers; anything but
+  pad_audio's 8 n + 24 frames (n >= 4) is an error (it used to cover a
+  part of the utterance silently)."""
+  n, rest = divmod(num_audio_frames - (WINDOW - TOKEN_FRAMES), TOKEN_FRAMES)
+  if rest or n < NUM_PAST:
+    raise ValueError(
+      f"{num_audio_frames} audio frames: pad the per-frame windows with "
+      "sampling.pad_audio (8 n + 24 frames for n >= 4 tokens)"
+    )
+  return n
+
+
 def speaker_stream(model, variables, mfcc, style):
   """mfcc [B, 8n + 24, 28, 12] (pad_audio), style [B, S] -> [B, n, 4, D]:
   the speaker tokens of every step, the audio CNN run once per frame."""
   b, t = mfcc.shape[:2]
-  n = (t - (WINDOW - TOKEN_FRAMES)) // TOKEN_FRAMES
+  n = steps_of(t)
   feats = model.apply(variables, mfcc, method=model.audio_features)  # [B,T,A]
   idx = TOKEN_FRAMES * jnp.arange(n)[:, None] + jnp.arange(WINDOW)  # [n, 32]
   windows = feats[:, idx].reshape(b * n, WINDOW, -1)  # [B n, 32, A]
@@ -216,7 +230,7 @@ def sample_tokens_naive(
   """The step-by-step form (as the official sampler computes): the whole
   model, audio CNN included, per step and per sample. Same tokens."""
   b, t = mfcc.shape[:2]
-  n = (t - (WINDOW - TOKEN_FRAMES)) // TOKEN_FRAMES
+  n = steps_of(t)
   mfcc = jnp.repeat(mfcc, num_samples, axis=0)
   style = jnp.repeat(style, num_samples, axis=0)
   keys = sample_keys(key, b, num_samples)
@@ -285,6 +299,8 @@ def savgol(x, window: int = 13, order: int = 2):
   equals scipy.signal.savgol_filter(x, window, order, axis=-2)."""
   coeffs, first, last = _savgol_matrices(window, order)
   t = x.shape[-2]
+  if t < window:
+    raise ValueError(f"{t} frames: the filter needs at least {window}")
   mid = sum(
     coeffs[k] * x[..., k : t - window + 1 + k, :] for k in range(window)
   )

@@ -310,3 +310,178 @@ def test_a_rerun_with_another_config_changes_nothing(prepared_corpus, tmp_path):
   c.model.hidden = 32
   style_vqvae.train_and_evaluate(c, str(workdir))
   assert (workdir / "config.json").read_bytes() == saved
+
+
+# ------------------------------------------------------------------ audio ---
+
+
+def _wav(path, data, rate=16000):
+  import soundfile
+
+  soundfile.write(path, data, rate, subtype="FLOAT")
+
+
+def _truncated(path):
+  _wav(path, 0.1 * np.ones(16000, np.float32))
+  data = path.read_bytes()
+  path.write_bytes(data[: len(data) // 2])
+
+
+def _cancelling(path):
+  x = 0.3 * np.sin(np.arange(16000) / 7.0)
+  _wav(path, np.stack([x, -x], 1).astype(np.float32))
+
+
+def _video_only(path):
+  import subprocess
+
+  from saas_jax.render import video
+
+  subprocess.run(
+    [
+      video._ffmpeg(),
+      "-v",
+      "error",
+      "-f",
+      "lavfi",
+      "-i",
+      "color=c=black:s=32x32:d=1",
+      str(path),
+    ],
+    check=True,
+  )
+
+
+def _nan_wav(path):
+  x = 0.1 * np.ones(1600, np.float32)
+  x[7] = np.nan
+  _wav(path, x)
+
+
+AUDIO_CASES = {
+  "truncated.wav": (_truncated, "truncated: the header declares"),
+  "cancelling.wav": (_cancelling, "channels cancel out"),
+  "video_only.mp4": (_video_only, "no audio stream"),
+  "nan.wav": (_nan_wav, "NaN/Inf"),
+  "silent.wav": (lambda p: _wav(p, np.zeros(1600, np.float32)), "silent"),
+  "empty.wav": (lambda p: p.write_bytes(b""), "unreadable audio file"),
+  "garbage.m4a": (lambda p: p.write_bytes(b"\x00" * 100), "ffmpeg could not"),
+  "text.txt": (lambda p: p.write_text("hi"), "unknown audio extension"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AUDIO_CASES))
+def test_bad_audio_files(name, tmp_path):
+  writer, message = AUDIO_CASES[name]
+  path = tmp_path / name
+  writer(path)
+  with pytest.raises(DataError) as info:
+    io.load_audio(path)
+  assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_a_colon_in_a_path_is_not_an_ffmpeg_protocol(tmp_path, monkeypatch):
+  import subprocess
+
+  from saas_jax.render import video
+
+  _wav(tmp_path / "a.wav", 0.1 * np.sin(np.arange(16000) / 9.0))
+  subprocess.run(
+    [
+      video._ffmpeg(),
+      "-v",
+      "error",
+      "-i",
+      str(tmp_path / "a.wav"),
+      str(tmp_path / "x:y.m4a"),
+    ],
+    check=True,
+  )
+  monkeypatch.chdir(tmp_path)  # a relative 'x:y.m4a' reads as protocol x
+  assert abs(len(io.load_audio("x:y.m4a")) - 16000) < 2048
+
+
+# ---------------------------------------------------------- configs, API ---
+
+CONFIG_CASES = {
+  "data.batch_size": (0, -8, 2.5),
+  "seed": (-1,),
+  "num_train_steps": (-5,),
+  "ckpt.every": (0,),
+  "eval_every": (-1,),
+}
+
+
+@pytest.mark.parametrize(
+  "key,value", [(k, v) for k, vs in CONFIG_CASES.items() for v in vs]
+)
+def test_config_values_out_of_range_are_named(key, value):
+  c = config_lib.load(os.path.join(ROOT, "configs/style_vqvae.py:smoke"))
+  node = c
+  *path, last = key.split(".")
+  for p in path:
+    node = node[p]
+  with node.ignore_type():
+    node[last] = value
+  with pytest.raises(DataError, match=rf"config\.{key}: {value!r}"):
+    config_lib.validate(c)
+
+
+def test_main_cli_reports_bad_settings_in_one_line(tmp_path):
+  import subprocess
+  import sys
+
+  def main(*args):
+    return subprocess.run(
+      [
+        sys.executable,
+        "-m",
+        "saas_jax.main",
+        "--config",
+        os.path.join(ROOT, "configs/style_vqvae.py:smoke"),
+        "--workdir",
+        str(tmp_path / "run"),
+        *args,
+      ],
+      capture_output=True,
+      text=True,
+      cwd=ROOT,
+    )
+
+  for args, message in (
+    (["--config.no_such_key=1"], "no setting 'no_such_key'"),
+    (["--config.seed=-1"], "config.seed: -1 is out of range"),
+  ):
+    proc = main(*args)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+  assert not (tmp_path / "run").exists()
+
+
+def test_sampler_inputs():
+  import jax
+  import jax.numpy as jnp
+
+  from saas_jax import sampling
+
+  logits = jnp.log(jnp.asarray([[0.1, 0.5, 0.4]]))
+  keys = jax.random.split(jax.random.key(0), 64)
+  greedy = jax.vmap(lambda k: sampling.nucleus_sample(k, logits, 1.0, 0.0))
+  assert set(np.asarray(greedy(keys)).ravel()) == {1}  # top_p 0: the best
+  with pytest.raises(ValueError, match="pad the per-frame windows"):
+    sampling.steps_of(50)  # not 8 n + 24
+  with pytest.raises(ValueError, match="the filter needs at least 13"):
+    sampling.savgol(jnp.zeros((1, 12, 6)))
+
+
+def test_inference_arguments_are_checked():
+  from saas_jax.inference import expression, pose
+
+  with pytest.raises(DataError, match="chunk: must be >= 1"):
+    expression.Stylizer(None, {}, None, {}, chunk=0)
+  with pytest.raises(DataError, match="chunk_tokens: must be >= 1"):
+    pose.PoseSampler(None, {}, None, {}, None, {}, chunk_tokens=0)
+  with pytest.raises(DataError, match=r"style_code: expected a \[8\] style"):
+    expression.check_code("style_code", np.zeros((2, 4)), 8)
+  with pytest.raises(DataError, match="style_code: non-finite"):
+    expression.check_code("style_code", np.full(8, np.nan), 8)

@@ -4,6 +4,8 @@ import importlib.util
 
 import ml_collections
 
+from saas_jax.errors import DataError
+
 
 def base(trainer: str) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -54,6 +56,23 @@ def base(trainer: str) -> ml_collections.ConfigDict:
   c.log.every = 100
   c.log.tensorboard = True
   return c
+
+
+def validate(c) -> None:
+  """The engine settings' ranges, each error naming its key."""
+  checks = (
+    ("data.batch_size", c.data.batch_size, lambda v: v >= 1),
+    ("num_train_steps", c.num_train_steps, lambda v: v >= 0),
+    ("seed", c.seed, lambda v: v >= 0),
+    ("eval_every", c.eval_every, lambda v: v >= 0),
+    ("ckpt.every", c.ckpt.every, lambda v: v >= 1),
+    ("ckpt.keep", c.ckpt.keep, lambda v: v >= 1),
+    ("log.every", c.log.every, lambda v: v >= 1),
+    ("data.num_shards", c.data.num_shards, lambda v: v >= 0),
+  )
+  for key, value, ok in checks:
+    if isinstance(value, bool) or not isinstance(value, int) or not ok(value):
+      raise DataError(f"config.{key}", f"{value!r} is out of range")
 
 
 def smoke(c, *, steps=4, every=2, batch_size=8) -> ml_collections.ConfigDict:

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from saas_jax.engine import checkpoint, optim
+from saas_jax.engine import checkpoint, config_lib, optim
 from saas_jax.engine import mesh as mesh_lib
 from saas_jax.engine import metrics as metrics_lib
 from saas_jax.engine import workdir as workdir_lib
@@ -108,6 +108,7 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
     jax.process_index(),
     jax.process_count(),
   )
+  config_lib.validate(config)
   workdir_lib.check_same_config(workdir, json.loads(config.to_json()))
   os.makedirs(workdir, exist_ok=True)
 

@@ -50,6 +50,16 @@ def style_windows(what: str, exp, warn: bool = True) -> np.ndarray:
   return clip_windows(exp, WINDOW, WINDOW // 2)
 
 
+def check_code(what: str, code, size: int) -> np.ndarray:
+  """A finite [size] style code, or a DataError naming `what`."""
+  code = np.asarray(code)
+  if code.shape != (size,):
+    raise DataError(
+      what, f"expected a [{size}] style code, got shape {list(code.shape)}"
+    )
+  return check_frames(what, code, (), unit="value")
+
+
 def bucket(n: int, chunk: int) -> int:
   """The padded length of a last chunk of n frames: a power of two."""
   return min(chunk, max(16, 1 << (n - 1).bit_length()))
@@ -68,6 +78,8 @@ class Stylizer:
     quantized_style: bool = True,
     chunk: int = CHUNK,
   ):
+    if chunk < 1:
+      raise DataError("chunk", f"must be >= 1 frame, got {chunk}")
     self.generator = generator  # models.motion_generator.MotionGenerator
     self.variables = variables  # {"params", "batch_stats"?}
     self.chunk = chunk
@@ -164,10 +176,8 @@ class Stylizer:
       if style_exp is None:
         raise DataError("style", "give style_exp or style_code")
       style_code = self.style_code(style_exp)
-    style_code = np.asarray(style_code, np.float32)
-    if not np.all(np.isfinite(style_code)):
-      raise DataError("style_code", "non-finite values")
     s_src = self.style_code(source_exp, "source expression", warn=False)
+    style_code = check_code("style_code", style_code, s_src.shape[0])
     return source_exp, mel, blink, num_frames, s_src, style_code
 
   def _source(self, source_exp, mel, blink, start, stop, size):
@@ -210,7 +220,7 @@ class Stylizer:
       source_exp, mel, blink, style_exp, style_code
     )
     if source_code is not None:
-      s_src = np.asarray(source_code, np.float32)
+      s_src = check_code("source_code", source_code, s_src.shape[0])
     s_src, s_t = jnp.asarray(s_src[None]), jnp.asarray(s_t[None])
     carry = None
     for start in range(0, t, self.chunk):

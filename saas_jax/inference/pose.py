@@ -32,7 +32,7 @@ import scipy.signal
 from saas_jax import sampling
 from saas_jax.errors import DataError, check_frames
 from saas_jax.inference import runs
-from saas_jax.inference.expression import style_windows
+from saas_jax.inference.expression import check_code, style_windows
 from saas_jax.models import builders
 
 MFCC_SHAPE = (28, 12)
@@ -56,11 +56,14 @@ class PoseSampler:
     savgol_window: int = 13,
     savgol_order: int = 2,
   ):
+    if chunk_tokens < 1:
+      raise DataError("chunk_tokens", f"must be >= 1, got {chunk_tokens}")
     self.model = model  # models.pose_generator.PoseGenerator
     self.variables = variables
     self.codebook_variables = codebook_variables
     self.style_variables = style_variables
     self.chunk_tokens = chunk_tokens
+    self.code_size = style_model.vq.hidden  # S, the style codes' width
     self.savgol = (savgol_window, savgol_order)
 
     self._codes = jax.jit(
@@ -121,12 +124,8 @@ class PoseSampler:
   ):
     """Yields [N, <= 8 chunk_tokens, 6] pieces of the N sampled poses."""
     mfcc = check_frames("mfcc windows", mfcc, MFCC_SHAPE)
-    style = np.asarray(style_code, np.float32)
-    if style.ndim != 1 or not np.all(np.isfinite(style)):
-      raise DataError(
-        "style_code", f"expected a finite [S] vector, got {style.shape}"
-      )
-    if not 0.0 < temperature:
+    style = check_code("style_code", style_code, self.code_size)
+    if not 0.0 < temperature < float("inf"):
       raise DataError("temperature", f"must be > 0, got {temperature}")
     if not 0.0 <= top_p <= 1.0:
       raise DataError("top_p", f"must be within [0, 1], got {top_p}")
