@@ -354,7 +354,8 @@ def load(spec: str) -> FaceModel:
     return load_bfm(spec)
   if spec.endswith(".npz"):
     return load_landmark_basis(spec)
-  raise ValueError(
-    f"face model '{spec}': expected 'synthetic', 'mediapipe', a BFM .mat or "
-    "a landmark basis .npz"
+  raise DataError(
+    spec,
+    "not a face model: expected 'synthetic', 'mediapipe', a BFM .mat or a "
+    "landmark basis .npz",
   )

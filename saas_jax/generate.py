@@ -222,7 +222,12 @@ def check_job(job: dict, driver: str) -> dict:
   if job["pose"] is None:
     job["pose"] = "generate" if job["audio"] else "source"
   pipeline_lib.check_options(
-    job["pose"], job["style_strength"], job["mix"], job["num_samples"]
+    job["pose"],
+    job["style_strength"],
+    job["mix"],
+    job["num_samples"],
+    job["temperature"],
+    job["top_p"],
   )
   if not job["name"]:
     stem_of = job["audio"] or job["source_video"] or job["source"]
@@ -356,7 +361,8 @@ def write_video(path, result, k, request, job, renderer, layout, identity):
       writer.write(batch)
 
 
-def run_job(pipe, job, args, previews, log=print) -> dict:
+def run_job(pipe, job, args, previews, log=print, bar=None) -> dict:
+  """One job: inputs -> generation -> files. bar(done, total): progress."""
   timings = {}
   t0 = time.perf_counter()
   check_writable(job["out"])
@@ -371,7 +377,7 @@ def run_job(pipe, job, args, previews, log=print) -> dict:
   timings["read_inputs_s"] = time.perf_counter() - t0
 
   t0 = time.perf_counter()
-  result = pipe(request)
+  result = pipe(request, progress=bar)
   timings["generate_s"] = time.perf_counter() - t0
   num_frames = None  # with speech: as many frames as it lasts
   if result.wav is not None:
@@ -487,6 +493,9 @@ def main(argv=None) -> int:
     jobs = [check_job(j, driver) for j in jobs]
     for job in jobs:  # fail before any work
       check_writable(job["out"])
+    previews = Previews()
+    if not args.no_video and args.preview_face != "auto":
+      previews.renderer(args.preview_face)  # a bad face model: now
     t0 = time.perf_counter()
     need_pose = any(j["pose"] == "generate" for j in jobs)
     pipe = pipeline_lib.Pipeline.load(
@@ -502,9 +511,8 @@ def main(argv=None) -> int:
       + f" in {time.perf_counter() - t0:.1f} s",
       file=sys.stderr,
     )
-    previews = Previews()
     if len(jobs) == 1:
-      run_job(pipe, jobs[0], args, previews, log=_stderr)
+      run_job(pipe, jobs[0], args, previews, _stderr, FrameBar())
     else:
       from tqdm import tqdm
 
@@ -515,6 +523,25 @@ def main(argv=None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
   return 0
+
+
+class FrameBar:
+  """A progress bar over the frames of one long job (silent for short ones:
+  a bar that fills in one step tells nothing)."""
+
+  def __init__(self, min_frames: int = 1500):
+    self.min_frames, self.bar = min_frames, None
+
+  def __call__(self, done: int, total: int) -> None:
+    if total < self.min_frames:
+      return
+    if self.bar is None:
+      from tqdm import tqdm
+
+      self.bar = tqdm(total=total, desc="frames", unit="frame", file=sys.stderr)
+    self.bar.update(done - self.bar.n)
+    if done >= total:
+      self.bar.close()
 
 
 def _stderr(message: str) -> None:

@@ -306,10 +306,25 @@ def test_a_rerun_with_another_config_changes_nothing(prepared_corpus, tmp_path):
   assert "model.hidden: saved 32, now 64" in str(info.value)
   assert (workdir / "config.json").read_bytes() == saved
   assert _snapshot(workdir) == before
+  # A workdir of another stage is refused the same way.
+  from saas_jax.trainers import pose_vqvae
+
+  p = config_lib.load(os.path.join(ROOT, "configs/pose_vqvae.py:smoke"))
+  p.data.data_dir, p.data.config = prepared_corpus
+  with pytest.raises(workdir_lib.RunError, match="trainer: saved 'style_vq"):
+    pose_vqvae.train_and_evaluate(p, str(workdir))
+  assert _snapshot(workdir) == before
   # The same settings resume (here: report done) and change no checkpoint.
   c.model.hidden = 32
   style_vqvae.train_and_evaluate(c, str(workdir))
   assert (workdir / "config.json").read_bytes() == saved
+  # A damaged checkpoint is named, not a wall of orbax errors.
+  state = workdir / "checkpoints" / "2" / "state"
+  for f in state.rglob("*"):
+    if f.is_file() and f.stat().st_size > 1000:
+      f.write_bytes(f.read_bytes()[:100])
+  with pytest.raises(workdir_lib.RunError, match="could not be restored"):
+    style_vqvae.train_and_evaluate(c, str(workdir))
 
 
 # ------------------------------------------------------------------ audio ---

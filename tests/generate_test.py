@@ -537,11 +537,13 @@ def test_generate_cli_bad_inputs(smoke_runs, shared_data, tmp_path):
     ({"--out": str(a_file / "sub")}, "cannot write the output folder"),
     ({"--style_strength": "2"}, "style_strength: 2.0 is outside"),
     ({"--source_fps": "0"}, "--source_fps: must be a positive number"),
+    ({"--top_p": "1.5"}, "top_p: must be within [0, 1]"),
+    ({"--preview_face": "nonsense", "--no_video": False}, "not a face model"),
   ]
   for change, message in cases:
     out = tmp_path / "out"
     args = {**good, "--out": str(out), "--no_video": None, **change}
-    argv = [x for k, v in args.items() for x in (k, v) if x is not None]
+    argv = [x for k, v in args.items() if v is not False for x in (k, v) if x]
     proc = _python(["-m", "saas_jax.generate", *argv])
     assert proc.returncode == 2, (change, proc.stderr[-2000:])
     assert message in proc.stderr, (change, proc.stderr[-2000:])

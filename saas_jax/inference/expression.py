@@ -81,9 +81,11 @@ class Stylizer:
     if chunk < 1:
       raise DataError("chunk", f"must be >= 1 frame, got {chunk}")
     self.generator = generator  # models.motion_generator.MotionGenerator
-    self.variables = variables  # {"params", "batch_stats"?}
+    # On the device once (not copied in at every call).
+    self.variables = jax.device_put(variables)  # {"params", "batch_stats"?}
+    self.style_variables = jax.device_put(style_variables)
     self.chunk = chunk
-    self.style_variables = style_variables
+    self.run = None  # the runs.Run it was loaded from, if any
 
     def codes(v, x):  # [W, 32, 64] -> [S]: the mean window code
       c = style_model.apply(

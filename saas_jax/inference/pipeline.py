@@ -53,7 +53,14 @@ class Request:
   top_p: float = 0.9
 
   def validate(self, driver: str) -> None:
-    check_options(self.pose, self.style_strength, self.mix, self.num_samples)
+    check_options(
+      self.pose,
+      self.style_strength,
+      self.mix,
+      self.num_samples,
+      self.temperature,
+      self.top_p,
+    )
     if driver == "audio" and self.wav is None:
       raise DataError("audio", "an audio-driven run needs speech")
     if driver == "video" and self.source_video is None:
@@ -68,8 +75,14 @@ class Request:
       )
 
 
-def check_options(pose: str, style_strength, mix, num_samples) -> None:
+def check_options(
+  pose: str, style_strength, mix, num_samples, temperature=0.7, top_p=0.9
+) -> None:
   """The generation options' ranges, each error naming its option."""
+  if not 0.0 < temperature < float("inf"):
+    raise DataError("temperature", f"must be > 0, got {temperature}")
+  if not 0.0 <= top_p <= 1.0:
+    raise DataError("top_p", f"must be within [0, 1], got {top_p}")
   if pose not in POSE_MODES:
     raise DataError("pose", f"'{pose}' is not one of {POSE_MODES}")
   if not 0.0 <= style_strength <= MAX_STRENGTH:
@@ -343,9 +356,15 @@ class Pipeline:
         exp_buf, pose_buf = [exp[n:]], [pose[:, n:]]
         start = ready
 
-  def __call__(self, req: Request) -> Result:
+  def __call__(self, req: Request, progress=None) -> Result:
+    """The whole result; progress(frames done, frames in all) is called as
+    chunks are ready."""
     p = self._prepare(req)
-    chunks = list(self._stream(p))
+    chunks = []
+    for chunk in self._stream(p):
+      chunks.append(chunk)
+      if progress is not None:
+        progress(chunk.start + len(chunk.exp), p["num_frames"])
     exp = np.concatenate([c.exp for c in chunks])
     source = p["req"].source
     return Result(

@@ -59,18 +59,19 @@ class PoseSampler:
     if chunk_tokens < 1:
       raise DataError("chunk_tokens", f"must be >= 1, got {chunk_tokens}")
     self.model = model  # models.pose_generator.PoseGenerator
-    self.variables = variables
-    self.codebook_variables = codebook_variables
-    self.style_variables = style_variables
+    # On the device once (not copied in at every call).
+    self.variables = jax.device_put(variables)
+    self.codebook_variables = jax.device_put(codebook_variables)
+    self.style_variables = jax.device_put(style_variables)
+    self.run = None  # the runs.Run it was loaded from, if any
     self.chunk_tokens = chunk_tokens
     self.code_size = style_model.vq.hidden  # S, the style codes' width
     self.savgol = (savgol_window, savgol_order)
 
-    self._codes = jax.jit(
-      lambda v, x: style_model.apply(v, x, method=style_model.style_code).mean(
-        0
-      )
-    )
+    def codes(v, x):  # [W, 32, 64] -> [S]: the mean window code
+      return style_model.apply(v, x, method=style_model.style_code).mean(0)
+
+    self._codes = jax.jit(codes)
     self._speaker = jax.jit(
       functools.partial(sampling.speaker_stream, model)
     )  # (variables, [1, 8K+24, 28, 12], [1, S]) -> [1, K, 4, D]
