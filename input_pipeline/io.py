@@ -343,7 +343,10 @@ def load_coefficients(
   identity = texture = gamma = None
   if full is not None:
     identity, texture, gamma = (
-      _checked(path, name, full[:, part]).mean(axis=0)
+      # Averaged in float64 so that constant columns come back exactly.
+      _checked(path, name, full[:, part])
+      .mean(axis=0, dtype=np.float64)
+      .astype(np.float32)
       for name, part in (
         ("identity", ID),
         ("texture", TEX),

@@ -257,8 +257,11 @@ def check_writable(out: str) -> None:
     ) from None
 
 
-def load_request(job: dict) -> tuple[pipeline_lib.Request, dict]:
-  """Reads the job's files -> (Request, {role: {path, sha256}})."""
+def load_request(
+  job: dict, need_identity: bool
+) -> tuple[pipeline_lib.Request, dict]:
+  """Reads the job's files -> (Request, {role: {path, sha256}}).
+  need_identity: the .mat output needs the source's identity."""
   inputs = {}
 
   def clip(role, fps):
@@ -295,6 +298,13 @@ def load_request(job: dict) -> tuple[pipeline_lib.Request, dict]:
     temperature=job["temperature"],
     top_p=job["top_p"],
   )
+  if need_identity and source.identity is None:
+    raise DataError(
+      source.path,
+      "has no identity, texture or lighting (a [T,73] or [T,70] array); "
+      "the .mat output needs them: give a source with coeff [T,257] or "
+      "pass --no_mat",
+    )
   return request, inputs
 
 
@@ -361,19 +371,15 @@ def write_video(path, result, k, request, job, renderer, layout, identity):
       writer.write(batch)
 
 
-def run_job(pipe, job, args, previews, log=print, bar=None) -> dict:
-  """One job: inputs -> generation -> files. bar(done, total): progress."""
+def run_job(
+  pipe, job, args, previews, log=print, bar=None, loaded=None
+) -> dict:
+  """One job: inputs -> generation -> files. bar(done, total): progress;
+  loaded: load_request(job)'s result, when already read."""
   timings = {}
   t0 = time.perf_counter()
   check_writable(job["out"])
-  request, inputs = load_request(job)
-  if not args.no_mat and request.source.identity is None:
-    raise DataError(
-      request.source.path,
-      "has no identity, texture or lighting (a [T,73] or [T,70] array); "
-      "the .mat output needs them: give a source with coeff [T,257] or "
-      "pass --no_mat",
-    )
+  request, inputs = loaded or load_request(job, not args.no_mat)
   timings["read_inputs_s"] = time.perf_counter() - t0
 
   t0 = time.perf_counter()
@@ -493,6 +499,12 @@ def main(argv=None) -> int:
     jobs = [check_job(j, driver) for j in jobs]
     for job in jobs:  # fail before any work
       check_writable(job["out"])
+    # Every job's inputs are read before the runs load, so that a bad file
+    # fails in seconds, not halfway through a batch (the first job's are
+    # kept; the others are read again when their turn comes).
+    first = load_request(jobs[0], not args.no_mat)
+    for job in jobs[1:]:
+      load_request(job, not args.no_mat)
     previews = Previews()
     if not args.no_video and args.preview_face != "auto":
       previews.renderer(args.preview_face)  # a bad face model: now
@@ -512,13 +524,14 @@ def main(argv=None) -> int:
       file=sys.stderr,
     )
     if len(jobs) == 1:
-      run_job(pipe, jobs[0], args, previews, _stderr, FrameBar())
+      run_job(pipe, jobs[0], args, previews, _stderr, FrameBar(), first)
     else:
       from tqdm import tqdm
 
       bar = tqdm(jobs, desc="jobs", unit="job", file=sys.stderr)
-      for job in bar:
-        run_job(pipe, job, args, previews, log=bar.write)
+      for i, job in enumerate(bar):
+        loaded = first if i == 0 else None
+        run_job(pipe, job, args, previews, log=bar.write, loaded=loaded)
   except (DataError, runs.RunError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -9,6 +9,7 @@ TPU pods and SLURM clusters are detected by jax.distributed.initialize().
 """
 
 import importlib
+import json
 import os
 import sys
 
@@ -58,6 +59,8 @@ def main(argv):
   logging.info("config %s -> workdir %s", name, workdir)
   trainer = importlib.import_module(f"saas_jax.trainers.{config.trainer}")
   try:
+    # Before the data is read: a refused re-run should not wait for it.
+    workdir_lib.check_same_config(workdir, json.loads(config.to_json()))
     trainer.train_and_evaluate(config, workdir)
   except (DataError, workdir_lib.RunError) as e:  # bad input: no traceback
     print(f"error: {e}", file=sys.stderr)

@@ -1,14 +1,15 @@
 """Trains the whole pipeline: the six stages in dependency order.
 
   python -m saas_jax.train_pipeline --variant cpu [--runs runs/]
-      [--data_dir DIR --data_config manifest]
+      [--data_dir DIR --data_config manifest [--pairs_dir CORPUS]]
 
 Stages, each in RUNS/<stage>: style_vqvae (style codebook), style_classifier
 (the frozen critic), audio_driven and video_driven (stylized expression;
 both freeze the first two), pose_vqvae (pose codebook), pose_generator
 (freezes style_vqvae and pose_vqvae). Variants: smoke (a few steps each,
-about two minutes: tests and notebooks), cpu (2 cores; the README states
-its time), paper (the paper's sizes). A finished stage is skipped, an
+each evaluated once at its end: tests and notebooks), cpu (2 cores; the
+README states its time), paper (the paper's sizes). A finished stage is
+skipped, an
 unfinished one resumes from its last checkpoint; a stage folder holding a
 run of another config is an error naming the settings that differ. Then:
 
@@ -85,6 +86,10 @@ def stage_config(stage: StageSpec, variant: str, runs: str, args):
   if args.data_dir:
     config.data.data_dir = args.data_dir
     config.data.config = args.data_config
+  if args.pairs_dir and "pairs_dir" in config.get("eval", {}):
+    config.eval.pairs_dir = args.pairs_dir
+  if variant == "smoke":  # every stage's evaluation runs once
+    config.eval_every = config.num_train_steps
   return config
 
 
@@ -166,6 +171,13 @@ def parse_args(argv=None):
     "--data_config",
     default="manifest",
     help="builder config of --data_dir (corpus layout)",
+  )
+  p.add_argument(
+    "--pairs_dir",
+    default="",
+    help="a synthetic corpus whose style_transfer/ pairs (with ground truth) "
+    "the expression stages evaluate on (default: the embedded corpus's "
+    "without --data_dir, else random cross-person pairs)",
   )
   p.add_argument(
     "--configs",

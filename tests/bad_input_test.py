@@ -311,6 +311,7 @@ def test_a_rerun_with_another_config_changes_nothing(prepared_corpus, tmp_path):
 
   p = config_lib.load(os.path.join(ROOT, "configs/pose_vqvae.py:smoke"))
   p.data.data_dir, p.data.config = prepared_corpus
+  p.data.eval_split = "test_person"
   with pytest.raises(workdir_lib.RunError, match="trainer: saved 'style_vq"):
     pose_vqvae.train_and_evaluate(p, str(workdir))
   assert _snapshot(workdir) == before

@@ -1,13 +1,17 @@
 """Test setup: 8 simulated CPU devices, quiet TensorFlow, shared test data."""
 
+import fcntl
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 
 # Must precede any jax import.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# Subprocesses that run the CLIs share one persistent compilation cache,
+# One persistent compilation cache for the tests and the CLIs they run,
 # outside the user's own (~/.cache/saas_jax).
 os.environ.setdefault(
   "SAAS_JAX_COMPILATION_CACHE",
@@ -22,7 +26,13 @@ import pytest
 import soundfile
 
 from input_pipeline import io
+from saas_jax.engine import runtime
 
+# The tests themselves share that cache too: a step compiled by one test (or
+# worker, or an earlier run on this machine) is not compiled again.
+runtime.compilation_cache()
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 # ../shared beside the checkout (CI and developers have it; users do not).
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -116,38 +126,91 @@ def prepared_corpus(tmp_path_factory):
   return str(data_dir), "manifest"
 
 
+def shared_dir(tmp_path_factory, name, make) -> pathlib.Path:
+  """A folder made once per test session, across xdist workers: the first
+  worker to ask runs `make(folder)`, the others wait for it."""
+  base = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    base = base.parent  # pytest-N/, shared by the workers' popen-gwK/
+  path = base / name
+  with open(base / f"{name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (path / ".done").is_file():
+      shutil.rmtree(path, ignore_errors=True)
+      path.mkdir()
+      make(path)
+      (path / ".done").write_text("")
+  return path
+
+
+def python(args, one_device=True, **kw) -> subprocess.CompletedProcess:
+  """A CLI run from the checkout, as a user runs it (one CPU device)."""
+  env = dict(os.environ)
+  if one_device:
+    env.pop("XLA_FLAGS", None)
+  return subprocess.run(
+    [sys.executable, *args],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    **kw,
+  )
+
+
 @pytest.fixture(scope="session")
 def tiny_synthetic(tmp_path_factory):
   """The tiny preset of the synthetic corpus, generated once per session."""
-  import subprocess
-  import sys
 
-  out = tmp_path_factory.mktemp("synthetic") / "tiny"
-  subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "input_pipeline.synthetic",
-      "--out_dir",
-      str(out),
-      "--preset",
-      "tiny",
-      "--seed",
-      "0",
-      "--quiet",
-    ],
-    check=True,
-    cwd=pathlib.Path(__file__).resolve().parents[1],
-  )
-  return out
+  def make(path):
+    args = ["--out_dir", str(path / "tiny"), "--preset", "tiny", "--seed", "0"]
+    proc = python(["-m", "input_pipeline.synthetic", *args, "--quiet"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+  return shared_dir(tmp_path_factory, "synthetic", make) / "tiny"
 
 
 @pytest.fixture(scope="session")
 def prepared_tiny(tiny_synthetic, tmp_path_factory):
   """The tiny synthetic corpus prepared as TFDS shards, once per session:
   {"data": (data_dir, builder config), "corpus": corpus dir}."""
-  from input_pipeline import prepare
 
-  data_dir = tmp_path_factory.mktemp("tiny_tfds")
-  prepare.prepare("manifest", str(tiny_synthetic), str(data_dir))
+  def make(path):
+    from input_pipeline import prepare
+
+    prepare.prepare("manifest", str(tiny_synthetic), str(path))
+
+  data_dir = shared_dir(tmp_path_factory, "tiny_tfds", make)
   return {"data": (str(data_dir), "manifest"), "corpus": str(tiny_synthetic)}
+
+
+def smoke_pipeline_args(prepared_tiny, runs) -> list[str]:
+  data_dir, data_config = prepared_tiny["data"]
+  return [
+    "-m",
+    "saas_jax.train_pipeline",
+    "--variant",
+    "smoke",
+    "--runs",
+    str(runs),
+    "--data_dir",
+    data_dir,
+    "--data_config",
+    data_config,
+    "--pairs_dir",
+    prepared_tiny["corpus"],
+  ]
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(prepared_tiny, tmp_path_factory) -> str:
+  """All six stages, smoke size, trained once per session on the tiny
+  corpus by train_pipeline in a subprocess (as a user runs it); each stage
+  evaluated at its end. Tests read these runs and never write to them."""
+
+  def make(path):
+    proc = python(smoke_pipeline_args(prepared_tiny, path / "runs"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "[6/6] pose_generator" in proc.stderr
+
+  return str(shared_dir(tmp_path_factory, "smoke_pipeline", make) / "runs")

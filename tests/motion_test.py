@@ -13,7 +13,7 @@ from input_pipeline import features
 from saas_jax import inference, losses
 from saas_jax.engine import checkpoint, config_lib, loop
 from saas_jax.models import critics, hyperstyle, motion_generator
-from saas_jax.trainers import motion, style_classifier, style_vqvae
+from saas_jax.trainers import motion
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -161,64 +161,35 @@ def test_streaming_equals_one_pass_on_60_seconds():
 # ------------------------------------------------------------- training ---
 
 
-@pytest.fixture(scope="module")
-def frozen_runs(prepared_tiny, tmp_path_factory):
-  """Smoke-size style stage and style classifier on the tiny corpus."""
-  root = tmp_path_factory.mktemp("frozen")
-  runs = {}
-  for name, trainer in (
-    ("style_vqvae", style_vqvae),
-    ("style_classifier", style_classifier),
-  ):
-    c = config_lib.load(os.path.join(ROOT, f"configs/{name}.py:smoke"))
-    c.data.data_dir, c.data.config = prepared_tiny["data"]
-    trainer.train_and_evaluate(c, str(root / name))
-    runs[name] = str(root / name)
-  return runs
-
-
-def _motion_config(driver, prepared_tiny, frozen_runs):
-  c = config_lib.load(os.path.join(ROOT, f"configs/{driver}_driven.py:smoke"))
-  c.data.data_dir, c.data.config = prepared_tiny["data"]
-  c.frozen.style = frozen_runs["style_vqvae"]
-  c.frozen.classifier = frozen_runs["style_classifier"]
-  c.eval.pairs_dir = prepared_tiny["corpus"]
-  c.eval_every = 2
-  # One device: the engine's multi-device equivalence is tested elsewhere,
-  # and this stage's step compiles much faster unpartitioned.
-  c.mesh.shape = (1, 1)
-  return c
-
-
 @pytest.mark.parametrize("driver", ["audio", "video"])
-def test_training_through_the_engine(
-  driver, prepared_tiny, frozen_runs, tmp_path
-):
-  c = _motion_config(driver, prepared_tiny, frozen_runs)
-  state = motion.train_and_evaluate(c, str(tmp_path))
-  assert int(state.step) == 2
-  with open(tmp_path / "metrics.jsonl") as f:
+def test_training_through_the_engine(driver, smoke_runs):
+  """The smoke pipeline's run of this stage (trained by train_pipeline,
+  evaluated at its end on the tiny corpus's style-transfer pairs)."""
+  run = os.path.join(smoke_runs, f"{driver}_driven")
+  config = json.load(open(os.path.join(run, "config.json")))
+  with open(os.path.join(run, "metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f]
   train = [r for r in rows if "train/loss" in r]
+  assert train[-1]["step"] == config["num_train_steps"] == 2
   terms = {"recon", "mouth", "temporal", "style_adv", "class", "triplet"}
   if driver == "video":
     terms.add("cycle")
   for term in terms | {"critic_loss", "critic/r1"}:
     assert np.isfinite(train[-1][f"train/{term}"]), term
-  with open(tmp_path / "eval_results.json") as f:
+  with open(os.path.join(run, "eval_results.json")) as f:
     results = json.load(f)
   for system in ("model", "canonical", "content"):
     for key in ("mouth_lmk", "face_lmk", "exp_mouth", "style_code_dist"):
       assert np.isfinite(results[f"{system}/{key}"])
-  assert results["num_pairs"] == c.eval.num_pairs
-  # The frozen networks did not move; the generator and critics did.
-  saved = checkpoint.load_params(frozen_runs["style_vqvae"])
+  assert results["num_pairs"] == config["eval"]["num_pairs"]
+  # The frozen style encoder is the style stage's arrays, unchanged.
+  saved = checkpoint.load_params(os.path.join(smoke_runs, "style_vqvae"))
+  frozen = checkpoint.load_params(run)["extra"]["frozen"]["style"]
   np.testing.assert_array_equal(
-    jax.tree.leaves(saved["params"])[0],
-    jax.tree.leaves(state.extra["frozen"]["style"]["params"])[0],
+    jax.tree.leaves(saved["params"])[0], jax.tree.leaves(frozen["params"])[0]
   )
   # A trained run loads for inference and stylizes a new clip.
-  stylizer = inference.Stylizer.load(str(tmp_path), driver)
+  stylizer = inference.Stylizer.load(run, driver)
   rng = np.random.default_rng(0)
   source = rng.normal(size=(40, 64)).astype(np.float32)
   mel = rng.normal(size=(40, 80, 16)).astype(np.float32)

@@ -137,7 +137,14 @@ def check_same_config(workdir: str, config: dict) -> None:
   path = os.path.join(workdir, "config.json")
   if not (os.path.isfile(path) and checkpoint_steps(workdir)):
     return
-  diff = config_diff(read_json(path), config)
+  saved = read_json(path)
+  if saved.get("trainer") != config.get("trainer"):
+    raise RunError(
+      f"{workdir} holds a run of another stage (trainer: saved "
+      f"{saved.get('trainer')!r}, now {config.get('trainer')!r}); use "
+      "another workdir"
+    )
+  diff = config_diff(saved, config)
   if diff:
     raise RunError(
       f"{workdir} holds a run of another config ({len(diff)} settings "

@@ -585,6 +585,21 @@ def init_variables(nets: Nets, rng, style_dim: int) -> dict:
   return variables
 
 
+def describe(config, inputs, style_model, state) -> dict:
+  """spec.json: what inference.Stylizer rebuilds the run from."""
+  style = jax.tree.map(loop.fetch, state.extra["frozen"]["style"])
+  return {
+    "driver": config.driver,
+    "model": config.model.to_dict(),
+    "num_classes": inputs.num_classes,
+    "style_model": dict(style_model),
+    "quantized_style": config.model.quantized_style,
+    "face_model": config.face_model,
+    "frozen": config.frozen.to_dict(),
+    "style_encoder": builders.style_encoder_fingerprint(style_model, style),
+  }
+
+
 def train_and_evaluate(config, workdir: str):
   inputs = data_lib.load(config, with_audio=config.driver == "audio")
   style_model = style_model_config(config)
@@ -612,18 +627,6 @@ def train_and_evaluate(config, workdir: str):
     evaluate=evaluate,
     cfg=cfg,
     optimizer=make_optimizer,
-    describe=lambda state: {
-      "driver": config.driver,
-      "model": config.model.to_dict(),
-      "num_classes": inputs.num_classes,
-      "style_model": dict(style_model),
-      "quantized_style": config.model.quantized_style,
-      "face_model": config.face_model,
-      "frozen": config.frozen.to_dict(),
-      "style_encoder": builders.style_encoder_fingerprint(
-        style_model,
-        jax.tree.map(loop.fetch, state.extra["frozen"]["style"]),
-      ),
-    },
+    describe=lambda state: describe(config, inputs, style_model, state),
   )
   return loop.train_and_evaluate(config, workdir, stage)
