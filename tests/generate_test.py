@@ -1,15 +1,15 @@
 """End to end: train_pipeline (smoke) -> inference package -> generate CLI.
 
 The pipeline is trained once per session on the tiny synthetic corpus, in a
-subprocess on one device (as a user runs it).
+subprocess on one device, as a user runs it (conftest.smoke_runs).
 """
 
 import json
 import os
 import shutil
 import subprocess
-import sys
 
+import conftest
 import jax
 import numpy as np
 import pytest
@@ -31,46 +31,6 @@ from saas_jax.models import builders
 from saas_jax.render import video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _env():
-  env = dict(os.environ)
-  env.pop("XLA_FLAGS", None)  # one device, as a user's CPU machine
-  return env
-
-
-def _python(args, **kw):
-  return subprocess.run(
-    [sys.executable, *args],
-    cwd=ROOT,
-    env=_env(),
-    capture_output=True,
-    text=True,
-    **kw,
-  )
-
-
-@pytest.fixture(scope="session")
-def smoke_runs(prepared_tiny, tmp_path_factory):
-  runs = tmp_path_factory.mktemp("pipeline") / "runs"
-  data_dir, data_config = prepared_tiny["data"]
-  proc = _python(
-    [
-      "-m",
-      "saas_jax.train_pipeline",
-      "--variant",
-      "smoke",
-      "--runs",
-      str(runs),
-      "--data_dir",
-      data_dir,
-      "--data_config",
-      data_config,
-    ]
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "[6/6] pose_generator" in proc.stderr
-  return str(runs)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +67,7 @@ def test_train_pipeline_skips_finished_and_refuses_another_config(smoke_runs):
   for name in builders_stage_names():
     spec = json.load(open(os.path.join(smoke_runs, name, "spec.json")))
     assert spec["format"] == 1
-  again = _python(
+  again = conftest.python(
     [
       "-m",
       "saas_jax.train_pipeline",
@@ -374,7 +334,7 @@ CHECK_NO_TF = (
 
 
 def _generate(args):
-  return _python(["-c", CHECK_NO_TF, *args])
+  return conftest.python(["-c", CHECK_NO_TF, *args])
 
 
 def _check_outputs(out, name, samples, audio_s, fps=25.0, with_video=True):
