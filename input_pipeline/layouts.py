@@ -24,6 +24,7 @@ style class. Reading and featurising the clips is `process_clip`'s job.
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -248,41 +249,27 @@ def scan_hdtf(
   specs = []
   for path in _walk(root, COEFF_EXTENSIONS):
     video_id = os.path.splitext(os.path.basename(path))[0]
+    clip = functools.partial(
+      ClipSpec,
+      coeff_path=path,
+      audio_path=_find_audio(path),
+      person=video_id,
+      emotion="",
+      level=0,
+      style_class=video_id,
+      source_fps=fps,
+    )
     try:
       total = num_frames_fn(path)
     except DataError:
       # An unreadable recording: one clip that fails the same way when
       # processed, so it is skipped with its reason and the rest goes on.
-      specs.append(
-        ClipSpec(
-          clip_id=f"{video_id}#unreadable",
-          coeff_path=path,
-          audio_path=_find_audio(path),
-          person=video_id,
-          emotion="",
-          level=0,
-          style_class=video_id,
-          source_fps=fps,
-        )
-      )
+      specs.append(clip(clip_id=f"{video_id}#unreadable"))
       continue
     for k, start in enumerate(range(0, total, seg)):
       stop = min(start + seg, total)
-      if stop - start < min_seg:
-        continue
-      specs.append(
-        ClipSpec(
-          clip_id=f"{video_id}#{k:03d}",
-          coeff_path=path,
-          audio_path=_find_audio(path),
-          person=video_id,
-          emotion="",
-          level=0,
-          style_class=video_id,
-          source_fps=fps,
-          segment=(start, stop),
-        )
-      )
+      if stop - start >= min_seg:
+        specs.append(clip(clip_id=f"{video_id}#{k:03d}", segment=(start, stop)))
   return specs
 
 
