@@ -74,6 +74,14 @@ def prepare(
     data_dir=data_dir,
     use_beam=beam,
   )
+  made_from = builder.info.metadata.get("manual_dir")
+  if made_from and made_from != os.path.realpath(manual_dir):
+    raise DataError(
+      os.fspath(builder.data_dir),
+      f"already holds the dataset prepared from {made_from}, not "
+      f"{manual_dir}; give another --data_dir (or delete this folder to "
+      "rebuild it)",
+    )
   _clear_leftovers(builder)
   if beam:
     beam_lib = tfds.core.lazy_imports.apache_beam

@@ -240,6 +240,20 @@ def test_prepare_cache_follows_file_content(tmp_path):
   assert skipped_clips(builder.data_dir) == []
 
 
+def test_prepare_into_a_folder_of_another_corpus_is_refused(tmp_path):
+  root, data_dir = tmp_path / "corpus", tmp_path / "tfds"
+  conftest.write_manifest_corpus(root, persons=2, clips=1, with_bad=False)
+  prepare.prepare("manifest", str(root), str(data_dir))
+  before = _snapshot(data_dir)
+  prepare.prepare("manifest", str(root), str(data_dir))  # the same: reused
+  assert _snapshot(data_dir) == before
+  other = tmp_path / "other"
+  conftest.write_manifest_corpus(other, persons=3, clips=1, with_bad=False)
+  with pytest.raises(DataError, match=r"already holds the dataset prepared"):
+    prepare.prepare("manifest", str(other), str(data_dir))
+  assert _snapshot(data_dir) == before
+
+
 def test_a_split_whose_clips_are_all_skipped_is_left_out(tmp_path):
   root, data_dir = tmp_path / "corpus", tmp_path / "tfds"
   records = conftest.write_manifest_corpus(root, persons=2, clips=1)

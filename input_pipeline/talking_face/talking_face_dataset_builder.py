@@ -325,6 +325,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     super()._download_and_prepare(dl_manager, download_config)
     skipped = self._skipped()
     self.info.metadata["num_skipped"] = len(skipped)
+    # What prepare checks before it reuses the folder for a corpus.
+    self.info.metadata["manual_dir"] = os.path.realpath(dl_manager.manual_dir)
     out = os.path.join(os.fspath(self.data_dir), "skipped.json")
     with open(out, "w") as f:
       json.dump({"skipped": skipped}, f, indent=1, sort_keys=True)
