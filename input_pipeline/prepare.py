@@ -33,6 +33,9 @@ from input_pipeline.talking_face import (
 )
 from saas_jax.errors import DataError
 
+# TFDS's error when a split has no example.
+EMPTY_SPLIT = "The total number of generated examples is 0"
+
 
 def config_for(
   layout: str, fps: float = features.MODEL_FPS, source_fps: float | None = None
@@ -63,6 +66,7 @@ def prepare(
   source_fps: float | None = None,
   beam: bool = False,
   beam_options: str | None = None,
+  _again: bool = False,
 ) -> Builder:
   """Builds (or finds) the dataset and returns its builder.
 
@@ -98,7 +102,28 @@ def prepare(
       manual_dir=manual_dir,
       compute_stats=tfds.download.ComputeStatsMode.SKIP,
     )
-  builder.download_and_prepare(download_config=download_config)
+  try:
+    builder.download_and_prepare(download_config=download_config)
+  except ValueError as e:
+    # Beam learns that skipped clips emptied a split only when TFDS checks
+    # the written split. The skips are cached now, so the same build again
+    # leaves that split out (and reads every processed clip back).
+    if not (beam and EMPTY_SPLIT in str(e)) or _again:
+      raise
+    print(
+      "a split's clips were all skipped; building again without it",
+      file=sys.stderr,
+    )
+    return prepare(
+      layout,
+      manual_dir,
+      data_dir,
+      fps=fps,
+      source_fps=source_fps,
+      beam=beam,
+      beam_options=beam_options,
+      _again=True,
+    )
   return builder
 
 

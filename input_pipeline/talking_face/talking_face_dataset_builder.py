@@ -268,25 +268,32 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
     os.makedirs(self.cache_dir, exist_ok=True)
     self._specs = specs
-    if not self._use_beam:
-      # Process (or read back) every clip now, so that a split whose clips
-      # were all skipped is left out instead of failing TFDS's write.
-      for split, members in by_split.items():
-        by_split[split] = [
-          s for s in members if isinstance(self._outcome(s), dict)
-        ]
-      if not any(by_split.values()):
-        raise DataError(
-          os.fspath(dl_manager.manual_dir),
-          f"no usable clip: all {len(specs)} were skipped, e.g. "
-          + "; ".join(r["reason"] for r in self._skipped()[:3])
-          + f" (every reason: {self.cache_dir}/*.skip.json)",
-        )
+    for split, members in by_split.items():
+      if self._use_beam:
+        # Beam processes the clips after the splits are fixed: leave out
+        # those an earlier run found unusable, so that a re-run (prepare
+        # makes one) drops a split they emptied.
+        usable = [s for s in members if not os.path.isfile(self._skip_path(s))]
+      else:
+        # Process (or read back) every clip now, so that a split whose
+        # clips were all skipped is left out instead of failing TFDS's write.
+        usable = [s for s in members if isinstance(self._outcome(s), dict)]
+      by_split[split] = usable
+    if not any(by_split.values()):
+      raise DataError(
+        os.fspath(dl_manager.manual_dir),
+        f"no usable clip: all {len(specs)} were skipped, e.g. "
+        + "; ".join(r["reason"] for r in self._skipped()[:3])
+        + f" (every reason: {self.cache_dir}/*.skip.json)",
+      )
     return {
       split: self._generate_examples(members, vocab)
       for split, members in by_split.items()
       if members
     }
+
+  def _skip_path(self, spec) -> str:
+    return os.path.join(self.cache_dir, self._keys[spec.clip_id] + ".skip.json")
 
   def _outcome(self, spec) -> dict | str:
     return _cached_process(
@@ -314,8 +321,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     outcome in the cache once processed, in either mode)."""
     skipped = []
     for spec in self._specs:
-      key = self._keys[spec.clip_id]
-      path = os.path.join(self.cache_dir, key + ".skip.json")
+      path = self._skip_path(spec)
       if os.path.isfile(path):
         with open(path) as f:
           skipped.append(json.load(f))
