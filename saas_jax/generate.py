@@ -371,15 +371,12 @@ def write_video(path, result, k, request, job, renderer, layout, identity):
       writer.write(batch)
 
 
-def run_job(
-  pipe, job, args, previews, log=print, bar=None, loaded=None
-) -> dict:
-  """One job: inputs -> generation -> files. bar(done, total): progress;
-  loaded: load_request(job)'s result, when already read."""
+def run_job(pipe, job, args, previews, log=print, bar=None) -> dict:
+  """One job: inputs -> generation -> files. bar(done, total): progress."""
   timings = {}
   t0 = time.perf_counter()
   check_writable(job["out"])
-  request, inputs = loaded or load_request(job, not args.no_mat)
+  request, inputs = load_request(job, not args.no_mat)
   timings["read_inputs_s"] = time.perf_counter() - t0
 
   t0 = time.perf_counter()
@@ -499,11 +496,9 @@ def main(argv=None) -> int:
     jobs = [check_job(j, driver) for j in jobs]
     for job in jobs:  # fail before any work
       check_writable(job["out"])
-    # Every job's inputs are read before the runs load, so that a bad file
-    # fails in seconds, not halfway through a batch (the first job's are
-    # kept; the others are read again when their turn comes).
-    first = load_request(jobs[0], not args.no_mat)
-    for job in jobs[1:]:
+    # Every job's inputs are read (and dropped) before the runs load, so
+    # that a bad file fails in seconds, not halfway through a batch.
+    for job in jobs:
       load_request(job, not args.no_mat)
     previews = Previews()
     if not args.no_video and args.preview_face != "auto":
@@ -524,14 +519,13 @@ def main(argv=None) -> int:
       file=sys.stderr,
     )
     if len(jobs) == 1:
-      run_job(pipe, jobs[0], args, previews, _stderr, FrameBar(), first)
+      run_job(pipe, jobs[0], args, previews, _stderr, FrameBar())
     else:
       from tqdm import tqdm
 
       bar = tqdm(jobs, desc="jobs", unit="job", file=sys.stderr)
-      for i, job in enumerate(bar):
-        loaded = first if i == 0 else None
-        run_job(pipe, job, args, previews, log=bar.write, loaded=loaded)
+      for job in bar:
+        run_job(pipe, job, args, previews, log=bar.write)
   except (DataError, runs.RunError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -9,9 +9,9 @@ both freeze the first two), pose_vqvae (pose codebook), pose_generator
 (freezes style_vqvae and pose_vqvae). Variants: smoke (a few steps each,
 each evaluated once at its end: tests and notebooks), cpu (2 cores; the
 README states its time), paper (the paper's sizes). A finished stage is
-skipped, an
-unfinished one resumes from its last checkpoint; a stage folder holding a
-run of another config is an error naming the settings that differ. Then:
+skipped, an unfinished one resumes from its last checkpoint; a stage folder
+holding a run of another config is an error naming the settings that
+differ. Then:
 
   python -m saas_jax.generate --runs RUNS --audio ... --style ... --source ...
 """
