@@ -10,10 +10,10 @@ _ROOT = pathlib.Path(__file__).parent
 def _requirements():
   lines = (_ROOT / "requirements.txt").read_text().splitlines()
   reqs = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
-  # Test and lint tools are installed by requirements.txt, not by the package.
-  return [
-    r for r in reqs if not r.startswith(("pytest", "ruff", "apache-beam"))
-  ]
+  # Test and lint tools, Beam and the converters' torch are installed by
+  # requirements.txt (the development install), not by the package.
+  dev_only = ("pytest", "ruff", "apache-beam", "torch", "safetensors")
+  return [r for r in reqs if not r.startswith(dev_only)]
 
 
 setuptools.setup(
@@ -34,8 +34,9 @@ setuptools.setup(
   },
   install_requires=_requirements(),
   extras_require={
-    # Converting PyTorch checkpoints (PIRender, official SAAS weights).
-    "torch": ["torch==2.13.0"],
+    # Converting PyTorch checkpoints (PIRender, official SAAS, SadTalker):
+    # python -m saas_jax.convert.
+    "torch": ["torch==2.13.0", "safetensors==0.8.0"],
     # Building very large corpora with Apache Beam.
     "beam": ["apache-beam==2.77.0"],
   },

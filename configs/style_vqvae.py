@@ -28,7 +28,8 @@ loss weights unless said; held-out clip accuracy / half-clip retrieval):
     an emotion share a direction learnt from all of their clips. Without
     velocities, 2500 steps: val 0.55 against 0.45.
 For official weights: velocity_scale=0, factorized_classifier=False,
-grouping="channel_major", attn_scale="hidden", ema=False.
+grouping="channel_major", attn_scale="hidden", ema=False, official_numerics=True
+(tanh GELU, LayerNorm eps 1e-5); python -m saas_jax.convert sets them.
 
 The cpu variant also weighs the style tasks up (CE 1, triplet 0.1, recon
 1): with a few thousand steps instead of the paper's hundred thousands,

@@ -1,5 +1,5 @@
 """Say anything with any style: speech + a style clip + a source -> 3DMM
-coefficient files and a preview video.
+coefficient files and a video (a preview, or photoreal with PIRender).
 
   python -m saas_jax.generate --audio speech.wav --style style_clip.mat \\
       --source source.mat --out out/ [--num_samples 3]
@@ -24,7 +24,11 @@ Outputs in --out, for each sample k (N = --num_samples, poses differ):
   <name>_<k>.npy   [T,73] exp 64 + angles 3 + trans 3 + crop 3 (what the
                    StyleTalk and SAAS renderers read)
   <name>_<k>.mp4   a preview (style clip | generated | source) with the
-                   speech, unless --no_video
+                   speech, unless --no_video; with --renderer pirender:DIR
+                   and --image portrait.png, the portrait animated by
+                   PIRender (weights from `python -m saas_jax.convert
+                   pirender`), and the preview as <name>_<k>_preview.mp4
+                   only with --with_preview
   <name>.json      provenance: runs and steps, seeds, options, each input's
                    path and sha256, timings, package versions
 Every file is written under a temporary name and renamed when complete.
@@ -58,6 +62,7 @@ JOB_KEYS = {
   "source": str,
   "source_video": str,
   "style2": str,
+  "image": str,
   "out": str,
   "name": str,
   "style_fps": float,
@@ -109,7 +114,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     default=25.0,
     help="output frame rate (30 for StyleTalk pipelines)",
   )
-  io_.add_argument("--no_video", action="store_true", help="no mp4 preview")
+  io_.add_argument("--no_video", action="store_true", help="no mp4 video")
+  io_.add_argument(
+    "--renderer",
+    default="preview",
+    help="preview (a shaded mesh, no weights) or pirender:DIR (photoreal, "
+    "a folder from `python -m saas_jax.convert pirender`; needs --image)",
+  )
+  io_.add_argument(
+    "--image",
+    help="pirender: the portrait to animate, a 256x256 face crop (png/jpg)",
+  )
+  io_.add_argument(
+    "--with_preview",
+    action="store_true",
+    help="pirender: also write the preview as <name>_<k>_preview.mp4",
+  )
   io_.add_argument(
     "--no_mat",
     action="store_true",
@@ -204,9 +224,14 @@ def job_from_args(args) -> dict:
   return {k: getattr(args, k) for k in JOB_KEYS}
 
 
-def check_job(job: dict, driver: str) -> dict:
-  """Fills defaults and checks numbers; names the option at fault."""
+def check_job(job: dict, driver: str, photoreal: bool = False) -> dict:
+  """Fills defaults and checks numbers; names the option at fault.
+  photoreal: the video is rendered by PIRender, which needs a portrait."""
   job = dict(job)
+  if photoreal and not job["image"]:
+    raise DataError(
+      "--image", "--renderer pirender needs the portrait to animate"
+    )
   for key in ("style_fps", "source_fps", "fps"):
     if not (job[key] > 0 and np.isfinite(job[key])):
       raise DataError(f"--{key}", f"must be a positive number, got {job[key]}")
@@ -259,8 +284,9 @@ def check_writable(out: str) -> None:
 
 def load_request(
   job: dict, need_identity: bool
-) -> tuple[pipeline_lib.Request, dict]:
-  """Reads the job's files -> (Request, {role: {path, sha256}}).
+) -> tuple[pipeline_lib.Request, dict, np.ndarray | None]:
+  """Reads the job's files -> (Request, {role: {path, sha256}}, the
+  portrait as uint8 [256, 256, 3] or None).
   need_identity: the .mat output needs the source's identity."""
   inputs = {}
 
@@ -298,6 +324,15 @@ def load_request(
     temperature=job["temperature"],
     top_p=job["top_p"],
   )
+  portrait = None
+  if job["image"]:
+    from saas_jax.render import pirender
+
+    inputs["image"] = {
+      "path": os.path.abspath(job["image"]),
+      "sha256": sha256(job["image"]),
+    }
+    portrait = pirender.read_portrait(job["image"])
   if need_identity and source.identity is None:
     raise DataError(
       source.path,
@@ -305,7 +340,7 @@ def load_request(
       "the .mat output needs them: give a source with coeff [T,257] or "
       "pass --no_mat",
     )
-  return request, inputs
+  return request, inputs, portrait
 
 
 # --------------------------------------------------------------- outputs ---
@@ -325,19 +360,53 @@ def preview_face_spec(spec: str, run_spec: dict) -> str:
   return "mediapipe"
 
 
-class Previews:
-  """Preview renderers by face model, built once per process."""
+class Renderers:
+  """The video renderers of a process, each built once: previews by face
+  model, and PIRender when --renderer pirender:DIR asks for it."""
 
-  def __init__(self):
-    self._cache = {}
+  def __init__(self, spec: str = "preview"):
+    self._previews = {}
+    self.photoreal = None
+    self.photoreal_dir = None
+    if spec != "preview":
+      kind, _, directory = spec.partition(":")
+      if kind != "pirender" or not directory:
+        raise DataError(
+          "--renderer", f"expected preview or pirender:DIR, got {spec!r}"
+        )
+      from saas_jax.render import pirender
 
-  def renderer(self, spec: str):
-    if spec not in self._cache:
+      self.photoreal = pirender.Renderer.load(directory)
+      self.photoreal_dir = os.path.abspath(directory)
+
+  def preview(self, spec: str):
+    if spec not in self._previews:
       from saas_jax import face_model
       from saas_jax.render import preview
 
-      self._cache[spec] = preview.PreviewRenderer(face_model.load(spec))
-    return self._cache[spec]
+      self._previews[spec] = preview.PreviewRenderer(face_model.load(spec))
+    return self._previews[spec]
+
+
+def write_photoreal(path, result, k, renderer, portrait, log) -> None:
+  """PIRender's frames of sample k, with the speech, and progress (CPU
+  rendering takes about a second per frame)."""
+  from tqdm import tqdm
+
+  from saas_jax.render import pirender, video
+
+  size = (pirender.SIZE, pirender.SIZE)
+  bar = tqdm(
+    total=result.num_frames,
+    desc=f"rendering {os.path.basename(path)}",
+    unit="frame",
+    file=sys.stderr,
+    disable=None,  # no bar when stderr is not a terminal
+  )
+  with bar, video.Mp4Writer(path, result.fps, size, audio=result.wav) as w:
+    for frames in renderer.frames(portrait, result.driving(k)):
+      w.write(frames)
+      bar.update(len(frames))
 
 
 def write_video(path, result, k, request, job, renderer, layout, identity):
@@ -371,12 +440,12 @@ def write_video(path, result, k, request, job, renderer, layout, identity):
       writer.write(batch)
 
 
-def run_job(pipe, job, args, previews, log=print, bar=None) -> dict:
+def run_job(pipe, job, args, renderers, log=print, bar=None) -> dict:
   """One job: inputs -> generation -> files. bar(done, total): progress."""
   timings = {}
   t0 = time.perf_counter()
   check_writable(job["out"])
-  request, inputs = load_request(job, not args.no_mat)
+  request, inputs, portrait = load_request(job, not args.no_mat)
   timings["read_inputs_s"] = time.perf_counter() - t0
 
   t0 = time.perf_counter()
@@ -391,9 +460,10 @@ def run_job(pipe, job, args, previews, log=print, bar=None) -> dict:
   out, name = job["out"], job["name"]
   written = []
   face = None
-  if not args.no_video:
+  photoreal = None if args.no_video else renderers.photoreal
+  if not args.no_video and (photoreal is None or args.with_preview):
     face = preview_face_spec(args.preview_face, pipe.stylizer.run.spec)
-    renderer = previews.renderer(face)
+    renderer = renderers.preview(face)
     identity = request.source.identity if face.endswith(".mat") else None
   for k in range(result.num_samples):
     coeffs = result.coefficients(k)
@@ -405,11 +475,15 @@ def run_job(pipe, job, args, previews, log=print, bar=None) -> dict:
       written.append(stem + ".mat")
     io_lib.save_array_npy(stem + ".npy", coeffs.driving())
     written.append(stem + ".npy")
-    if not args.no_video:
-      write_video(
-        stem + ".mp4", result, k, request, job, renderer, args.preview, identity
-      )
+    if photoreal is not None:
+      write_photoreal(stem + ".mp4", result, k, photoreal, portrait, log)
       written.append(stem + ".mp4")
+    if face is not None:
+      path = stem + ("_preview.mp4" if photoreal is not None else ".mp4")
+      write_video(
+        path, result, k, request, job, renderer, args.preview, identity
+      )
+      written.append(path)
   timings["write_s"] = time.perf_counter() - t0
 
   provenance = {
@@ -433,6 +507,11 @@ def run_job(pipe, job, args, previews, log=print, bar=None) -> dict:
     "frames": result.num_frames,
     "fps": result.fps,
     "preview_face": face,
+    "renderer": (
+      {"pirender": renderers.photoreal_dir, **renderers.photoreal.spec.source}
+      if photoreal is not None
+      else "preview"
+    ),
     "outputs": [os.path.basename(p) for p in written],
     "timings": {k: round(v, 3) for k, v in timings.items()},
     "packages": _packages(),
@@ -493,16 +572,17 @@ def main(argv=None) -> int:
     driver = args.driver
     if driver == "auto":
       driver = "video" if any(j["source_video"] for j in jobs) else "audio"
-    jobs = [check_job(j, driver) for j in jobs]
+    photoreal = not args.no_video and args.renderer != "preview"
+    jobs = [check_job(j, driver, photoreal) for j in jobs]
     for job in jobs:  # fail before any work
       check_writable(job["out"])
     # Every job's inputs are read (and dropped) before the runs load, so
     # that a bad file fails in seconds, not halfway through a batch.
     for job in jobs:
       load_request(job, not args.no_mat)
-    previews = Previews()
+    renderers = Renderers("preview" if args.no_video else args.renderer)
     if not args.no_video and args.preview_face != "auto":
-      previews.renderer(args.preview_face)  # a bad face model: now
+      renderers.preview(args.preview_face)  # a bad face model: now
     t0 = time.perf_counter()
     need_pose = any(j["pose"] == "generate" for j in jobs)
     pipe = pipeline_lib.Pipeline.load(
@@ -519,13 +599,13 @@ def main(argv=None) -> int:
       file=sys.stderr,
     )
     if len(jobs) == 1:
-      run_job(pipe, jobs[0], args, previews, _stderr, FrameBar())
+      run_job(pipe, jobs[0], args, renderers, _stderr, FrameBar())
     else:
       from tqdm import tqdm
 
       bar = tqdm(jobs, desc="jobs", unit="job", file=sys.stderr)
       for job in bar:
-        run_job(pipe, job, args, previews, log=bar.write)
+        run_job(pipe, job, args, renderers, log=bar.write)
   except (DataError, runs.RunError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

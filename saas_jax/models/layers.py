@@ -38,6 +38,10 @@ class TransformerBlock(nn.Module):
 
   dropout > 0 drops the attention and MLP outputs before the residual sum
   while training (needs a "dropout" rng); the official models use none.
+  official_numerics: the official VQ-VAEs' tanh-approximated GELU and
+  LayerNorm epsilon 1e-5 (instead of the exact GELU and 1e-6), for their
+  converted weights: tokens differ by ~1e-3 otherwise, enough to flip a
+  code near a boundary.
   """
 
   dim: int
@@ -45,17 +49,19 @@ class TransformerBlock(nn.Module):
   mlp_dim: int
   attn_scale: str = "head"
   dropout: float = 0.0
+  official_numerics: bool = False
 
   @nn.compact
   def __call__(self, x, mask=None, train: bool = False):
+    eps = 1e-5 if self.official_numerics else 1e-6
     drop = nn.Dropout(self.dropout, deterministic=not train)
-    h = nn.LayerNorm(name="ln_attn")(x)
+    h = nn.LayerNorm(eps, name="ln_attn")(x)
     h = Attention(self.dim, self.heads, self.attn_scale, name="attn")(h, mask)
     x = x + drop(h)
-    h = nn.LayerNorm(name="ln_mlp")(x)
+    h = nn.LayerNorm(eps, name="ln_mlp")(x)
     h = nn.Dense(self.mlp_dim, name="mlp_in")(h)
-    h = nn.Dense(self.dim, name="mlp_out")(nn.gelu(h, approximate=False))
-    return x + drop(h)
+    h = nn.gelu(h, approximate=self.official_numerics)
+    return x + drop(nn.Dense(self.dim, name="mlp_out")(h))
 
 
 class Transformer(nn.Module):
@@ -68,6 +74,7 @@ class Transformer(nn.Module):
   max_len: int
   attn_scale: str = "head"
   dropout: float = 0.0
+  official_numerics: bool = False
 
   @nn.compact
   def __call__(self, x, mask=None, train: bool = False):  # [B, T, D]
@@ -82,6 +89,7 @@ class Transformer(nn.Module):
         self.mlp_dim,
         self.attn_scale,
         self.dropout,
+        self.official_numerics,
         name=f"block{i}",
       )(x, mask, train)
     return x

@@ -49,6 +49,9 @@ class SequenceVQVAE(nn.Module):
   # scale (about the ratio of the coefficients' std to their velocities').
   # Official: 0.
   velocity_scale: float = 0.0
+  # The official code's GELU form and LayerNorm epsilon (layers.py); only
+  # for converted official weights.
+  official_numerics: bool = False
 
   @classmethod
   def from_config(cls, m, *, in_dim: int, seq_len: int) -> "SequenceVQVAE":
@@ -59,6 +62,7 @@ class SequenceVQVAE(nn.Module):
       factor=3,
       dropout=m.get("dropout", 0.0),
       velocity_scale=m.get("velocity_scale", 0.0),
+      official_numerics=m.get("official_numerics", False),
       **{f: m[f] for f in _CONFIG_FIELDS},
     )
 
@@ -74,6 +78,7 @@ class SequenceVQVAE(nn.Module):
       n_tokens,
       self.attn_scale,
       self.dropout,
+      self.official_numerics,
     )
     self.quantizer = quantizer.VectorQuantizer(
       self.num_codes,
@@ -93,6 +98,7 @@ class SequenceVQVAE(nn.Module):
       self.seq_len,
       self.attn_scale,
       self.dropout,
+      self.official_numerics,
     )
     self.head = nn.Conv(self.in_dim, (5,), padding=((2, 2),))
 

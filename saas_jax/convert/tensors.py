@@ -1,0 +1,251 @@
+"""Reading PyTorch / safetensors checkpoints, never executing a pickle, and
+accounting for every tensor a converter reads.
+
+  sd = state_dict(read_checkpoint(path), path, keys=("net_G_ema",))
+  src = TensorSource(sd, path)
+  w = src.conv2d("first.0.weight")       # torch layout -> Flax layout
+  ...
+  src.finish()                           # fails naming what was not used
+
+`.pt`/`.pth`/`.tar` files go through `torch.load(weights_only=True)` (torch
+is the `[torch]` extra, needed only here); `.safetensors` files through the
+`safetensors` package's NumPy reader, so they need no torch at all.
+"""
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from saas_jax.errors import DataError
+
+
+class ConvertError(DataError):
+  """A checkpoint that does not fit the model it is converted to."""
+
+
+def read_checkpoint(path: str):
+  """The file's object tree with every tensor as a float32/int NumPy array."""
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise ConvertError(path, "no such file")
+  if path.endswith(".safetensors"):
+    try:
+      from safetensors.numpy import load_file
+    except ImportError:
+      raise ConvertError(
+        path, "reading .safetensors needs: pip install safetensors"
+      ) from None
+    try:
+      return load_file(path)
+    except Exception as e:
+      raise ConvertError(path, f"not a readable safetensors file ({e})") from e
+  try:
+    import torch
+  except ImportError:
+    raise ConvertError(
+      path,
+      "reading PyTorch checkpoints needs torch: pip install 'saas_jax[torch]' "
+      "(or save the state dict as .safetensors)",
+    ) from None
+  try:
+    # weights_only: tensors and plain containers only, no code from the file.
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+  except Exception as e:
+    raise ConvertError(
+      path, f"not a PyTorch checkpoint that loads safely ({e})"
+    ) from e
+  return _to_numpy(obj, torch)
+
+
+def _to_numpy(obj, torch):
+  if isinstance(obj, torch.Tensor):
+    t = obj.detach().cpu()
+    if t.is_floating_point():
+      t = t.float()
+    return t.numpy()
+  if isinstance(obj, dict):
+    return {k: _to_numpy(v, torch) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return type(obj)(_to_numpy(v, torch) for v in obj)
+  return obj
+
+
+def _is_state_dict(obj) -> bool:
+  return (
+    isinstance(obj, dict)
+    and bool(obj)
+    and all(isinstance(v, np.ndarray) for v in obj.values())
+  )
+
+
+def state_dict(
+  obj, path: str, keys: tuple[str, ...] = (), prefix: str = ""
+) -> dict[str, np.ndarray]:
+  """The tensors of a checkpoint: under the first of `keys` present (e.g.
+  "net_G_ema"), or the file itself when it is a bare state dict; only those
+  starting with `prefix` (removed), and without DDP's "module." prefixes."""
+  found = obj
+  for key in keys:
+    if isinstance(obj, dict) and key in obj:
+      found = obj[key]
+      break
+  else:
+    if not _is_state_dict(obj) and isinstance(obj, dict):
+      # A bundle with one entry that is a state dict.
+      dicts = [k for k, v in obj.items() if _is_state_dict(v)]
+      if keys or len(dicts) != 1:
+        have = ", ".join(map(str, list(obj)[:8]))
+        want = " or ".join(repr(k) for k in keys) or "a state dict"
+        raise ConvertError(path, f"expected {want}; the file holds: {have}")
+      found = obj[dicts[0]]
+  if not _is_state_dict(found):
+    raise ConvertError(path, "no tensors found (not a state dict)")
+  out = {}
+  for k, v in found.items():
+    if not k.startswith(prefix):
+      continue
+    k = k[len(prefix) :]
+    while k.startswith("module."):
+      k = k[len("module.") :]
+    out[k] = v
+  if not out:
+    raise ConvertError(path, f"no tensor names start with {prefix!r}")
+  return out
+
+
+class TensorSource:
+  """A state dict that remembers what was taken from it.
+
+  Layout helpers turn PyTorch layouts into Flax ones; every read checks the
+  shape when one is given, and `finish` fails naming the tensors no one
+  read, so a converter cannot silently drop weights (PyTorch's
+  load_state_dict(strict=False), which the official loaders use, would).
+  """
+
+  def __init__(self, tensors: dict[str, np.ndarray], path: str):
+    self.tensors = tensors
+    self.path = path
+    self.used: set[str] = set()
+    self.count = 0
+    # id(converted array) -> the tensor it came from, so that a shape
+    # check on the converted tree can name the file's tensor.
+    self.origin: dict[int, str] = {}
+
+  def _out(self, key: str, value: np.ndarray) -> np.ndarray:
+    self.origin[id(value)] = f"{key} {list(self.tensors[key].shape)}"
+    return value
+
+  def take(self, key: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    if key not in self.tensors:
+      near = [k for k in self.tensors if k.split(".")[0] == key.split(".")[0]]
+      hint = f" (e.g. {', '.join(sorted(near)[:3])})" if near else ""
+      raise ConvertError(self.path, f"missing tensor {key!r}{hint}")
+    value = self.tensors[key]
+    if shape is not None and tuple(value.shape) != tuple(shape):
+      raise ConvertError(
+        self.path,
+        f"tensor {key!r} has shape {list(value.shape)}, the model needs "
+        f"{list(shape)}",
+      )
+    if key not in self.used:
+      self.used.add(key)
+      self.count += int(value.size)
+    return self._out(key, np.asarray(value, np.float32))
+
+  # Layouts: PyTorch -> Flax.
+  def dense(self, key: str) -> np.ndarray:  # Linear [O, I] -> [I, O]
+    return self._out(key, self.take(key).T)
+
+  def vector(self, key: str) -> np.ndarray:  # e.g. [C, 1, 1] -> [C]
+    return self._out(key, self.take(key).reshape(-1))
+
+  def conv(self, key: str) -> np.ndarray:
+    """Conv1d [O, I, k] -> [k, I, O]; Conv2d [O, I, h, w] -> [h, w, I, O]."""
+    w = self.take(key)
+    return self._out(key, np.transpose(w, (*range(2, w.ndim), 1, 0)))
+
+  def conv_transpose(self, key: str) -> np.ndarray:
+    """ConvTranspose [I, O, *k] -> the kernel of flax ConvTranspose with
+    transpose_kernel=True: [*k, O, I]."""
+    w = self.take(key)
+    return self._out(key, np.transpose(w, (*range(2, w.ndim), 1, 0)))
+
+  def finish(self) -> int:
+    """The number of values read; fails naming every tensor not used."""
+    unused = sorted(set(self.tensors) - self.used)
+    if unused:
+      shown = ", ".join(unused[:6]) + (" ..." if len(unused) > 6 else "")
+      raise ConvertError(
+        self.path,
+        f"{len(unused)} tensors fit nowhere in the model: {shown}",
+      )
+    return self.count
+
+
+def check_tree(
+  params: dict, expected: dict, what: str, source: TensorSource | None = None
+) -> None:
+  """`params` has exactly the paths and shapes of `expected` (a Flax tree
+  of arrays or ShapeDtypeStructs), or a ConvertError naming the first
+  difference (and the file's tensor, given the `source` it was read from)."""
+  import flax.traverse_util
+
+  got = flax.traverse_util.flatten_dict(params, sep="/")
+  want = flax.traverse_util.flatten_dict(expected, sep="/")
+  for k in sorted(set(want) | set(got)):
+    if k not in got:
+      raise ConvertError(what, f"converted weights lack {k}")
+    if k not in want:
+      raise ConvertError(what, f"converted weights have an extra {k}")
+    if tuple(got[k].shape) != tuple(want[k].shape):
+      origin = source.origin.get(id(got[k])) if source else None
+      tensor = f"tensor {origin} -> " if origin else ""
+      raise ConvertError(
+        what,
+        f"{tensor}{k}: converted shape {list(got[k].shape)}, the model "
+        f"needs {list(want[k].shape)}",
+      )
+
+
+def describe_file(path: str) -> dict:
+  """Provenance of a converted file: its name, size and sha256."""
+  import hashlib
+
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return {
+    "file": os.path.basename(path),
+    "bytes": os.path.getsize(path),
+    "sha256": h.hexdigest(),
+  }
+
+
+@contextlib.contextmanager
+def staged_output(out: str):
+  """A fresh folder to write into, renamed to `out` only when the block
+  finishes: an error leaves nothing behind, and an existing non-empty `out`
+  is refused (a re-run never overwrites a finished conversion)."""
+  out = os.path.abspath(os.fspath(out))
+  if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+    raise ConvertError(
+      out, "already exists and is not empty; choose another --out or remove it"
+    )
+  parent = os.path.dirname(out)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=parent)
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o777 & ~umask)  # as a folder made by os.makedirs
+  try:
+    yield tmp
+    if os.path.isdir(out):
+      os.rmdir(out)  # empty, checked above
+    os.replace(tmp, out)
+  finally:
+    if os.path.isdir(tmp):
+      shutil.rmtree(tmp)
