@@ -177,7 +177,7 @@ def test_converter_cli_and_refusals(state_dict, tmp_path):
   refuse(missing, "missing tensor 'warpping_net.flow_out.2.bias'")
   wrong = dict(state_dict)
   wrong["mapping_net.first.0.weight"] = np.zeros((256, 70, 7), np.float32)
-  refuse(wrong, "mapping_net.first.0.weight [256, 70, 7]", "[7, 73, 256]")
+  refuse(wrong, "mapping_net.first.0.weight", "[256, 70, 7]", "[256, 73, 7]")
 
   # No code from the file runs: a pickled object is refused by torch's
   # weights-only loader, and nothing is written.

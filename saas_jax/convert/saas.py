@@ -37,7 +37,7 @@ import ml_collections
 import numpy as np
 
 from saas_jax.convert import tensors as tensors_lib
-from saas_jax.convert.tensors import ConvertError, TensorSource
+from saas_jax.convert.tensors import ConvertError, Filler, TensorSource
 from saas_jax.engine import checkpoint as checkpoint_lib
 from saas_jax.engine import config_lib
 from saas_jax.engine import workdir as workdir_lib
@@ -83,85 +83,6 @@ _CONFIGS = os.path.join(
   os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
   "configs",
 )
-
-
-# ------------------------------------------------------ filling a tree ---
-
-
-class _Filler:
-  """Converted arrays written into a Flax variables tree of known shapes.
-
-  Each method reads torch tensors at the shape the target leaf implies, so
-  a misfit names the tensor and both shapes before anything is transposed.
-  """
-
-  def __init__(self, src: TensorSource, abstract: dict, prefix: str = ""):
-    self.src = src
-    self.abstract = abstract
-    self.want = {
-      k: tuple(v.shape)
-      for k, v in flax.traverse_util.flatten_dict(abstract, sep="/").items()
-    }
-    self.prefix = prefix  # prepended to every tensor name
-    self.out: dict[str, np.ndarray] = {}
-    self.ignored: list[str] = []
-
-  def shape(self, path):
-    if path not in self.want:  # a mapping bug, not a checkpoint problem
-      raise KeyError(f"the model has no variable {path}")
-    return self.want[path]
-
-  def take(self, key, shape):
-    return self.src.take(self.prefix + key, shape)
-
-  def put(self, path, value):
-    self.shape(path)
-    self.out[path] = np.asarray(value, np.float32)
-
-  def same(self, path, key):  # same layout in both
-    self.put(path, self.take(key, self.shape(path)))
-
-  def dense(self, path, key):  # Linear [O, I] -> [I, O]
-    i, o = self.shape(path)
-    self.put(path, self.take(key, (o, i)).T)
-
-  def conv(self, path, key):  # [O, I, *k] -> [*k, I, O]
-    *k, i, o = self.shape(path)
-    w = self.take(key, (o, i, *k))
-    self.put(path, np.transpose(w, (*range(2, w.ndim), 1, 0)))
-
-  def linear(self, path, key):
-    self.dense(f"{path}/kernel", f"{key}.weight")
-    self.same(f"{path}/bias", f"{key}.bias")
-
-  def batch_norm(self, path, key):
-    """Affine params under params/path, running statistics under
-    batch_stats/path (eval mode reads those, as torch's eval does)."""
-    self.same(f"params/{path}/scale", f"{key}.weight")
-    self.same(f"params/{path}/bias", f"{key}.bias")
-    self.same(f"batch_stats/{path}/mean", f"{key}.running_mean")
-    self.same(f"batch_stats/{path}/var", f"{key}.running_var")
-    # A training counter eval-mode BatchNorm never reads (files saved by
-    # torch < 0.4.1 lack it).
-    if self.prefix + key + ".num_batches_tracked" in self.src.tensors:
-      self.ignore(f"{key}.num_batches_tracked", ())
-
-  def lstm(self, path, key, layer):
-    """One layer of a torch nn.LSTM (gates i, f, g, o: ours too)."""
-    self.dense(f"{path}/w_ih", f"{key}.weight_ih_l{layer}")
-    self.dense(f"{path}/w_hh", f"{key}.weight_hh_l{layer}")
-    self.same(f"{path}/b_ih", f"{key}.bias_ih_l{layer}")
-    self.same(f"{path}/b_hh", f"{key}.bias_hh_l{layer}")
-
-  def ignore(self, key, shape):
-    """Accounted for (name and shape checked), deliberately not kept."""
-    self.take(key, shape)
-    self.ignored.append(self.prefix + key)
-
-  def tree(self, what: str) -> dict:
-    tree = flax.traverse_util.unflatten_dict(self.out, sep="/")
-    tensors_lib.check_tree(tree, self.abstract, what)
-    return tree
 
 
 # ---------------------------------------------------------------- models ---
@@ -226,7 +147,7 @@ def _abstract(kind: str, cfg_json: str, style_dim: int) -> dict:
 # ------------------------------------------------- video-driven sections ---
 
 
-def _style_encoder(f: _Filler, num_layers: int) -> None:
+def _style_encoder(f: Filler, num_layers: int) -> None:
   """style_encoder = VQModelTransformer_encoder: squasher, linear embedding,
   positions, pre-LN transformer, codebook, attention pooling."""
   enc = "encoder."
@@ -250,7 +171,7 @@ def _style_encoder(f: _Filler, num_layers: int) -> None:
   f.put("params/pool/w", ws[0])  # [1, D] -> [D]
 
 
-def _transformer_block(f: _Filler, path: str, j: int) -> None:
+def _transformer_block(f: Filler, path: str, j: int) -> None:
   """Blocks are pairs in encoder_transformer.net: 2j = Residual(Norm(
   Attention)), 2j + 1 = Residual(Norm(MLP))."""
   attn = f"encoder.encoder_transformer.net.{2 * j}.fn."
@@ -276,13 +197,13 @@ def _transformer_block(f: _Filler, path: str, j: int) -> None:
   f.linear(f"{path}/mlp_out", mlp + "fn.l2")
 
 
-def _video_encoder(f: _Filler) -> None:
+def _video_encoder(f: Filler) -> None:
   """E_v: Sequential(Linear, ReLU, Linear, ReLU, Linear) at 0, 2, 4."""
   for i in range(3):
     f.linear(f"params/encoder/mlp/Dense_{i}", f"layers.{2 * i}")
 
 
-def _adapter(f: _Filler, hidden: int) -> None:
+def _adapter(f: Filler, hidden: int) -> None:
   """ra = ResidualAdapter: canonical LSTM, style LSTM, HyperStyle nets,
   initial states."""
   p = "params/adapter"
@@ -301,7 +222,7 @@ def _adapter(f: _Filler, hidden: int) -> None:
       f.linear(f"params/{h}/bias_{g}", f"linear_layers_bias_{g}.{k}")
 
 
-def _style_lstm(f: _Filler, path: str, hidden: int, modulated) -> None:
+def _style_lstm(f: Filler, path: str, hidden: int, modulated) -> None:
   """The style branch phi_s, as the official forward runs it.
 
   Per sample, the official forward copies `ra_style`'s layers 1-4, times
@@ -323,7 +244,7 @@ def _style_lstm(f: _Filler, path: str, hidden: int, modulated) -> None:
     f.ignore(f"{unused}.bias_hh_l{i}", (4 * hidden,))
 
 
-def _kernel_net(f: _Filler, path: str, key: str) -> None:
+def _kernel_net(f: Filler, path: str, key: str) -> None:
   """HyperNetwork: inc, down1, down2 = DoubleConv_0..2; each DoubleConv's
   Sequential holds conv (no bias) at 0 and 3, BatchNorm at 1 and 4."""
   parts = ("inc", "down1.maxpool_conv.1", "down2.maxpool_conv.1")
@@ -335,7 +256,7 @@ def _kernel_net(f: _Filler, path: str, key: str) -> None:
       f.batch_norm(f"{d}/BatchNorm_{m}", f"{k}.{bn}")
 
 
-def _decoder(f: _Filler) -> None:
+def _decoder(f: Filler) -> None:
   """D: features = Sequential(Linear, ReLU) x 3 at 0, 2, 4; the mouth head
   (18) comes first in the output, then `last_layer_expression` (46)."""
   for i in range(3):
@@ -398,9 +319,9 @@ def read_saas_video_driven(checkpoint: str) -> Converted:
   model = {**_configs("video_driven").model.to_dict(), **OFFICIAL_MOTION}
   src = TensorSource(tensors, checkpoint)
 
-  style = _Filler(src, _abstract_style(style_cfg), "style_encoder.")
+  style = Filler(src, _abstract_style(style_cfg), "style_encoder.")
   _style_encoder(style, style_cfg["layers"])
-  gen = _Filler(src, _abstract_generator(model, "video", style_cfg["hidden"]))
+  gen = Filler(src, _abstract_generator(model, "video", style_cfg["hidden"]))
   gen.prefix = "encoder."
   _video_encoder(gen)
   gen.prefix = "ra."
@@ -444,7 +365,7 @@ def _sadtalker_tensors(path: str) -> dict[str, np.ndarray]:
   return sd
 
 
-def _audio2exp(f: _Filler) -> None:
+def _audio2exp(f: Filler) -> None:
   """netG = SimpleWrapperV2: audio_encoder (13 x Conv2d + BatchNorm2d, as
   conv_block.0 / conv_block.1) and mapping1 (577 -> 64)."""
   for i in range(len(audio_encoder.MEL_CNN) + 1):  # + the final 1 x 1 conv
@@ -465,7 +386,7 @@ def read_sadtalker_audio2exp(checkpoint: str, video: runs.Run) -> Converted:
   style_cfg = video.spec["style_model"]
   # SadTalker's CNN is the full Wav2Lip one, whatever the video run's size.
   model = {**video.spec["model"], "mel_width": 1.0, "mel_residual": True}
-  f = _Filler(src, _abstract_generator(model, "audio", style_cfg["hidden"]))
+  f = Filler(src, _abstract_generator(model, "audio", style_cfg["hidden"]))
   _audio2exp(f)
   src.finish()
 

@@ -3,9 +3,11 @@ accounting for every tensor a converter reads.
 
   sd = state_dict(read_checkpoint(path), path, keys=("net_G_ema",))
   src = TensorSource(sd, path)
-  w = src.conv2d("first.0.weight")       # torch layout -> Flax layout
+  f = Filler(src, abstract_params)       # the model's variable shapes
+  f.conv("params/first/kernel", "first.0.weight")   # torch -> Flax layout
   ...
   src.finish()                           # fails naming what was not used
+  params = f.tree(path)                  # and what the model still lacks
 
 `.pt`/`.pth`/`.tar` files go through `torch.load(weights_only=True)` (torch
 is the `[torch]` extra, needed only here); `.safetensors` files through the
@@ -130,13 +132,6 @@ class TensorSource:
     self.path = path
     self.used: set[str] = set()
     self.count = 0
-    # id(converted array) -> the tensor it came from, so that a shape
-    # check on the converted tree can name the file's tensor.
-    self.origin: dict[int, str] = {}
-
-  def _out(self, key: str, value: np.ndarray) -> np.ndarray:
-    self.origin[id(value)] = f"{key} {list(self.tensors[key].shape)}"
-    return value
 
   def take(self, key: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
     if key not in self.tensors:
@@ -153,25 +148,7 @@ class TensorSource:
     if key not in self.used:
       self.used.add(key)
       self.count += int(value.size)
-    return self._out(key, np.asarray(value, np.float32))
-
-  # Layouts: PyTorch -> Flax.
-  def dense(self, key: str) -> np.ndarray:  # Linear [O, I] -> [I, O]
-    return self._out(key, self.take(key).T)
-
-  def vector(self, key: str) -> np.ndarray:  # e.g. [C, 1, 1] -> [C]
-    return self._out(key, self.take(key).reshape(-1))
-
-  def conv(self, key: str) -> np.ndarray:
-    """Conv1d [O, I, k] -> [k, I, O]; Conv2d [O, I, h, w] -> [h, w, I, O]."""
-    w = self.take(key)
-    return self._out(key, np.transpose(w, (*range(2, w.ndim), 1, 0)))
-
-  def conv_transpose(self, key: str) -> np.ndarray:
-    """ConvTranspose [I, O, *k] -> the kernel of flax ConvTranspose with
-    transpose_kernel=True: [*k, O, I]."""
-    w = self.take(key)
-    return self._out(key, np.transpose(w, (*range(2, w.ndim), 1, 0)))
+    return np.asarray(value, np.float32)
 
   def finish(self) -> int:
     """The number of values read; fails naming every tensor not used."""
@@ -185,12 +162,102 @@ class TensorSource:
     return self.count
 
 
-def check_tree(
-  params: dict, expected: dict, what: str, source: TensorSource | None = None
-) -> None:
+class Filler:
+  """Converted arrays written into a Flax variables tree of known shapes.
+
+  Each method reads a tensor at the PyTorch shape the target leaf implies,
+  so a misfit names the file's tensor and both shapes before anything is
+  transposed; `tree` then checks that every leaf was filled.
+  """
+
+  def __init__(self, src: TensorSource, abstract: dict, prefix: str = ""):
+    import flax.traverse_util
+
+    self.src = src
+    self.abstract = abstract
+    self.want = {
+      k: tuple(v.shape)
+      for k, v in flax.traverse_util.flatten_dict(abstract, sep="/").items()
+    }
+    self.prefix = prefix  # prepended to every tensor name
+    self.out: dict[str, np.ndarray] = {}
+    self.ignored: list[str] = []
+
+  def shape(self, path):
+    if path not in self.want:  # a mapping bug, not a checkpoint problem
+      raise KeyError(f"the model has no variable {path}")
+    return self.want[path]
+
+  def take(self, key, shape):
+    return self.src.take(self.prefix + key, shape)
+
+  def put(self, path, value):
+    self.shape(path)
+    self.out[path] = np.asarray(value, np.float32)
+
+  def same(self, path, key):  # same layout in both
+    self.put(path, self.take(key, self.shape(path)))
+
+  def vector(self, path, key):  # e.g. LayerNorm2d's [C, 1, 1] -> [C]
+    (c,) = self.shape(path)
+    self.put(path, self.take(key, (c, 1, 1)).reshape(c))
+
+  def dense(self, path, key):  # Linear [O, I] -> [I, O]
+    i, o = self.shape(path)
+    self.put(path, self.take(key, (o, i)).T)
+
+  def conv(self, path, key):  # [O, I, *k] -> [*k, I, O]
+    *k, i, o = self.shape(path)
+    w = self.take(key, (o, i, *k))
+    self.put(path, np.transpose(w, (*range(2, w.ndim), 1, 0)))
+
+  def conv_transpose(self, path, key):
+    """ConvTranspose [I, O, *k] -> flax ConvTranspose(transpose_kernel=True)
+    [*k, O, I]."""
+    *k, o, i = self.shape(path)
+    w = self.take(key, (i, o, *k))
+    self.put(path, np.transpose(w, (*range(2, w.ndim), 1, 0)))
+
+  def linear(self, path, key):
+    self.dense(f"{path}/kernel", f"{key}.weight")
+    self.same(f"{path}/bias", f"{key}.bias")
+
+  def batch_norm(self, path, key):
+    """Affine params under params/path, running statistics under
+    batch_stats/path (eval mode reads those, as torch's eval does)."""
+    self.same(f"params/{path}/scale", f"{key}.weight")
+    self.same(f"params/{path}/bias", f"{key}.bias")
+    self.same(f"batch_stats/{path}/mean", f"{key}.running_mean")
+    self.same(f"batch_stats/{path}/var", f"{key}.running_var")
+    # A training counter eval-mode BatchNorm never reads (files saved by
+    # torch < 0.4.1 lack it).
+    if self.prefix + key + ".num_batches_tracked" in self.src.tensors:
+      self.ignore(f"{key}.num_batches_tracked", ())
+
+  def lstm(self, path, key, layer):
+    """One layer of a torch nn.LSTM (gates i, f, g, o: ours too)."""
+    self.dense(f"{path}/w_ih", f"{key}.weight_ih_l{layer}")
+    self.dense(f"{path}/w_hh", f"{key}.weight_hh_l{layer}")
+    self.same(f"{path}/b_ih", f"{key}.bias_ih_l{layer}")
+    self.same(f"{path}/b_hh", f"{key}.bias_hh_l{layer}")
+
+  def ignore(self, key, shape):
+    """Accounted for (name and shape checked), deliberately not kept."""
+    self.take(key, shape)
+    self.ignored.append(self.prefix + key)
+
+  def tree(self, what: str) -> dict:
+    import flax.traverse_util
+
+    tree = flax.traverse_util.unflatten_dict(self.out, sep="/")
+    check_tree(tree, self.abstract, what)
+    return tree
+
+
+def check_tree(params: dict, expected: dict, what: str) -> None:
   """`params` has exactly the paths and shapes of `expected` (a Flax tree
   of arrays or ShapeDtypeStructs), or a ConvertError naming the first
-  difference (and the file's tensor, given the `source` it was read from)."""
+  difference."""
   import flax.traverse_util
 
   got = flax.traverse_util.flatten_dict(params, sep="/")
@@ -201,12 +268,10 @@ def check_tree(
     if k not in want:
       raise ConvertError(what, f"converted weights have an extra {k}")
     if tuple(got[k].shape) != tuple(want[k].shape):
-      origin = source.origin.get(id(got[k])) if source else None
-      tensor = f"tensor {origin} -> " if origin else ""
       raise ConvertError(
         what,
-        f"{tensor}{k}: converted shape {list(got[k].shape)}, the model "
-        f"needs {list(want[k].shape)}",
+        f"{k}: converted shape {list(got[k].shape)}, the model needs "
+        f"{list(want[k].shape)}",
       )
 
 
