@@ -29,7 +29,7 @@ setuptools.setup(
     include=["saas_jax", "saas_jax.*", "input_pipeline", "input_pipeline.*"]
   ),
   package_data={
-    "input_pipeline": ["**/*.md", "**/*.json"],
+    "input_pipeline": ["**/*.md", "**/*.json", "**/*.npz"],
     "saas_jax": ["assets/*.npz"],
   },
   install_requires=_requirements(),

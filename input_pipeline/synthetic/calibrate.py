@@ -1,0 +1,258 @@
+"""Fits the synthetic corpus's map into the real (Deep3DFaceRecon / Basel)
+expression space, on the real StyleTalk sample clips.
+
+  python -m input_pipeline.synthetic.calibrate --data ../shared/data/styletalk \\
+      [--out input_pipeline/synthetic/calibration.npz]
+
+What it fits (all in the 64-d space every real file uses):
+  mouth      a linear map from the generator's six coarticulated
+             articulators (jaw, lip close, round, spread, tuck, narrow),
+             rendered from each source clip's own phone labels (one per 30
+             fps frame), to the clip's real expression, with the best
+             time lag; judged clip by clip, each left out of its own fit,
+             by the correlation of the predicted and real inner-lip gap
+             through the shipped 468-landmark basis;
+  eyes       per eye, the direction that closes the lids (lid gap to 0 from
+             the mean face) with the smallest Mahalanobis norm under the
+             real frames' covariance: the most typical way real faces
+             close that eye;
+  brows      likewise, raising both brows by 2 standard deviations of the
+             real brow height;
+  statistics the real clips' mean expression; the covariance of per-clip
+             means (person and session offsets); the within-clip residual
+             after the mouth (principal directions, standard deviations,
+             lag-1 correlation -> drift time constant) and the frame-to-frame
+             tracking noise; head-pose means, spreads, velocities.
+
+Writes an .npz of float64 tables and a .json beside it with provenance (the
+files and their sha256, the StyleTalk samples' MIT licence) and the figures
+of the fit.
+"""
+
+import argparse
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from input_pipeline.synthetic import motion, realism
+
+VERSION = 1
+LAGS = range(-10, 4)  # frames of exp delay tried for the mouth map
+RIDGE = 1.0
+# MediaPipe FaceMesh points (the shipped basis): upper and lower lid, brow.
+LIDS = {"left": (386, 374), "right": (159, 145)}
+BROWS = {"left": (334, 386), "right": (105, 159)}  # brow middle, upper lid
+DEFAULT_OUT = os.path.join(os.path.dirname(__file__), "calibration.npz")
+
+
+@dataclasses.dataclass(frozen=True)
+class _NeutralStyle:
+  coartic: float = 1.0
+
+
+def phone_intervals(seq: list[int], names: dict, fps: float = 30.0):
+  """Per-frame phone indices -> [(label, start s, end s)] runs; NSN (noise)
+  counts as silence."""
+  inv = {i: n for n, i in names.items()}
+  out = []
+  start = 0
+  for i in range(1, len(seq) + 1):
+    if i == len(seq) or seq[i] != seq[start]:
+      label = inv[int(seq[start])]
+      label = "SIL" if label == "NSN" else label
+      out.append((label, start / fps, i / fps))
+      start = i
+  return out
+
+
+def _sha256(path):
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    h.update(f.read())
+  return h.hexdigest()
+
+
+def source_clips(styletalk_dir: str):
+  """[(name, exp [T, 64] at 25 fps, articulators [T, 6])] of the source
+  clips that carry phone labels."""
+  from input_pipeline import io as io_lib
+
+  with open(os.path.join(styletalk_dir, "phindex.json")) as f:
+    names = json.load(f)
+  out = []
+  for mat in sorted(glob.glob(f"{styletalk_dir}/source_video/3DMM/*.mat")):
+    name = os.path.splitext(os.path.basename(mat))[0]
+    seq_path = f"{styletalk_dir}/source_video/phoneme/{name}_seq.json"
+    if not os.path.isfile(seq_path):
+      continue
+    with open(seq_path) as f:
+      seq = json.load(f)
+    exp = realism._resample(
+      np.asarray(io_lib.load_coefficients(mat, fps=30.0).exp, np.float64), 30
+    )
+    phones = phone_intervals(seq, names)
+    art = motion.articulators(phones, _NeutralStyle(), len(exp))
+    out.append((name, exp, art, [mat, seq_path]))
+  return out
+
+
+def _shift(art, exp, lag):
+  """Pairs art(t) with exp(t + lag)."""
+  if lag >= 0:
+    return art[: len(art) - lag], exp[lag:]
+  return art[-lag:], exp[: len(exp) + lag]
+
+
+def fit_mouth(clips, lag: int, ridge: float = RIDGE):
+  """Ridge map [6, 64] from centred articulators to centred expression."""
+  xs, ys = [], []
+  for _, exp, art, _ in clips:
+    a, e = _shift(art, exp, lag)
+    xs.append(a - a.mean(0))
+    ys.append(e - e.mean(0))
+  x, y = np.concatenate(xs), np.concatenate(ys)
+  return np.linalg.solve(x.T @ x + ridge * np.eye(x.shape[1]), x.T @ y)
+
+
+def _inner_gap(face, exp):
+  return np.asarray(face.lip_distances(exp.astype(np.float32)))[:, 1]
+
+
+def held_out_mouth(clips, lag: int, face) -> dict:
+  """Each clip predicted by the map fitted on the others: the correlation
+  of predicted and real inner-lip gaps."""
+  out = {}
+  for i, (name, exp, art, _) in enumerate(clips):
+    m = fit_mouth(clips[:i] + clips[i + 1 :], lag)
+    a, e = _shift(art, exp, lag)
+    pred = e.mean(0) + (a - a.mean(0)) @ m
+    out[name] = float(
+      np.corrcoef(_inner_gap(face, pred), _inner_gap(face, e))[0, 1]
+    )
+  return out
+
+
+def _gradient(face, points: tuple[int, int]):
+  """a, g0: the vertical distance between two points is a . (e - exp_mean)
+  + g0 (the basis is linear)."""
+  upper, lower = points
+  basis = face.exp_basis[:, :, 1]  # [64, N] (y up)
+  a = basis[:, upper] - basis[:, lower]
+  g0 = face.mean_shape[upper, 1] - face.mean_shape[lower, 1]
+  return a.astype(np.float64), float(g0)
+
+
+def min_norm_direction(a, change, cov):
+  """The d with a . d = change and the smallest d^T cov^-1 d."""
+  ca = cov @ a
+  return change * ca / (a @ ca)
+
+
+def fit(styletalk_dir: str) -> tuple[dict, dict]:
+  from saas_jax import face_model as face_lib
+
+  face = face_lib.load("mediapipe")
+  src = source_clips(styletalk_dir)
+  real = realism.real_clips(styletalk_dir)
+  mean = np.mean(np.concatenate([c.exp for c in real]), 0)
+
+  scores = {lag: held_out_mouth(src, lag, face) for lag in LAGS}
+  lag = max(LAGS, key=lambda k: np.median(list(scores[k].values())))
+  mouth = fit_mouth(src, lag)
+
+  # Within-clip residual after the mouth (source clips), and all clips'
+  # within-clip covariance for the eye and brow directions.
+  resid = []
+  for _, exp, art, _ in src:
+    a, e = _shift(art, exp, lag)
+    resid.append((e - e.mean(0)) - (a - a.mean(0)) @ mouth)
+  within = np.concatenate([c.exp - c.exp.mean(0) for c in real])
+  cov = np.cov(within.T)
+  r = np.concatenate(resid)
+  _, sv, vt = np.linalg.svd(r - r.mean(0), full_matrices=False)
+  resid_std = sv / np.sqrt(len(r))
+  lag1 = [
+    float(np.corrcoef(x[:-1] @ vt[0], x[1:] @ vt[0])[0, 1]) for x in resid
+  ]
+  noise = np.concatenate(
+    [np.diff(c.exp, 2, axis=0) / np.sqrt(6) for c in real]
+  ).std(0)
+
+  clip_means = np.stack([c.exp.mean(0) for c in real])
+  offsets_cov = np.cov((clip_means - clip_means.mean(0)).T)
+
+  directions = {}
+  for side, pts in LIDS.items():
+    a, g0 = _gradient(face, pts)
+    gap = g0 + a @ (mean - face.exp_mean)
+    directions[f"blink_{side}"] = min_norm_direction(a, -gap, cov)
+  brow_a = sum(_gradient(face, pts)[0] for pts in BROWS.values()) / 2
+  brow_std = float(np.sqrt(brow_a @ cov @ brow_a))
+  directions["brow_raise"] = min_norm_direction(brow_a, 2 * brow_std, cov)
+
+  poses = [c.pose for c in real]
+  tables = {
+    "version": np.int64(VERSION),
+    "exp_mean": mean,
+    "mouth_map": mouth,  # [6, 64]: centred articulators -> expression
+    "mouth_lag": np.int64(lag),
+    "art_mean": np.asarray(motion.ART_MEAN, np.float64),
+    "offset_cov": offsets_cov,  # [64, 64] of per-clip mean expressions
+    "residual_pcs": vt,  # [64, 64] within-clip residual directions
+    "residual_std": resid_std,  # [64]
+    "residual_lag1": np.float64(np.median(lag1)),
+    "noise_std": noise,  # [64] frame-to-frame tracking noise
+    **directions,  # [64] each
+    "pose_mean": np.mean([p.mean(0) for p in poses], 0),
+    "pose_offset_std": np.std([p.mean(0) for p in poses], 0),
+    "pose_std": np.median([p.std(0) for p in poses], 0),
+    "pose_velocity_std": np.median(
+      [np.diff(p, axis=0).std(0) for p in poses], 0
+    ),
+  }
+  files = sorted({f for c in src for f in c[3]})
+  files += sorted(
+    glob.glob(os.path.join(styletalk_dir, "style_clips", "3DMM", "*.mat"))
+  )
+  report = {
+    "version": VERSION,
+    "mouth_lag_frames": lag,
+    "mouth_held_out_corr": {str(k): v for k, v in scores[lag].items()},
+    "mouth_held_out_corr_median": float(np.median(list(scores[lag].values()))),
+    "median_by_lag": {
+      str(k): float(np.median(list(v.values()))) for k, v in scores.items()
+    },
+    "residual_drift_tau_frames": float(-1 / np.log(max(np.median(lag1), 1e-3))),
+    "real_clips": len(real),
+    "source": {
+      "data": "StyleTalk repository samples (FuxiVirtualHuman/styletalk), "
+      "MIT licence; Deep3DFaceRecon coefficients at 30 fps with one phone "
+      "label per frame",
+      "files": {os.path.relpath(f, styletalk_dir): _sha256(f) for f in files},
+      "landmark_basis": "saas_jax/assets/mediapipe468_basis.npz",
+    },
+  }
+  return tables, report
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--data", required=True, help="the StyleTalk samples folder")
+  p.add_argument("--out", default=DEFAULT_OUT)
+  args = p.parse_args(argv)
+  tables, report = fit(args.data)
+  np.savez(args.out, **tables)
+  with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+    json.dump(report, f, indent=1)
+  print(
+    json.dumps({k: v for k, v in report.items() if k != "source"}, indent=1)
+  )
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())
