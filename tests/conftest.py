@@ -32,6 +32,11 @@ from saas_jax.engine import runtime
 # worker, or an earlier run on this machine) is not compiled again.
 runtime.compilation_cache()
 
+# torch (the converters' parity tests) imports triton from its optimizers
+# and compiler; triton's LLVM segfaults a process that has loaded
+# TensorFlow's. Nothing here needs triton (CPU only): it stays unimportable.
+sys.modules.setdefault("triton", None)
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # ../shared beside the checkout (CI and developers have it; users do not).
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"

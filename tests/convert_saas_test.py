@@ -380,8 +380,13 @@ def files(refs, tmp_path_factory):
       "config": "configs/video_driven/video_driven.json",
       **video_state(refs),
       "tem_discriminator": critic.state_dict(),
+      # An Adam state dict's shape (built by hand: torch's optimizers
+      # import its compiler stack, see conftest).
       "optimizer": {
-        "all_optimizer": torch.optim.Adam(critic.parameters()).state_dict()
+        "all_optimizer": {
+          "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(2)}},
+          "param_groups": [{"lr": 2e-4, "betas": (0.9, 0.999), "params": [0]}],
+        }
       },
       "epoch": 10,
       "currBestLoss": 0.5,
