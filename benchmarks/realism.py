@@ -30,12 +30,21 @@ def main():
   )
   ap.add_argument("--preset", default="small")
   ap.add_argument("--seed", type=int, default=0)
+  ap.add_argument(
+    "--space",
+    default="semantic",
+    choices=("semantic", "real"),
+    help="the generator's coefficient layout (real: calibrated)",
+  )
   args = ap.parse_args()
   t0 = time.perf_counter()
   real = realism.real_clips(args.data)
   frames = sum(len(c.exp) for c in real)
-  synth = realism.synthetic_clips(args.preset, args.seed, num_frames=frames)
+  synth = realism.synthetic_clips(
+    args.preset, args.seed, num_frames=frames, space=args.space
+  )
   report = realism.two_sample(real, synth)
+  report["space"] = args.space
   report["seconds"] = round(time.perf_counter() - t0, 1)
   print(json.dumps(report, indent=1))
 

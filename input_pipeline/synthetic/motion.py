@@ -230,40 +230,82 @@ def _ou(rng, num_frames: int, dims: int, tau_frames: float) -> np.ndarray:
   return y
 
 
-def render_expression(
-  phones, style, num_frames: int, *, rng: np.random.Generator | None = None
-) -> np.ndarray:
-  """[T, 64] float32 expression coefficients; see the module docstring."""
+def expression_parts(
+  phones, style, num_frames: int, rng: np.random.Generator | None = None
+) -> dict:
+  """The expression's components, before they are laid out in a
+  coefficient space: articulators [T, 6] (after the style's gain), brow
+  bumps [T], and with an rng the per-clip session offset [58] (on the
+  static coefficients), drift [T, 44], blinks [T, 2] and tracking noise
+  [T, 64] (zeros without). The rng is drawn in one fixed order."""
   num_frames = int(num_frames)
   art = articulators(phones, style, num_frames, rng)
   gain = style.art_gain
   if rng is not None:
     gain *= np.exp(rng.normal(0, 0.06))
   art = ART_MEAN + gain**_GAIN_POWER * (art - ART_MEAN)
-  exp = np.zeros((num_frames, st.NUM_EXP))
-  exp[:, :NUM_ART] = art
-  centred = art - ART_MEAN
-  exp[:, st.MOUTH_SECONDARY] = np.einsum("tk,km->tm", centred, _MIX)
-  exp[:, st.SMILE] += 0.15 * centred[:, st.SPREAD]
-  exp[:, _STATIC] += style.exp_offset[_STATIC]
-
   centres = _accents(phones)
   amps = np.full(len(centres), style.brow_gain)
   if rng is not None:
     amps = amps * np.exp(rng.normal(0, 0.35, len(centres)))
   t = _times(num_frames).reshape(-1)
-  brow = _frame_mean(_bumps(t, centres, amps, -0.03, 0.11), num_frames)
+  parts = {
+    "art": art,
+    "brow": _frame_mean(_bumps(t, centres, amps, -0.03, 0.11), num_frames),
+    "session": np.zeros(_STATIC.size),
+    "drift": np.zeros((num_frames, _DRIFT.size)),
+    "blinks": np.zeros((num_frames, 2)),
+    "noise": np.zeros((num_frames, st.NUM_EXP)),
+  }
+  if rng is not None:
+    parts["session"] = rng.normal(0, style.session_std, _STATIC.size)
+    tau = style.drift_tau * FPS
+    parts["drift"] = style.drift_amp * _ou(rng, num_frames, _DRIFT.size, tau)
+    parts["blinks"] = _blinks(style, num_frames, rng)
+    noise = rng.normal(0, 0.025, (num_frames, st.NUM_EXP))
+    parts["noise"] = scipy.signal.lfilter([0.5, 0.5], [1.0], noise, axis=0)
+  return parts
+
+
+def semantic_expression(parts: dict, style) -> np.ndarray:
+  """The corpus's own coefficient layout (see the module docstring)."""
+  art = parts["art"]
+  exp = np.zeros((len(art), st.NUM_EXP))
+  exp[:, :NUM_ART] = art
+  centred = art - ART_MEAN
+  exp[:, st.MOUTH_SECONDARY] = np.einsum("tk,km->tm", centred, _MIX)
+  exp[:, st.SMILE] += 0.15 * centred[:, st.SPREAD]
+  exp[:, _STATIC] += style.exp_offset[_STATIC]
+  brow = parts["brow"]
   exp[:, st.BROW_INNER] += 0.9 * brow
   exp[:, st.BROW_OUTER] += 0.6 * brow
   exp[:, st.EYE_WIDEN] += 0.2 * brow
+  exp[:, _STATIC] += parts["session"]
+  exp[:, _DRIFT] += parts["drift"]
+  exp[:, [st.BLINK_L, st.BLINK_R]] += parts["blinks"]
+  exp += parts["noise"]
+  return exp
 
-  if rng is not None:
-    exp[:, _STATIC] += rng.normal(0, style.session_std, _STATIC.size)
-    tau = style.drift_tau * FPS
-    exp[:, _DRIFT] += style.drift_amp * _ou(rng, num_frames, _DRIFT.size, tau)
-    exp[:, [st.BLINK_L, st.BLINK_R]] += _blinks(style, num_frames, rng)
-    noise = rng.normal(0, 0.025, exp.shape)
-    exp += scipy.signal.lfilter([0.5, 0.5], [1.0], noise, axis=0)
+
+def render_expression(
+  phones,
+  style,
+  num_frames: int,
+  *,
+  rng: np.random.Generator | None = None,
+  space: str = "semantic",
+) -> np.ndarray:
+  """[T, 64] float32 expression coefficients; see the module docstring.
+  space="real": in Deep3DFaceRecon's expression space (real_space.py)."""
+  parts = expression_parts(phones, style, num_frames, rng)
+  if space == "semantic":
+    exp = semantic_expression(parts, style)
+  elif space == "real":
+    from input_pipeline.synthetic import real_space
+
+    exp = real_space.expression(parts, style, rng)
+  else:
+    raise ValueError(f"space must be 'semantic' or 'real', not {space!r}")
   return exp.astype(np.float32)
 
 
@@ -280,9 +322,17 @@ def _lowpass_noise(rng, n: int, corner_hz: float) -> np.ndarray:
 
 
 def render_pose(
-  phones, style, num_frames: int, *, rng: np.random.Generator | None = None
+  phones,
+  style,
+  num_frames: int,
+  *,
+  rng: np.random.Generator | None = None,
+  space: str = "semantic",
 ) -> np.ndarray:
-  """[T, 6] float32 head pose (angles in radians, translation)."""
+  """[T, 6] float32 head pose (angles in radians, translation);
+  space="real": scaled to real clips' statistics (real_space.py)."""
+  if space not in ("semantic", "real"):
+    raise ValueError(f"space must be 'semantic' or 'real', not {space!r}")
   num_frames = int(num_frames)
   t = _times(num_frames).reshape(-1)
   centres = _accents(phones)
@@ -318,4 +368,8 @@ def render_pose(
     pose[:, 4] -= 0.15 * free[:, 0] + slow[:, 1]
     pose[:, 5] += slow[:, 2]
   pose[:, :3] = 0.3 * np.tanh(pose[:, :3] / 0.3)
+  if space == "real":
+    from input_pipeline.synthetic import real_space
+
+    pose = real_space.pose(pose, style, rng)
   return pose.astype(np.float32)

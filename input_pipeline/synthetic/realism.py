@@ -63,20 +63,34 @@ def real_clips(styletalk_dir: str, fps: float = 30.0) -> list[Clip]:
 
 
 def synthetic_clips(
-  preset: str = "small", seed: int = 0, num_frames: int | None = None
+  preset: str = "small",
+  seed: int = 0,
+  num_frames: int | None = None,
+  space: str = "semantic",
 ) -> list[Clip]:
-  """Clips of a synthetic preset, rendered in memory (no audio), spread
-  over its persons and emotions, until `num_frames` frames (all clips when
-  None)."""
-  from input_pipeline.synthetic import corpus
+  """Clips of a synthetic preset, rendered in memory (no audio) as the
+  corpus renders them, in `space` (motion.render_expression), spread over
+  its persons and emotions, until `num_frames` frames (all when None)."""
+  from input_pipeline.synthetic import corpus, motion, styles
 
   specs = corpus.plan_corpus(preset)
   order = np.random.default_rng(seed).permutation(len(specs))
   clips, total = [], 0
   for i in order:
-    clip = corpus.render_clip(seed, specs[i], audio=False)
-    clips.append(Clip(specs[i].id, clip.exp, clip.pose))
-    total += clip.num_frames
+    spec = specs[i]
+    style = corpus.clip_style(seed, spec)
+    utt = corpus.clip_utterance(seed, spec)
+    phones, t = utt.phones(), utt.num_frames
+
+    def rng(part, spec=spec):
+      return styles.rng_for(seed, "clip", spec.id, part)
+
+    exp = motion.render_expression(
+      phones, style, t, rng=rng("expression"), space=space
+    )
+    pose = motion.render_pose(phones, style, t, rng=rng("pose"), space=space)
+    clips.append(Clip(spec.id, exp, pose))
+    total += t
     if num_frames is not None and total >= num_frames:
       break
   return clips
