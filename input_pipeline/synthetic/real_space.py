@@ -7,21 +7,24 @@ gives each coefficient a meaning of its own. Here the same components
 fitted on real clips (calibration.npz):
 
   exp = real mean
-      + articulators (centred, led by the real lag) @ mouth map
-      + blinks (left, right) x the lid-closing directions
+      + articulators (centred, led by the real lag) @ mouth map, smoothed
+        over about a frame
+      + blinks (left, right) x the lid-closing directions x BLINK_DEPTH
       + brow bumps x the brow-raising direction
       + static offset (style + session, 58 values) @ Q
       + drift: an OU process along the real within-clip residual
         directions, with their spreads and time constant (x the style's
-        drift factor)
-      + tracking noise with the real frame-to-frame spread
+        drift factor), in bursts (a slow log-normal envelope)
+      + tracking noise (Student t) with NOISE_SHARE of the real
+        frame-to-frame spread
 
 Q = R L / s maps the generator's static offsets (spread s per value) onto
 the real clips' per-clip offsets: L is the square root of their covariance
 and R a fixed random orthonormal map, so offsets keep their structure (twin
 emotions share theirs) and take the real spread and directions. Head pose is
 rescaled per axis: offsets to the real clips' spread of mean poses, motion to
-their within-clip spread, plus white jitter up to their velocity spread.
+their spread within 32-frame windows, plus white jitter up to their velocity
+spread. The constants were chosen by benchmarks/realism.py (README, Data).
 
 Stochastic parts beyond the generator's own are drawn from the same rng
 after all of its draws, so phones, blinks and nods are those of the
@@ -32,6 +35,7 @@ import functools
 import os
 
 import numpy as np
+import scipy.ndimage
 
 from input_pipeline.synthetic import motion
 
@@ -45,6 +49,9 @@ BROW_UNIT = 0.9  # a brow bump of this size raises the brows 2 std
 # the 22 real clips the lid gap's 2nd percentile is 0.78 of its median, the
 # deepest dip 0.53).
 BLINK_DEPTH = 0.4
+# Real mouths move more smoothly than the generator's visemes (and the
+# tracker smooths them): frames of Gaussian smoothing.
+MOUTH_SMOOTH = 1.0
 _TYPICAL_DRIFT = 0.1  # the generator's mean drift_amp
 ENVELOPE, ENVELOPE_TAU = 0.6, 1.0  # burstiness of the drift: log-std, s
 
@@ -62,6 +69,13 @@ def tables(path: str = CALIBRATION) -> dict:
   return t
 
 
+def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+  """Gaussian smoothing over time (frames), edges held."""
+  if sigma <= 0:
+    return x
+  return scipy.ndimage.gaussian_filter1d(x, sigma, axis=0, mode="nearest")
+
+
 def _lead(x: np.ndarray, frames: int) -> np.ndarray:
   """x(t + frames), the last frame held."""
   if frames <= 0:
@@ -73,7 +87,8 @@ def expression(parts: dict, style, rng) -> np.ndarray:
   """[T, 64] in the real space from motion.expression_parts."""
   t = tables()
   art = parts["art"] - motion.ART_MEAN
-  exp = t["exp_mean"] + _lead(art, -int(t["mouth_lag"])) @ t["mouth_map"]
+  mouth = _lead(art, -int(t["mouth_lag"])) @ t["mouth_map"]
+  exp = t["exp_mean"] + _smooth(mouth, MOUTH_SMOOTH)
   lids = np.stack([t["blink_left"], t["blink_right"]])
   exp = exp + BLINK_DEPTH * parts["blinks"] @ lids
   exp = exp + (parts["brow"] / BROW_UNIT)[:, None] * t["brow_raise"]
