@@ -79,6 +79,7 @@ def _sha256(path):
 def source_clips(styletalk_dir: str):
   """[(name, exp [T, 64] at 25 fps, articulators [T, 6])] of the source
   clips that carry phone labels."""
+  from input_pipeline import features
   from input_pipeline import io as io_lib
 
   with open(os.path.join(styletalk_dir, "phindex.json")) as f:
@@ -91,9 +92,9 @@ def source_clips(styletalk_dir: str):
       continue
     with open(seq_path) as f:
       seq = json.load(f)
-    exp = realism._resample(
-      np.asarray(io_lib.load_coefficients(mat, fps=30.0).exp, np.float64), 30
-    )
+    clip = io_lib.load_coefficients(mat, fps=30.0)
+    exp = features.resample_coefficients(clip, realism.FPS).exp
+    exp = np.asarray(exp, np.float64)
     phones = phone_intervals(seq, names)
     art = motion.articulators(phones, _NeutralStyle(), len(exp))
     out.append((name, exp, art, [mat, seq_path]))

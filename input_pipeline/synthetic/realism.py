@@ -36,26 +36,19 @@ class Clip:
   pose: np.ndarray  # [T, 6] angles (rad) + translation
 
 
-def _resample(x: np.ndarray, fps: float) -> np.ndarray:
-  if fps == FPS:
-    return x
-  t_out = np.arange(int(np.floor((len(x) - 1) * FPS / fps)) + 1) / FPS
-  t_in = np.arange(len(x)) / fps
-  return np.stack(
-    [np.interp(t_out, t_in, x[:, j]) for j in range(x.shape[1])], 1
-  )
-
-
 def real_clips(styletalk_dir: str, fps: float = 30.0) -> list[Clip]:
   """Every StyleTalk sample clip (source and style) with >= 32 frames."""
+  from input_pipeline import features
   from input_pipeline import io as io_lib
 
   paths = sorted(glob.glob(os.path.join(styletalk_dir, "*", "3DMM", "*.mat")))
   clips = []
   for path in paths:
-    c = io_lib.load_coefficients(path, fps=fps)
-    exp = _resample(np.asarray(c.exp, np.float64), fps)
-    pose = _resample(np.concatenate([c.angles, c.trans], 1), fps)
+    c = features.resample_coefficients(
+      io_lib.load_coefficients(path, fps=fps), FPS
+    )
+    exp = np.asarray(c.exp, np.float64)
+    pose = np.concatenate([c.angles, c.trans], 1).astype(np.float64)
     if len(exp) >= WINDOW:
       name = os.path.splitext(os.path.basename(path))[0]
       clips.append(Clip(name, exp, pose))
