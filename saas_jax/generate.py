@@ -35,7 +35,7 @@ Every file is written under a temporary name and renamed when complete.
 
 Many jobs in one process (compiled functions reused): --jobs jobs.jsonl, one
 JSON object per line with any of audio, style, source, source_video, style2,
-out, name and the per-job options (style_fps, source_fps, style2_fps, seed,
+image, out, name and the per-job options (style_fps, source_fps, style2_fps, seed,
 num_samples, pose, style_strength, mix, temperature, top_p, fps); the
 command line gives the defaults.
 """
