@@ -28,7 +28,9 @@ from saas_jax.engine import config_lib
 def get_config(arg: str | None = None, driver: str = "audio"):
   c = config_lib.base("motion")
   c.driver = driver
-  c.face_model = "synthetic"  # or a BFM_model_front.mat / landmark .npz
+  c.face_model = (
+    "mediapipe"  # the shipped 468-landmark basis; or a BFM .mat / landmark .npz
+  )
   c.frozen.style = "runs/style_vqvae"
   c.frozen.classifier = "runs/style_classifier"
   c.model = ml_collections.ConfigDict(

@@ -3,8 +3,12 @@
 Generated and prepared on first use (about two minutes on 2 cores, with
 progress shown) into $SAAS_JAX_CACHE, else ~/.cache/saas_jax:
 
-  <cache>/synthetic_small_seed0/   the corpus (wav + .mat + manifest.jsonl)
-  <cache>/tfds_small_seed0/talking_face/manifest/1.0.0/   its shards
+  <cache>/synthetic_small_seed0_v2/   the corpus (wav + .mat + manifest.jsonl)
+  <cache>/tfds_small_seed0_v2/talking_face/manifest/1.0.0/   its shards
+
+The folder names carry the generator version: a new generator makes new
+data beside the old (version 1 wrote its own coefficient layout; version 2
+writes Deep3DFaceRecon's expression space, see input_pipeline/synthetic).
 
 A file lock makes concurrent first uses (several processes) wait for one.
 """
@@ -27,7 +31,13 @@ def cache_dir() -> str:
 
 def corpus_dir(preset: str = PRESET, seed: int = SEED) -> str:
   """Where the default corpus itself (wav, .mat, style-transfer pairs) is."""
-  return os.path.join(cache_dir(), f"synthetic_{preset}_seed{seed}")
+  return os.path.join(cache_dir(), f"synthetic_{preset}_seed{seed}{_version()}")
+
+
+def _version() -> str:
+  from input_pipeline.synthetic.corpus import GENERATOR_VERSION
+
+  return f"_v{GENERATOR_VERSION}"
 
 
 def ensure(preset: str = PRESET, seed: int = SEED) -> tuple[str, str]:
@@ -35,7 +45,7 @@ def ensure(preset: str = PRESET, seed: int = SEED) -> tuple[str, str]:
   root = cache_dir()
   os.makedirs(root, exist_ok=True)
   corpus = corpus_dir(preset, seed)
-  data_dir = os.path.join(root, f"tfds_{preset}_seed{seed}")
+  data_dir = os.path.join(root, f"tfds_{preset}_seed{seed}{_version()}")
   with open(os.path.join(root, ".lock"), "w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
     if not os.path.isfile(os.path.join(corpus, "manifest.jsonl")):

@@ -23,6 +23,9 @@ Named landmark sets (indices into the model's points):
   "lips4"        outer upper, outer lower, inner upper, inner lower lip
                  midpoints: keypoints 51, 57, 62, 66 for 68-point models; the
                  official mouth loss uses their vertical distances.
+  "face", "mouth"  what landmark errors are measured on: the 68 keypoints
+                 and their mouth (48-67) for 68-point models; all 468 points
+                 and the lip contours' points for MediaPipe bases.
 """
 
 import dataclasses
@@ -44,6 +47,7 @@ CROP_SIZE = 224.0
 IMAGE_SIZE = 256.0  # the frame transform_params' crop was cut from
 # Keypoint numbers (0-based, iBUG 68) of the four lip midpoints.
 LIPS4_OF_68 = (51, 57, 62, 66)
+MOUTH_OF_68 = slice(48, 68)  # the mouth's keypoints
 # Width of the canonical face, used to bring image-unit bases to BFM scale.
 _CANONICAL_FACE_WIDTH = 1.5
 
@@ -249,6 +253,8 @@ def load_bfm(path: str | os.PathLike) -> FaceModel:
     landmark_sets={
       "keypoints68": kp,
       "lips4": kp[list(LIPS4_OF_68)],
+      "face": kp,
+      "mouth": kp[MOUTH_OF_68],
     },
     edges=edges,
   )
@@ -304,9 +310,11 @@ def load_landmark_basis(path: str | os.PathLike) -> FaceModel:
       if arr.size and (arr.min() < 0 or arr.max() >= n):
         raise DataError(path, f"edge list '{key}' indexes outside {n} points")
       edges[key] = arr.astype(np.int64)
-  sets = {}
+  sets = {"face": np.arange(n, dtype=np.int64)}
   if n == 468:
     sets["lips4"] = np.asarray(_MEDIAPIPE_LIPS4, np.int64)
+  if "lips" in edges:
+    sets["mouth"] = np.unique(edges["lips"])
   return FaceModel(
     name=path,
     mean_shape=canon_mean.astype(np.float32),
@@ -328,6 +336,8 @@ def synthetic() -> FaceModel:
     id_basis=id_basis.copy(),
     landmark_sets={
       "keypoints68": np.arange(synthetic_face.NUM_POINTS, dtype=np.int64),
+      "face": np.arange(synthetic_face.NUM_POINTS, dtype=np.int64),
+      "mouth": np.arange(synthetic_face.NUM_POINTS)[MOUTH_OF_68],
       "lips4": synthetic_face.LIPS4.astype(np.int64),
     },
     edges=synthetic_face.edges(),

@@ -71,50 +71,13 @@ def test_eye_and_brow_directions_move_the_landmarks(shared_data):
     assert height(mean + tables["brow_raise"]) > height(mean)
 
 
-def _lip_gaps_by_phone(clips, preset):
-  """Inner-lip gaps (through the shipped real-data landmark basis) of
-  bilabial and open-vowel frames, the phone read where the real-space mouth
-  shows it (it leads the audio by the calibrated lag)."""
-  from input_pipeline import synthetic as syn
-  from input_pipeline.synthetic import corpus, real_space
-  from saas_jax import face_model as face_lib
-
-  face = face_lib.load("mediapipe")
-  lead = -int(real_space.tables()["mouth_lag"])
-  specs = {s.id: s for s in corpus.plan_corpus(preset)}
-  closed, opened = [], []
-  for c in clips:
-    phones = corpus.clip_utterance(0, specs[c.name]).phones()
-    labels = syn.frame_labels(phones, len(c.exp))
-    inner = np.asarray(face.lip_distances(c.exp.astype(np.float32)))[:, 1]
-    for t in range(len(inner) - lead):
-      name = syn.base_phone(labels[t + lead])
-      if name in ("M", "B", "P"):
-        closed.append(inner[t])
-      elif name in ("AA", "AE", "AH", "AO", "AW", "AY"):
-        opened.append(inner[t])
-  return np.array(closed), np.array(opened)
-
-
-def test_real_space_bilabials_close_and_open_vowels_open():
-  """In the real space (shipped calibration, no shared data needed)."""
-  clips = realism.synthetic_clips("tiny", space="real")
-  closed, opened = _lip_gaps_by_phone(clips, "tiny")
-  print(
-    f"\nreal space inner lip gap: M/B/P median {np.median(closed):.4f}, "
-    f"open vowels median {np.median(opened):.4f}"
-  )
-  assert np.median(closed) < 0.25 * np.median(opened)
-  assert np.mean(closed < np.median(opened)) > 0.85
-
-
-def test_real_space_semantic_corpus_unchanged_and_closer_to_real(real):
+def test_real_space_passes_the_two_sample_test(real):
   from input_pipeline.synthetic import corpus, motion, styles
 
-  # The semantic layout (the default corpus) is what it was: the real
+  # The semantic layout (version 1's corpus) is what it was: the real
   # space only lays the same components out differently.
   spec = corpus.plan_corpus("tiny")[0]
-  clip = corpus.render_clip(0, spec, audio=False)
+  clip = corpus.render_clip(0, spec, audio=False, space="semantic")
   style, utt = corpus.clip_style(0, spec), corpus.clip_utterance(0, spec)
   rng = styles.rng_for(0, "clip", spec.id, "expression")
   exp = motion.render_expression(utt.phones(), style, utt.num_frames, rng=rng)
@@ -128,4 +91,4 @@ def test_real_space_semantic_corpus_unchanged_and_closer_to_real(real):
   ratio = realism.pca_std_ratio(real, synth["real"])
   print(f"\nreal vs synthetic balanced accuracy: {acc}; PCA std ratio {ratio}")
   assert np.all((ratio >= 0.5) & (ratio <= 2.0))
-  assert acc["semantic"] >= 0.99 and acc["real"] <= 0.95
+  assert acc["semantic"] >= 0.99 and acc["real"] <= 0.75

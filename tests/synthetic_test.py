@@ -17,7 +17,14 @@ import scipy.io
 
 from input_pipeline import features, io
 from input_pipeline import synthetic as syn
-from input_pipeline.synthetic import baselines, corpus, motion, styles
+from input_pipeline.synthetic import (
+  baselines,
+  corpus,
+  motion,
+  real_space,
+  realism,
+  styles,
+)
 from input_pipeline.synthetic.__main__ import main as cli_main
 from saas_jax.errors import DataError
 
@@ -100,6 +107,7 @@ def test_manifest_and_info(tiny, manifest):
   assert info["complete"] and info["preset"] == "tiny"
   assert info["seed"] == SEED
   assert info["generator_version"] == syn.GENERATOR_VERSION
+  assert info["space"] == "real"
   assert sum(info["counts"].values()) == info["num_clips"] == len(manifest)
   for s in syn.SPLITS:
     assert info["counts"][s] == sum(r["split"] == s for r in manifest)
@@ -117,8 +125,10 @@ def test_every_clip_loads(tiny, manifest):
     wav = io.load_audio(tiny / rec["audio_path"])
     assert coeffs.fps == 25 and coeffs.num_frames == rec["num_frames"]
     assert abs(len(wav) / 16000 * 25 - rec["num_frames"]) <= 1
-    assert np.all(np.abs(coeffs.angles) <= 0.3)
-    assert np.abs(coeffs.trans).max() < 0.5
+    # Within the real clips' range (StyleTalk samples: |angle| <= 0.98
+    # rad, |translation| <= 0.85).
+    assert np.all(np.abs(coeffs.angles) <= 1.0)
+    assert np.abs(coeffs.trans).max() < 1.5
     std = coeffs.exp.std(axis=0)
     assert 0.02 < np.median(std) < 1.0
     raw = scipy.io.loadmat(tiny / rec["coeff_path"])["coeff"]
@@ -178,6 +188,10 @@ def test_refuses_another_corpus_and_unknown_presets(tiny, tmp_path, capsys):
   assert "refusing to mix" in capsys.readouterr().err
   assert cli_main(["--out_dir", str(tiny), "--preset", "small", "--quiet"])
   assert "preset='tiny'" in capsys.readouterr().err
+  assert cli_main(
+    ["--out_dir", str(tiny), "--preset", "tiny", "--space", "semantic"]
+  )
+  assert "space='real'" in capsys.readouterr().err
   assert (tiny / "corpus_info.json").read_bytes() == before
   with pytest.raises(DataError, match="seed=0"):
     syn.generate_corpus(tiny, "full", 0, progress=False)
@@ -240,49 +254,32 @@ def test_face_model_semantics():
 
 
 def test_bilabials_close_and_open_vowels_open_the_lips(tiny, manifest):
-  face = syn.face_model()
-  closed, opened = [], []
-  for rec in manifest:
-    coeffs = io.load_coefficients(tiny / rec["coeff_path"])
-    inner = face.lip_distances(coeffs.exp)[:, 1]  # [T]
-    labels = syn.frame_labels(rec["phones"], rec["num_frames"])
-    for gap, label in zip(inner, labels, strict=True):
-      name = syn.base_phone(label)
-      if name in ("M", "B", "P"):
-        closed.append(gap)
-      elif name in _OPEN_VOWELS:
-        opened.append(gap)
-  closed, opened = np.array(closed), np.array(opened)
+  """Through the shipped real-data landmark basis (the corpus writes
+  Deep3DFaceRecon's expression space)."""
+  from saas_jax import face_model as face_lib
+
+  clips = [
+    (io.load_coefficients(tiny / r["coeff_path"]).exp, r["phones"])
+    for r in manifest
+  ]
+  closed, opened = realism.lip_gaps_by_phone(clips)
   print(
-    f"\ninner lip gap: M/B/P frames median {np.median(closed):.3f} "
-    f"(n={closed.size}), open-vowel frames median {np.median(opened):.3f} "
-    f"(n={opened.size}); mouth height at rest 0.020"
+    f"\ninner lip gap (real basis): M/B/P frames median "
+    f"{np.median(closed):.4f} (n={closed.size}), open-vowel frames median "
+    f"{np.median(opened):.4f} (n={opened.size})"
   )
-  assert np.median(closed) < 0.005 and np.percentile(closed, 90) < 0.02
-  assert np.median(opened) > 0.06
+  assert np.median(closed) < 0.15 * np.median(opened)
+  assert np.percentile(closed, 90) < 0.5 * np.median(opened)
   assert np.mean(closed < np.median(opened)) > 0.97
 
-  # One clip rendered as landmarks in the image: finite, in frame, and its
-  # own bilabial frames are closed while its open vowels are open.
-  rec = next(
-    r
-    for r in manifest
-    if {"M", "B", "P"} & {syn.base_phone(p[0]) for p in r["phones"]}
-    and _OPEN_VOWELS & {syn.base_phone(p[0]) for p in r["phones"]}
-  )
-  coeffs = io.load_coefficients(tiny / rec["coeff_path"])
-  points = face.points(coeffs.exp, coeffs.identity, landmarks="keypoints68")
+  # One clip as landmarks in the image: finite and in frame.
+  face = face_lib.load("mediapipe")
+  coeffs = io.load_coefficients(tiny / manifest[0]["coeff_path"])
+  points = face.points(coeffs.exp)
   pixels = face.project(points, coeffs.angles, coeffs.trans, coeffs.crop)
-  assert pixels.shape == (rec["num_frames"], 68, 2)
+  assert pixels.shape == (coeffs.num_frames, face.num_points, 2)
   assert np.all(np.isfinite(pixels)) and pixels.min() > 0
   assert pixels.max() < 256
-  gaps = points[:, 62, 1] - points[:, 66, 1]
-  names = [
-    syn.base_phone(x) for x in syn.frame_labels(rec["phones"], len(gaps))
-  ]
-  bil = gaps[[n in ("M", "B", "P") for n in names]]
-  vow = gaps[[n in _OPEN_VOWELS for n in names]]
-  assert bil.size and vow.size and bil.mean() < vow.mean() - 0.04
 
 
 # -------------------------------------------------------------- difficulty ---
@@ -291,6 +288,9 @@ def test_bilabials_close_and_open_vowels_open_the_lips(tiny, manifest):
 def test_a_audio_carries_the_phones(tiny, manifest):
   """Ridge regression from one mel window [80, 16] to the frame's phone
   (and, for scale, to the mouth coefficients: carried, but not solved)."""
+  from saas_jax import face_model as face_lib
+
+  face = face_lib.load("mediapipe")
   index = {p: i for i, p in enumerate(syn.PHONE_NAMES)}
   x, y, mouth, held = [], [], [], []
   for rec in manifest:
@@ -299,7 +299,8 @@ def test_a_audio_carries_the_phones(tiny, manifest):
     labels = syn.frame_labels(rec["phones"], rec["num_frames"])
     x.append(win.reshape(len(win), -1))
     y.extend(index[syn.base_phone(lab)] for lab in labels)
-    mouth.append(io.load_coefficients(tiny / rec["coeff_path"]).exp[:, :6])
+    exp = io.load_coefficients(tiny / rec["coeff_path"]).exp
+    mouth.append(face.lip_distances(exp)[:, 1:])  # inner lip gap [T, 1]
     held.extend([rec["split"] != "train"] * len(win))
   x, y, held = np.concatenate(x), np.array(y), np.array(held)
   mouth = np.concatenate(mouth)  # [N, 6]
@@ -320,12 +321,19 @@ def test_a_audio_carries_the_phones(tiny, manifest):
   )
   assert acc > 0.4 and acc > 2 * majority
 
+  # The mouth shows a phone before it is heard: frame t against the mel
+  # window of t + lead. Real-space mouths also drift in ways audio cannot
+  # tell (as real ones do: phone labels explain about a quarter of a real
+  # lip gap's variance, calibration.json), so R^2 stays low.
+  lead = -int(real_space.tables()["mouth_lag"])
+  x, held, mouth = x[lead:], held[lead:], mouth[:-lead]
+  xt = x[~held]
   target = mouth[~held] - mouth[~held].mean(0)
   w = np.linalg.solve(xt.T @ xt + 1000.0 * np.eye(x.shape[1]), xt.T @ target)
   resid = mouth[held] - mouth[~held].mean(0) - x[held] @ w
   r2 = 1 - (resid**2).sum() / ((mouth[held] - mouth[held].mean(0)) ** 2).sum()
-  print(f"    linear mel -> mouth coefficients 0..5, held-out R^2 {r2:.3f}")
-  assert 0.15 < r2 < 0.8
+  print(f"    linear mel -> inner lip gap, held-out R^2 {r2:.3f}")
+  assert 0.1 < r2 < 0.8
 
 
 def _clip_features(clip):
@@ -420,12 +428,14 @@ def test_style_transfer_ground_truth(tiny, manifest):
     assert target.shape == (a["num_frames"], 64) == (pair["num_frames"], 64)
     style = syn.style_for(SEED, b["person"], b["emotion"], b["level"])
     np.testing.assert_array_equal(
-      target, syn.render_expression(a["phones"], style, a["num_frames"])
+      target,
+      syn.render_expression(a["phones"], style, a["num_frames"], space="real"),
     )
     # The content's mouth timing survives; its static face does not.
     own = io.load_coefficients(tiny / a["coeff_path"]).exp
-    correlations.append(np.corrcoef(own[:, 0], target[:, 0])[0, 1])
-    assert np.abs(own[:, 27:].mean(0) - target[:, 27:].mean(0)).max() > 0.1
+    jaw = [real_space.roles(e)[:, styles.JAW] for e in (own, target)]
+    correlations.append(np.corrcoef(*jaw)[0, 1])
+    assert np.abs(own.mean(0) - target.mean(0)).max() > 0.1
   print(
     f"\njaw correlation, clip vs its transferred target: min "
     f"{np.min(correlations):.2f}, median {np.median(correlations):.2f}"

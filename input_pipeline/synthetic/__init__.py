@@ -4,7 +4,16 @@ Real corpora (MEAD, HDTF) cannot ship, so this package writes one in the same
 on-disk formats, from nothing but a seed:
 
   python -m input_pipeline.synthetic --out_dir D --preset {tiny,small,full}
-      [--seed 0] [--workers N] [--quiet]
+      [--seed 0] [--space {real,semantic}] [--workers N] [--quiet]
+
+Coefficient space (generator version 2). The corpus writes expressions in
+Deep3DFaceRecon's 64-d Basel expression space (--space real, the default),
+as every real file does (Deep3DFaceRecon, PIRender, StyleTalk, SAAS): the
+generator's components (below) are laid out with tables fitted on real
+clips (real_space.py, calibrate.py; README, Data), so that what trains on
+the corpus reads real style clips and its output renders with PIRender.
+--space semantic writes version 1's own layout, where each coefficient has
+a meaning of its own (the layout described below; motion.py).
 
 It is also where the paper's claims are measured: here we know what person
 A's sentence looks like when said in person B's style (the style-transfer
@@ -31,17 +40,17 @@ Corpus
   (relative to out_dir) and phones [[label, start s, end s], ...] (ARPAbet;
   vowels carry a stress digit, AA1 / AA0, that base_phone strips; times are
   whole milliseconds and tile the clip from 0 to num_frames / 25).
-  corpus_info.json: preset, seed, generator_version, counts and seconds per
+  corpus_info.json: preset, seed, generator_version, space, counts and seconds per
   split, persons, test_persons, emotions, levels, total_seconds, complete.
   style_transfer/pairs.jsonl (content_id, style_id, target_path, num_frames)
   and style_transfer/<content_id>__<style_id>.npy, float32 [T, 64]: for every
   test / test_person clip A, a test / test_person clip B of another person,
-  and render_expression(A's phones, style_for(seed, *B's style key), T_A)
-  with the stochastic parts off.
+  and render_expression(A's phones, style_for(seed, *B's style key), T_A,
+  space=the corpus's) with the stochastic parts off.
   Same seed, same bytes, for any --workers (on one platform: float rounding
   of other numpy/BLAS builds may differ). Every file is written atomically;
   re-running completes an interrupted corpus (existing clips are skipped);
-  an out_dir holding another preset/seed/version is refused.
+  an out_dir holding another preset/seed/version/space is refused.
 
 The generative model (what a model trained on it must learn)
   Style = (person, emotion, level); `style_for(seed, person, emotion, level)`
@@ -60,7 +69,8 @@ The generative model (what a model trained on it must learn)
     aspiration and breathiness, plus a recording noise floor. The person
     sets f0, vocal-tract length (formant scale), speaking rate, tilt and
     breathiness; the emotion scales rate, f0, pitch range, loudness and tilt.
-  * Expression (motion.py), 64 coefficients: 0..17 mouth, the rest face.
+  * Expression (motion.py; coefficient numbers of the semantic layout),
+    64 coefficients: 0..17 mouth, the rest face.
     Articulators 0..5 (jaw, lip-close, round, spread, lower-lip tuck,
     narrow) follow viseme targets with dominance-based coarticulation and
     anticipation; bilabials close the lips, F/V tuck the lower lip, rounded
@@ -76,7 +86,7 @@ The generative model (what a model trained on it must learn)
     (amplitude, tempo), tremor, and nods on stressed syllables with a
     style-specific probability: correlated with the audio, not a function of
     it. Angles stay within +-0.3 rad; translations are small and follow the
-    rotation.
+    rotation (in the real space: rescaled to the real clips' spreads).
   * What makes it hard. Static offsets alone do not identify a style: the
     twin emotions angry/disgusted, happy/surprised, fear/sad and
     neutral/contempt share their offset for each person and differ only in
@@ -88,15 +98,20 @@ The generative model (what a model trained on it must learn)
     sentence, timing, session offset, blinks, drift and noise.
 
 Public API
-  generate_corpus(out_dir, preset, seed, workers=None, progress=True)
+  generate_corpus(out_dir, preset, seed, workers=None, progress=True,
+    space="real")
   style_for(seed, person, emotion, level) -> Style
-  render_expression(phones, style, num_frames, *, rng=None) -> [T, 64]
-  render_pose(phones, style, num_frames, *, rng=None) -> [T, 6]
-  face_model() -> saas_jax.face_model.FaceModel (68 landmarks, sets
+  render_expression(phones, style, num_frames, *, rng=None,
+    space="semantic") -> [T, 64]  (the corpus passes space="real")
+  render_pose(phones, style, num_frames, *, rng=None, space="semantic")
+    -> [T, 6]
+  face_model() -> the semantic layout's face (for the real space:
+    saas_jax.face_model.load("mediapipe")): a FaceModel (68 landmarks, sets
     "keypoints68" and "lips4", edges jaw/brows/nose/eyes/lips; saas_jax/synthetic_face.py)
   plan_corpus(preset) -> [ClipSpec]; clip_utterance(seed, spec);
-  render_clip(seed, spec, audio=True); clip_style(seed, spec);
-  style_transfer_pairs(specs, seed); transfer_target(seed, content, style);
+  render_clip(seed, spec, audio=True, space="real"); clip_style(seed, spec);
+  style_transfer_pairs(specs, seed);
+  transfer_target(seed, content, style, space="real");
   load_manifest(out_dir); frame_labels(phones, num_frames) (phone per frame);
   base_phone('AA1') -> 'AA'; PHONE_NAMES, EMOTIONS, LEVELS, OFFSET_GROUP.
 """

@@ -1,4 +1,5 @@
-"""python -m input_pipeline.synthetic --out_dir D --preset small --seed 0"""
+"""python -m input_pipeline.synthetic --out_dir D --preset small --seed 0
+[--space real]"""
 
 import argparse
 import os
@@ -21,6 +22,13 @@ def main(argv=None) -> int:
   )
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument(
+    "--space",
+    default=corpus.DEFAULT_SPACE,
+    choices=corpus.SPACES,
+    help="coefficient layout: real (Deep3DFaceRecon's expression space, "
+    "calibrated on real clips) or semantic (the generator's own, version 1)",
+  )
+  parser.add_argument(
     "--workers",
     type=int,
     default=os.cpu_count() or 1,
@@ -40,6 +48,7 @@ def main(argv=None) -> int:
       args.seed,
       workers=args.workers,
       progress=not args.quiet,
+      space=args.space,
     )
   except DataError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -11,16 +11,25 @@ import numpy as np
 from input_pipeline.synthetic import styles
 
 
-def clip_features(exp: np.ndarray, pose: np.ndarray):
-  """[T, 64] expression, [T, 6] pose -> (mean expression [64], temporal [48]).
+def clip_features(exp: np.ndarray, pose: np.ndarray, space: str = "real"):
+  """[T, 64] expression, [T, 6] pose -> (mean expression [64], temporal).
 
   Temporal: log std of the signal, of its first and second differences, and
-  the lag-3 autocorrelation, for the articulators 0..5, blink, brows and the
-  three head angles.
+  the lag-3 autocorrelation, for the articulators, blinks, brows and the
+  three head angles: read from coefficients 0..5, 18, 20, 21 in the
+  semantic layout, read back through real_space.roles in the real one.
   """
   exp, pose = exp.astype(np.float64), pose.astype(np.float64)
-  roles = np.r_[0:6, styles.BLINK_L, styles.BROW_INNER, styles.BROW_OUTER]
-  m = np.concatenate([exp[:, roles], pose[:, :3]], axis=1)
+  if space == "semantic":
+    roles = np.r_[0:6, styles.BLINK_L, styles.BROW_INNER, styles.BROW_OUTER]
+    signals = exp[:, roles]
+  elif space == "real":
+    from input_pipeline.synthetic import real_space
+
+    signals = real_space.roles(exp)
+  else:
+    raise ValueError(f"space must be 'real' or 'semantic', not {space!r}")
+  m = np.concatenate([signals, pose[:, :3]], axis=1)
   d1, d2 = np.diff(m, axis=0), np.diff(m, 2, axis=0)
   c = m - m.mean(0)
   lag3 = (c[3:] * c[:-3]).mean(0) / (c.var(0) + 1e-9)

@@ -18,11 +18,19 @@ What it fits (all in the 64-d space every real file uses):
              close that eye;
   brows      likewise, raising both brows by 2 standard deviations of the
              real brow height;
+  lips       the inner lip gap's gradient and its value at the mean face,
+             and the direction that opens the lips (for the contact of
+             bilabials);
   statistics the real clips' mean expression; the covariance of per-clip
              means (person and session offsets); the within-clip residual
-             after the mouth (principal directions, standard deviations,
-             lag-1 correlation -> drift time constant) and the frame-to-frame
-             tracking noise; head-pose means, spreads, velocities.
+             after the mouth (principal directions, their standard
+             deviations and lag-1 correlations) and the frame-to-frame
+             tracking noise; head-pose means, spreads, velocities; the
+             generator's own means and spreads (semantic_*), which the
+             real-space layout centres and rescales;
+  fast band  the recolouring [64, 64] that gives the fast band of synthetic
+             clips (rendered with all the tables above, from seed 1) the
+             real clips' covariance of it.
 
 Writes an .npz of float64 tables and a .json beside it with provenance (the
 files and their sha256, the StyleTalk samples' MIT licence) and the figures
@@ -40,7 +48,7 @@ import numpy as np
 
 from input_pipeline.synthetic import motion, realism
 
-VERSION = 1
+VERSION = 2
 LAGS = range(-10, 4)  # frames of exp delay tried for the mouth map
 RIDGE = 1.0
 # MediaPipe FaceMesh points (the shipped basis): upper and lower lid, brow.
@@ -178,9 +186,12 @@ def _window_std(poses, velocity: bool = False) -> np.ndarray:
 
 
 def semantic_statistics(preset: str = "small", seed: int = 0, clips: int = 96):
-  """The generator's own spreads, which the real-space map rescales: of the
-  static offsets (one number) and, per pose axis, of per-clip mean poses,
-  within-clip motion and frame-to-frame velocity (semantic layout)."""
+  """The generator's own statistics, which the real-space map rescales and
+  centres: the spread of the static offsets (one number); the corpus means
+  of the articulators, blinks, brow bumps and static offsets (so that the
+  synthetic mean expression is the real one); per pose axis the mean and
+  spread of per-clip mean poses, and the mean, within-window spread and
+  velocity of the motion around them (semantic layout)."""
   from input_pipeline.synthetic import corpus, styles
 
   specs = corpus.plan_corpus(preset)
@@ -191,19 +202,35 @@ def semantic_statistics(preset: str = "small", seed: int = 0, clips: int = 96):
     [corpus.clip_style(seed, s).session_std ** 2 for s in specs]
   )
   picks = np.random.default_rng(seed).permutation(len(specs))[:clips]
-  poses, pose_offsets = [], []
+  poses, pose_offsets, parts = [], [], []
   for i in picks:
     spec = specs[i]
     style = corpus.clip_style(seed, spec)
     utt = corpus.clip_utterance(seed, spec)
+    phones, n = utt.phones(), utt.num_frames
     rng = styles.rng_for(seed, "clip", spec.id, "pose")
-    poses.append(
-      motion.render_pose(utt.phones(), style, utt.num_frames, rng=rng)
-    )
+    poses.append(motion.render_pose(phones, style, n, rng=rng))
     pose_offsets.append(style.pose_offset)
+    rng = styles.rng_for(seed, "clip", spec.id, "expression")
+    parts.append(motion.expression_parts(phones, style, n, rng))
+
+  def frame_mean(key):
+    return np.concatenate(
+      [p[key].reshape(len(p["art"]), -1) for p in parts]
+    ).mean(0)
+
+  motion_mean = np.concatenate(
+    [p - o for p, o in zip(poses, pose_offsets, strict=True)]
+  ).mean(0)
   return {
     "semantic_offset_std": np.float64(np.sqrt(offsets.var(0).mean() + session)),
+    "semantic_offset_mean": offsets.mean(0),  # [static]
+    "semantic_art_mean": frame_mean("art"),  # [6]
+    "semantic_blink_mean": frame_mean("blinks"),  # [2]
+    "semantic_brow_mean": frame_mean("brow"),  # [1]
+    "semantic_pose_offset_mean": np.mean(pose_offsets, 0),
     "semantic_pose_offset_std": np.std(pose_offsets, 0),
+    "semantic_pose_motion_mean": motion_mean,
     "semantic_pose_std": np.median([p.std(0) for p in poses], 0),
     "semantic_pose_window_std": _window_std(poses),
     "semantic_pose_window_velocity_std": _window_std(poses, velocity=True),
@@ -211,6 +238,38 @@ def semantic_statistics(preset: str = "small", seed: int = 0, clips: int = 96):
       [np.diff(p, axis=0).std(0) for p in poses], 0
     ),
   }
+
+
+def _sqrtm(cov, power=0.5):
+  w, v = np.linalg.eigh(cov)
+  return (v * np.clip(w, 1e-12, None) ** power) @ v.T
+
+
+def fit_recolour(tables: dict, real, seed: int = 1, frames: int = 30000):
+  """[64, 64] M with cov(fast @ M) = the real clips' covariance of the fast
+  band (real_space.fast_band), for the fast band of synthetic clips
+  rendered with `tables` (an identity recolouring) from a seed the corpus
+  and the realism benchmark do not use."""
+  from input_pipeline.synthetic import corpus, real_space, styles
+
+  t = real_space.prepare({**tables, "fast_recolour": np.eye(64)})
+  specs = corpus.plan_corpus("small")
+  fast, total = [], 0
+  for i in np.random.default_rng(seed).permutation(len(specs)):
+    spec = specs[i]
+    style = corpus.clip_style(seed, spec)
+    utt = corpus.clip_utterance(seed, spec)
+    rng = styles.rng_for(seed, "clip", spec.id, "expression")
+    parts = motion.expression_parts(utt.phones(), style, utt.num_frames, rng)
+    fast.append(
+      real_space.fast_band(real_space.expression(parts, style, rng, t))
+    )
+    total += utt.num_frames
+    if total >= frames:
+      break
+  synth = np.cov(np.concatenate(fast).T)
+  target = np.cov(np.concatenate([real_space.fast_band(c.exp) for c in real]).T)
+  return _sqrtm(synth, -0.5) @ _sqrtm(target)
 
 
 def fit(styletalk_dir: str) -> tuple[dict, dict]:
@@ -243,12 +302,21 @@ def fit(styletalk_dir: str) -> tuple[dict, dict]:
   gap_a = _lip_gradient(face)
   opening = min_norm_direction(gap_a, 1.0, cov)  # [64], +1 lip gap
   mouth = mouth + (mouth_gain - 1) * np.outer(mouth @ gap_a, opening)
+  lips = {
+    "lip_gap_grad": gap_a,  # [64]: inner lip gap = grad . (e - mean) + ...
+    "lip_gap_at_mean": np.float64(_inner_gap(face, mean[None])[0]),
+    "lip_opening": opening,  # [64]: opens the inner lips by 1
+  }
   r = np.concatenate(resid)
   _, sv, vt = np.linalg.svd(r - r.mean(0), full_matrices=False)
   resid_std = sv / np.sqrt(len(r))
-  lag1 = [
-    float(np.corrcoef(x[:-1] @ vt[0], x[1:] @ vt[0])[0, 1]) for x in resid
-  ]
+  # Per direction, the lag-1 correlation of the residual (pooled over
+  # clips): fast directions (the mouth's misfit) and slow ones (drift)
+  # differ by an order of magnitude in time constant.
+  proj = [(x - x.mean(0)) @ vt.T for x in resid]
+  lag1 = sum((p[:-1] * p[1:]).sum(0) for p in proj) / sum(
+    (p[:-1] ** 2).sum(0) for p in proj
+  )
   noise = np.concatenate(
     [np.diff(c.exp, 2, axis=0) / np.sqrt(6) for c in real]
   ).std(0)
@@ -272,13 +340,13 @@ def fit(styletalk_dir: str) -> tuple[dict, dict]:
     "mouth_map": mouth,  # [6, 64]: centred articulators -> expression
     "mouth_lag": np.int64(lag),
     "mouth_gain": np.float64(mouth_gain),
-    "art_mean": np.asarray(motion.ART_MEAN, np.float64),
     "offset_cov": offsets_cov,  # [64, 64] of per-clip mean expressions
     "residual_pcs": vt,  # [64, 64] within-clip residual directions
     "residual_std": resid_std,  # [64]
-    "residual_lag1": np.float64(np.median(lag1)),
+    "residual_lag1": np.clip(lag1, 0.0, 0.995),  # [64]
     "noise_std": noise,  # [64] frame-to-frame tracking noise
     **directions,  # [64] each
+    **lips,
     "pose_mean": np.mean([p.mean(0) for p in poses], 0),
     "pose_offset_std": np.std([p.mean(0) for p in poses], 0),
     "pose_std": np.median([p.std(0) for p in poses], 0),
@@ -289,6 +357,7 @@ def fit(styletalk_dir: str) -> tuple[dict, dict]:
     ),
     **semantic_statistics(),
   }
+  tables["fast_recolour"] = fit_recolour(tables, real)  # [64, 64]
   files = sorted({f for c in src for f in c[3]})
   files += sorted(
     glob.glob(os.path.join(styletalk_dir, "style_clips", "3DMM", "*.mat"))
@@ -302,7 +371,7 @@ def fit(styletalk_dir: str) -> tuple[dict, dict]:
     "median_by_lag": {
       str(k): float(np.median(list(v.values()))) for k, v in scores.items()
     },
-    "residual_drift_tau_frames": float(-1 / np.log(max(np.median(lag1), 1e-3))),
+    "residual_lag1_first10": [round(float(v), 3) for v in lag1[:10]],
     "real_clips": len(real),
     "source": {
       "data": "StyleTalk repository samples (FuxiVirtualHuman/styletalk), "

@@ -33,7 +33,12 @@ from input_pipeline import io as io_lib
 from input_pipeline.synthetic import motion, speech, styles
 from saas_jax.errors import DataError
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
+# The coefficient layout written: "real" (Deep3DFaceRecon's Basel space,
+# calibrated on real clips: real_space.py) or "semantic" (the generator's
+# own layout, version 1's corpus: motion.py).
+SPACES = ("real", "semantic")
+DEFAULT_SPACE = "real"
 SPLITS = ("train", "val", "test", "test_person")
 _INFO = "corpus_info.json"
 _MANIFEST = "manifest.jsonl"
@@ -163,7 +168,9 @@ class Clip:
     return self.exp.shape[0]
 
 
-def render_clip(seed: int, spec: ClipSpec, *, audio: bool = True) -> Clip:
+def render_clip(
+  seed: int, spec: ClipSpec, *, audio: bool = True, space: str = DEFAULT_SPACE
+) -> Clip:
   """Renders one clip in memory (audio=False skips the speech synthesis)."""
   style = clip_style(seed, spec)
   utt = clip_utterance(seed, spec)
@@ -174,9 +181,14 @@ def render_clip(seed: int, spec: ClipSpec, *, audio: bool = True) -> Clip:
     style,
     num_frames,
     rng=styles.rng_for(seed, "clip", spec.id, "expression"),
+    space=space,
   )
   pose = motion.render_pose(
-    phones, style, num_frames, rng=styles.rng_for(seed, "clip", spec.id, "pose")
+    phones,
+    style,
+    num_frames,
+    rng=styles.rng_for(seed, "clip", spec.id, "pose"),
+    space=space,
   )
   coeff = np.zeros((num_frames, 257), np.float32)
   coeff[:, io_lib.ID] = style.identity
@@ -257,13 +269,18 @@ def style_transfer_pairs(
 
 
 def transfer_target(
-  seed: int, content: ClipSpec, style_clip: ClipSpec
+  seed: int,
+  content: ClipSpec,
+  style_clip: ClipSpec,
+  space: str = DEFAULT_SPACE,
 ) -> np.ndarray:
   """[T, 64] what content's phone timing looks like in style_clip's style,
   stochastic parts off (exactly render_expression(..., rng=None))."""
   utt = clip_utterance(seed, content)
   style = clip_style(seed, style_clip)
-  return motion.render_expression(utt.phones(), style, utt.num_frames)
+  return motion.render_expression(
+    utt.phones(), style, utt.num_frames, space=space
+  )
 
 
 def npy_bytes(arr: np.ndarray) -> bytes:
@@ -280,7 +297,7 @@ def npy_bytes(arr: np.ndarray) -> bytes:
 def _write_shard(task) -> tuple[list[dict], int]:
   """Renders the clips of one shard (one style) that are missing; returns
   the shard's manifest records and its clip count."""
-  out_dir, seed, shard = task
+  out_dir, seed, space, shard = task
   records = []
   for spec in shard:
     utt = clip_utterance(seed, spec)
@@ -289,7 +306,7 @@ def _write_shard(task) -> tuple[list[dict], int]:
     mat_path = os.path.join(out_dir, spec.coeff_path)
     if os.path.isfile(mat_path) and _wav_complete(wav_path, utt.num_samples):
       continue
-    clip = render_clip(seed, spec)
+    clip = render_clip(seed, spec, space=space)
     os.makedirs(os.path.dirname(wav_path), exist_ok=True)
     io_lib.save_coefficients_mat(
       mat_path, clip.coeff, clip.transform_params, fps=speech.FPS
@@ -299,7 +316,7 @@ def _write_shard(task) -> tuple[list[dict], int]:
 
 
 def _write_pairs(task) -> tuple[list[dict], int]:
-  out_dir, seed, pairs = task
+  out_dir, seed, space, pairs = task
   records = []
   for a, b in pairs:
     rel = pair_file(a.id, b.id)
@@ -314,7 +331,9 @@ def _write_pairs(task) -> tuple[list[dict], int]:
       }
     )
     if not os.path.isfile(path):
-      io_lib.atomic_write_bytes(path, npy_bytes(transfer_target(seed, a, b)))
+      io_lib.atomic_write_bytes(
+        path, npy_bytes(transfer_target(seed, a, b, space))
+      )
   return records, 0
 
 
@@ -344,7 +363,9 @@ def _read_info(out_dir: str) -> dict | None:
     raise DataError(path, f"unreadable corpus info ({e})") from None
 
 
-def check_out_dir(out_dir: str, preset: str, seed: int) -> None:
+def check_out_dir(
+  out_dir: str, preset: str, seed: int, space: str = DEFAULT_SPACE
+) -> None:
   """Refuses a directory that holds something other than this corpus."""
   if not os.path.exists(out_dir):
     return
@@ -363,15 +384,17 @@ def check_out_dir(out_dir: str, preset: str, seed: int) -> None:
     info.get("preset"),
     info.get("seed"),
     info.get("generator_version"),
+    info.get("space", "semantic"),  # version 1 wrote no space
   )
-  ours = (preset, seed, GENERATOR_VERSION)
+  ours = (preset, seed, GENERATOR_VERSION, space)
   if theirs != ours:
     raise DataError(
       out_dir,
       f"holds a synthetic corpus with preset={theirs[0]!r}, seed={theirs[1]}, "
-      f"generator_version={theirs[2]!r}; refusing to mix it with "
-      f"preset={preset!r}, seed={seed}, generator_version="
-      f"{GENERATOR_VERSION!r} (choose another --out_dir or delete it)",
+      f"generator_version={theirs[2]!r}, space={theirs[3]!r}; refusing to "
+      f"mix it with preset={preset!r}, seed={seed}, generator_version="
+      f"{GENERATOR_VERSION!r}, space={space!r} (choose another --out_dir "
+      "or delete it)",
     )
 
 
@@ -412,6 +435,7 @@ def generate_corpus(
   *,
   workers: int | None = None,
   progress: bool = True,
+  space: str = DEFAULT_SPACE,
 ) -> dict:
   """Writes (or completes) a corpus; returns its corpus_info dict.
 
@@ -423,13 +447,16 @@ def generate_corpus(
   out_dir = os.fspath(out_dir)
   p = get_preset(preset)
   seed = int(seed)
-  check_out_dir(out_dir, p.name, seed)
+  if space not in SPACES:
+    raise ValueError(f"space must be one of {SPACES}, not {space!r}")
+  check_out_dir(out_dir, p.name, seed, space)
   os.makedirs(os.path.join(out_dir, _PAIRS_DIR), exist_ok=True)
   base_info = {
     "generator": "input_pipeline.synthetic",
     "generator_version": GENERATOR_VERSION,
     "preset": p.name,
     "seed": seed,
+    "space": space,
   }
   io_lib.atomic_write_bytes(
     os.path.join(out_dir, _INFO),
@@ -442,9 +469,11 @@ def generate_corpus(
   for spec in specs:
     shards.setdefault(spec.style_dir, []).append(spec)
   pairs = style_transfer_pairs(specs, seed, p.pairs_per_content)
-  tasks = [("clips", (out_dir, seed, shard)) for shard in shards.values()]
+  tasks = [
+    ("clips", (out_dir, seed, space, shard)) for shard in shards.values()
+  ]
   tasks += [
-    ("pairs", (out_dir, seed, pairs[i : i + 64]))
+    ("pairs", (out_dir, seed, space, pairs[i : i + 64]))
     for i in range(0, len(pairs), 64)
   ]
 

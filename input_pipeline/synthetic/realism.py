@@ -89,6 +89,35 @@ def synthetic_clips(
   return clips
 
 
+BILABIALS = ("M", "B", "P")
+OPEN_VOWELS = ("AA", "AE", "AO", "AW", "AY")
+
+
+def lip_gaps_by_phone(clips) -> tuple[np.ndarray, np.ndarray]:
+  """Inner-lip gaps through the shipped real-data landmark basis, of the
+  frames that show a bilabial and of those that show an open vowel.
+
+  clips: (exp [T, 64] in the real space, phones [(label, start, end)]).
+  The phone shown at frame t is the one heard at t + the calibrated lead
+  (real mouths move before the sound)."""
+  from input_pipeline import synthetic as syn
+  from input_pipeline.synthetic import real_space
+  from saas_jax import face_model as face_lib
+
+  face = face_lib.load("mediapipe")
+  lead = -int(real_space.tables()["mouth_lag"])
+  closed, opened = [], []
+  for exp, phones in clips:
+    labels = [syn.base_phone(x) for x in syn.frame_labels(phones, len(exp))]
+    inner = np.asarray(face.lip_distances(np.asarray(exp, np.float32)))[:, 1]
+    for t in range(len(inner) - lead):
+      if labels[t + lead] in BILABIALS:
+        closed.append(inner[t])
+      elif labels[t + lead] in OPEN_VOWELS:
+        opened.append(inner[t])
+  return np.array(closed), np.array(opened)
+
+
 def window_features(clip: Clip) -> np.ndarray:
   """[W, F] statistics of each 32-frame window (stride 16)."""
   x = np.concatenate([clip.exp, clip.pose], 1)  # [T, 70]

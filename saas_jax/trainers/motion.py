@@ -36,8 +36,10 @@ in A's style), here a batch holds independent random pairs instead.
 Evaluation (held-out pairs; on the synthetic corpus with its style-transfer
 ground truth): for the model, the canonical branch alone, the content clip's
 own expression and (as a ceiling) the ground truth itself:
-  mouth_lmk, face_lmk   mean landmark distance to the ground truth (mouth
-                        points 48-67, all 68), face-model units
+  mouth_lmk, face_lmk   mean landmark distance to the ground truth (the
+                        face model's "mouth" and "face" landmark sets: 20
+                        and 68 keypoints, or the 40 lip points and all 468
+                        of the MediaPipe basis), face-model units
   exp_mouth, exp_rest   L1 to the ground truth, coefficients 0-17 and 18-63
   style_accuracy        frozen classifier (window logits averaged over the
                         clip) names the style clip's class (seen styles only)
@@ -519,13 +521,15 @@ def evaluate_pairs(state, mesh, pairs: list[Pair], cfg) -> dict:
 
 
 def _errors(fm, pred, target) -> dict:
-  pts = fm.points(pred, landmarks="keypoints68")  # [T, 68, 3]
-  ref = fm.points(target, landmarks="keypoints68")
-  dist = np.linalg.norm(pts - ref, axis=-1)  # [T, 68]
+  def dist(landmarks):  # [T, K] distances of the named landmarks
+    pts = fm.points(pred, landmarks=landmarks)  # [T, K, 3]
+    ref = fm.points(target, landmarks=landmarks)
+    return np.linalg.norm(pts - ref, axis=-1)
+
   m = motion_decoder.MOUTH
   return {
-    "mouth_lmk": dist[:, 48:68].mean(),
-    "face_lmk": dist.mean(),
+    "mouth_lmk": dist("mouth").mean(),
+    "face_lmk": dist("face").mean(),
     "exp_mouth": np.abs(pred[:, :m] - target[:, :m]).mean(),
     "exp_rest": np.abs(pred[:, m:] - target[:, m:]).mean(),
   }
