@@ -9,7 +9,11 @@ speech  the audio-driven run (RUNS/audio_driven) on each source clip's real
         itself as the style: per clip, the correlation between the generated
         and the real inner-lip gap (through the shipped 468-landmark basis),
         beside the audio-envelope baseline (the real gap's correlation with
-        the speech's RMS envelope, one value per frame).
+        the speech's RMS envelope, one value per frame) and a phone oracle
+        (what the words alone say about the gap: a ridge regression from the
+        clip's true phone labels, one-hot over a 7-frame context, to the gap,
+        fitted on the other clips; a reference for how much of these
+        reconstructions' lip gap any speech-driven model can explain).
 style   the style run (RUNS/style_vqvae) on every real clip long enough for
         two 32-frame halves: how often a clip's first half retrieves its
         second half among all second halves, with style codes (the mean
@@ -38,6 +42,8 @@ from input_pipeline import io as io_lib  # noqa: E402
 STYLETALK_FPS = 30.0
 WINDOW = 32
 LAGS = list(range(-6, 7))  # frames tried for the envelope baseline
+ORACLE_CONTEXT = 3  # phone-oracle frames either side
+ORACLE_RIDGE = 1.0
 BATCH = 64  # style windows per call (one compiled shape)
 FAMILY = "furious_talk2_clip"
 
@@ -66,6 +72,36 @@ def rms_envelope(wav: np.ndarray, num_frames: int) -> np.ndarray:
   return np.sqrt((frames.astype(np.float64) ** 2).mean(1))
 
 
+def _phones(data: str, name: str, num_frames: int) -> np.ndarray:
+  """[T] phone index per 25 fps frame from the clip's 30 fps labels."""
+  with open(f"{data}/source_video/phoneme/{name}_seq.json") as f:
+    labels = np.asarray(json.load(f))
+  at = np.floor(np.arange(num_frames) * STYLETALK_FPS / features.MODEL_FPS)
+  return labels[np.minimum(at.astype(int), len(labels) - 1)]
+
+
+def phone_oracle(phones: dict, gaps: dict) -> dict:
+  """Per clip: correlation of the gap with a ridge fit from phones in
+  context, fitted on every other clip (leave one clip out)."""
+  size = 1 + max(int(p.max()) for p in phones.values())
+
+  def design(p):
+    onehot = np.eye(size)[p]
+    shifted = [
+      np.roll(onehot, k, 0) for k in range(-ORACLE_CONTEXT, ORACLE_CONTEXT + 1)
+    ]
+    return np.concatenate([*shifted, np.ones((len(p), 1))], 1)
+
+  out = {}
+  for name in phones:
+    rest = [n for n in phones if n != name]
+    a = np.concatenate([design(phones[n]) for n in rest])
+    b = np.concatenate([gaps[n] for n in rest])
+    w = np.linalg.solve(a.T @ a + ORACLE_RIDGE * np.eye(a.shape[1]), a.T @ b)
+    out[name] = _corr(design(phones[name]) @ w, gaps[name])
+  return out
+
+
 def speech(runs: str, data: str) -> dict:
   from saas_jax import face_model as face_lib
   from saas_jax.inference import Stylizer
@@ -73,7 +109,7 @@ def speech(runs: str, data: str) -> dict:
   face = face_lib.load("mediapipe")
   stylizer = Stylizer.load(os.path.join(runs, "audio_driven"), "audio")
   rng = np.random.default_rng(0)
-  per_clip = {}
+  per_clip, phones, gaps = {}, {}, {}
   for mat in sorted(glob.glob(f"{data}/source_video/3DMM/*.mat")):
     name = os.path.splitext(os.path.basename(mat))[0]
     wav_path = f"{data}/source_video/wav/{name}.wav"
@@ -91,11 +127,15 @@ def speech(runs: str, data: str) -> dict:
     gap = lambda e: np.asarray(face.lip_distances(e))[:, 1]  # noqa: E731
     real_gap = gap(real.exp)
     env = rms_envelope(wav, t)
+    n = int(min(t, len(real_gap)))
     per_clip[name] = {
       "model": _corr(gap(gen), real_gap),
       "rms_envelope_by_lag": [_corr(env, real_gap, k) for k in LAGS],
-      "frames": int(min(t, len(real_gap))),
+      "frames": n,
     }
+    phones[name], gaps[name] = _phones(data, name, n), real_gap[:n]
+  for name, r in phone_oracle(phones, gaps).items():
+    per_clip[name]["phone_oracle"] = r
   # The baseline at its best lag over all clips (the mouth moves before
   # the sound it makes): a stronger baseline than at lag 0.
   by_lag = np.median([c["rms_envelope_by_lag"] for c in per_clip.values()], 0)
@@ -105,6 +145,9 @@ def speech(runs: str, data: str) -> dict:
   return {
     "median_model": float(np.median([c["model"] for c in per_clip.values()])),
     "median_rms_envelope": float(by_lag[best]),
+    "median_phone_oracle": float(
+      np.median([c["phone_oracle"] for c in per_clip.values()])
+    ),
     "rms_envelope_lag_frames": LAGS[best],
     "clips": per_clip,
   }

@@ -123,13 +123,16 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
   def init_state(key):
     variables = dict(stage.init(key))
     params = variables.pop("params")
-    return TrainState.create(
+    state = TrainState.create(
       apply_fn=stage.apply_fn,
       params=params,
       tx=tx,
       extra=variables,
       cfg=stage.cfg,
     )
+    # Strong types only: a weak-typed leaf (jnp.full(n, 1.0)) comes back
+    # strong from the first step, and the step would compile a second time.
+    return jax.tree.map(_strong, state)
 
   init_key, step_key = jax.random.split(jax.random.key(config.seed))
   abstract = jax.eval_shape(init_state, init_key)
@@ -250,6 +253,13 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
       json.dump({"step": int(state.step), **eval_results}, f, indent=1)
   writer.close()
   return state
+
+
+def _strong(x):
+  aval = jax.typeof(x)
+  if getattr(aval, "weak_type", False):
+    return jax.lax.convert_element_type(x, aval.dtype)
+  return x
 
 
 def _default_optimizer(config, total):
