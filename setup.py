@@ -10,9 +10,19 @@ _ROOT = pathlib.Path(__file__).parent
 def _requirements():
   lines = (_ROOT / "requirements.txt").read_text().splitlines()
   reqs = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
-  # Test and lint tools, Beam and the converters' torch are installed by
-  # requirements.txt (the development install), not by the package.
-  dev_only = ("pytest", "ruff", "apache-beam", "torch", "safetensors")
+  # Test and lint tools (with the notebook runner), Beam and the converters'
+  # torch are installed by requirements.txt (the development install), not
+  # by the package.
+  dev_only = (
+    "pytest",
+    "ruff",
+    "apache-beam",
+    "torch",
+    "safetensors",
+    "nbclient",
+    "nbformat",
+    "ipykernel",
+  )
   return [r for r in reqs if not r.startswith(dev_only)]
 
 

@@ -38,13 +38,13 @@ sys.path.insert(0, ROOT)
 
 from input_pipeline import features  # noqa: E402
 from input_pipeline import io as io_lib  # noqa: E402
+from input_pipeline.synthetic.realism import BILABIALS, OPEN_VOWELS  # noqa: E402
 
 STYLETALK_FPS = 30.0
 WINDOW = 32
 LAGS = list(range(-6, 7))  # frames tried for the envelope baseline
 ORACLE_CONTEXT = 3  # phone-oracle frames either side
 ORACLE_RIDGE = 1.0
-BATCH = 64  # style windows per call (one compiled shape)
 FAMILY = "furious_talk2_clip"
 
 
@@ -110,6 +110,8 @@ def speech(runs: str, data: str) -> dict:
   stylizer = Stylizer.load(os.path.join(runs, "audio_driven"), "audio")
   rng = np.random.default_rng(0)
   per_clip, phones, gaps = {}, {}, {}
+  with open(f"{data}/phindex.json") as f:
+    index = json.load(f)
   for mat in sorted(glob.glob(f"{data}/source_video/3DMM/*.mat")):
     name = os.path.splitext(os.path.basename(mat))[0]
     wav_path = f"{data}/source_video/wav/{name}.wav"
@@ -134,6 +136,11 @@ def speech(runs: str, data: str) -> dict:
       "frames": n,
     }
     phones[name], gaps[name] = _phones(data, name, n), real_gap[:n]
+    for kind, group in (("bilabial", BILABIALS), ("open_vowel", OPEN_VOWELS)):
+      inside = np.isin(phones[name], [index[p] for p in group])
+      per_clip[name][f"median_gap_{kind}"] = float(
+        np.median(gaps[name][inside])
+      )
   for name, r in phone_oracle(phones, gaps).items():
     per_clip[name]["phone_oracle"] = r
   # The baseline at its best lag over all clips (the mouth moves before
@@ -167,38 +174,12 @@ def _family_ratio(names, codes) -> float:
 
 
 def style(runs: str, data: str) -> dict:
-  import jax
+  from saas_jax.inference import StyleSpace
 
-  from saas_jax.inference import load_run
-  from saas_jax.models import builders
-
-  run = load_run(os.path.join(runs, "style_vqvae"), "style_vqvae")
-  cfg = run.spec["model"]
-  model = builders.style_encoder(cfg)
-  variables = builders.style_encoder_variables(
-    cfg, {"params": run.params, **run.extra}
-  )
-
-  apply = jax.jit(
-    lambda v, w, quantize: model.apply(
-      v, w, quantize=quantize, method=model.style_code
-    ),
-    static_argnums=2,
-  )
+  space = StyleSpace.load(os.path.join(runs, "style_vqvae"))
 
   def codes(segments, quantize=True):  # [[T, 64]] -> [N, S]: mean codes
-    w = [features.clip_windows(e, WINDOW, WINDOW // 2) for e in segments]
-    owner = np.concatenate([np.full(len(x), i) for i, x in enumerate(w)])
-    w = np.concatenate(w)
-    pad = -len(w) % BATCH
-    w = np.concatenate([w, np.repeat(w[-1:], pad, 0)])
-    c = np.concatenate(
-      [
-        apply(variables, w[i : i + BATCH], quantize)
-        for i in range(0, len(w), BATCH)
-      ]
-    )[: len(owner)]
-    return np.stack([c[owner == i].mean(0) for i in range(len(segments))])
+    return np.stack([space.code(e, quantize) for e in segments])
 
   names, halves, whole = [], [], []
   for mat in sorted(glob.glob(f"{data}/*/3DMM/*.mat")):

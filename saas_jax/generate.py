@@ -411,33 +411,28 @@ def write_photoreal(path, result, k, renderer, portrait, log) -> None:
 
 def write_video(path, result, k, request, job, renderer, layout, identity):
   from input_pipeline import features
-  from saas_jax.render import preview, video
+  from saas_jax.render import preview
 
   t, fps = result.num_frames, result.fps
-  generated = renderer.frames(result.driving(k), identity)
-  size = (preview.SIZE, preview.SIZE)
+  drivings, captions = [result.driving(k)], None
   if layout == "side_by_side":
 
     def looped(clip):
       clip = features.resample_coefficients(clip, fps)
-      return renderer.frames(pipeline_lib.loop_to(clip.driving(), t), identity)
+      return pipeline_lib.loop_to(clip.driving(), t)
 
     content = request.source_video or request.source
-    name = lambda role: os.path.basename(job[role] or "")  # noqa: E731
-    frames = preview.side_by_side(
-      [looped(request.style), generated, looped(content)],
-      [
-        f"style: {name('style')}",
-        f"generated #{k}",
-        f"source: {name('source_video' if request.source_video else 'source')}",
-      ],
-    )
-    size = (preview.SIZE, 3 * preview.SIZE)
-  else:
-    frames = generated
-  with video.Mp4Writer(path, fps, size, audio=result.wav) as writer:
-    for batch in frames:
-      writer.write(batch)
+    role = "source_video" if request.source_video else "source"
+    name = lambda key: os.path.basename(job[key] or "")  # noqa: E731
+    drivings = [looped(request.style), drivings[0], looped(content)]
+    captions = [
+      f"style: {name('style')}",
+      f"generated #{k}",
+      f"source: {name(role)}",
+    ]
+  preview.write_panels(
+    path, renderer, drivings, captions, fps, result.wav, identity
+  )
 
 
 def run_job(pipe, job, args, renderers, log=print, bar=None) -> dict:

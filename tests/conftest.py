@@ -219,3 +219,22 @@ def smoke_runs(prepared_tiny, tmp_path_factory) -> str:
     assert "[6/6] pose_generator" in proc.stderr
 
   return str(shared_dir(tmp_path_factory, "smoke_pipeline", make) / "runs")
+
+
+def pytest_collection_modifyitems(items):
+  """The six smoke stages train once per session (`smoke_runs`, minutes):
+  the file that trains them goes first and the other files that read them
+  last, so that the other worker runs everything else meanwhile instead of
+  waiting for the runs (--dist loadfile hands out files in this order)."""
+  first = "tests/generate_test.py"
+  readers = {
+    item.nodeid.split("::")[0]
+    for item in items
+    if "smoke_runs" in getattr(item, "fixturenames", ())
+  }
+
+  def rank(item):
+    path = item.nodeid.split("::")[0]
+    return 0 if path == first else 2 if path in readers else 1
+
+  items.sort(key=rank)

@@ -24,7 +24,9 @@ from saas_jax.inference import (
   PoseSampler,
   Request,
   RunError,
+  StyleSpace,
   load_run,
+  style_space,
 )
 from saas_jax.inference.pose import SlidingDecoder, StreamingSavgol
 from saas_jax.models import builders
@@ -174,6 +176,22 @@ def _direct(pipe, req):
   )
   pose = sampling.savgol(frames)[:, :t]
   return np.asarray(exp), np.asarray(pose)
+
+
+def test_style_space_is_the_stages_style_encoder(smoke_runs, pipe):
+  space = StyleSpace.load(os.path.join(smoke_runs, "style_vqvae"))
+  exp = _clip(70, seed=5).exp
+  np.testing.assert_allclose(
+    space.code(exp), pipe.stylizer.style_code(exp), rtol=1e-5, atol=1e-6
+  )
+  assert not np.allclose(space.code(exp), space.code(exp, quantize=False))
+  tokens = space.tokens(exp)  # 70 frames: windows at 0, 16 and 32
+  assert tokens.shape[0] == 3 and tokens.dtype.kind == "i"
+  assert 0 <= tokens.min() and tokens.max() < space.num_codes
+  usage = space.usage([exp, exp[:40]])
+  assert usage.shape == (space.num_codes,) and abs(usage.sum() - 1) < 1e-9
+  assert style_space.perplexity(np.full(8, 1 / 8)) == pytest.approx(8.0)
+  assert style_space.perplexity(np.eye(8)[0]) == pytest.approx(1.0)
 
 
 def test_pipeline_equals_the_stage_modules(pipe):

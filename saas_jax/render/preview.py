@@ -182,3 +182,23 @@ def side_by_side(panels, captions):
     yield np.concatenate(
       [caption(p, c) for p, c in zip(parts, captions, strict=True)], axis=2
     )
+
+
+def write_panels(
+  path, renderer, drivings, captions=None, fps=25.0, audio=None, identity=None
+) -> None:
+  """Driving tracks (each [T, 73], equal T) drawn side by side (captioned
+  when captions are given) into one mp4 with the speech (16 kHz mono)."""
+  from saas_jax.render import video
+
+  panels = [renderer.frames(d, identity) for d in drivings]
+  if captions is None:
+    frames = (
+      np.concatenate(parts, axis=2) for parts in zip(*panels, strict=True)
+    )
+  else:
+    frames = side_by_side(panels, captions)
+  size = (SIZE, SIZE * len(drivings))
+  with video.Mp4Writer(path, fps, size, audio=audio) as writer:
+    for batch in frames:
+      writer.write(batch)
