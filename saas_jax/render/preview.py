@@ -3,6 +3,8 @@
   renderer = PreviewRenderer(face_model.load("mediapipe"))
   frames = renderer(driving)          # [T, 73] -> uint8 [T, 256, 256, 3]
   for batch in renderer.frames(driving): ...   # bounded memory, any T
+  write_panels("out.mp4", renderer, [a, b], ["style", "generated"], 25.0,
+               audio=wav16k)              # tracks side by side, with sound
 
 driving: per frame exp 64 + angles 3 + trans 3 + crop 3 (the layout the
 StyleTalk/PIRender renderers read). The face model's points (render.mesh)
