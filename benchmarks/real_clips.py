@@ -39,10 +39,12 @@ sys.path.insert(0, ROOT)
 from input_pipeline import features  # noqa: E402
 from input_pipeline import io as io_lib  # noqa: E402
 from input_pipeline.synthetic.realism import BILABIALS, OPEN_VOWELS  # noqa: E402
+from saas_jax.evaluators import lip_sync  # noqa: E402
+from saas_jax.evaluators import style as style_lib  # noqa: E402
 
 STYLETALK_FPS = 30.0
 WINDOW = 32
-LAGS = list(range(-6, 7))  # frames tried for the envelope baseline
+LAGS = list(range(-lip_sync.MAX_LAG, lip_sync.MAX_LAG + 1))  # envelope lags
 ORACLE_CONTEXT = 3  # phone-oracle frames either side
 ORACLE_RIDGE = 1.0
 FAMILY = "furious_talk2_clip"
@@ -51,25 +53,6 @@ FAMILY = "furious_talk2_clip"
 def _clip(path):
   clip = io_lib.load_coefficients(path, fps=STYLETALK_FPS)
   return features.resample_coefficients(clip, features.MODEL_FPS)
-
-
-def _corr(a, b, lag: int = 0):
-  """Correlation of a(t + lag) with b(t)."""
-  n = min(len(a), len(b))
-  a, b = a[:n], b[:n]
-  if lag > 0:
-    a, b = a[lag:], b[:-lag]
-  elif lag < 0:
-    a, b = a[:lag], b[-lag:]
-  return float(np.corrcoef(a, b)[0, 1])
-
-
-def rms_envelope(wav: np.ndarray, num_frames: int) -> np.ndarray:
-  """[T] RMS of the speech over each frame's samples."""
-  hop = round(features.SAMPLE_RATE / features.MODEL_FPS)
-  wav = np.pad(wav, (0, max(0, num_frames * hop - len(wav))))
-  frames = wav[: num_frames * hop].reshape(num_frames, hop)
-  return np.sqrt((frames.astype(np.float64) ** 2).mean(1))
 
 
 def _phones(data: str, name: str, num_frames: int) -> np.ndarray:
@@ -98,7 +81,7 @@ def phone_oracle(phones: dict, gaps: dict) -> dict:
     a = np.concatenate([design(phones[n]) for n in rest])
     b = np.concatenate([gaps[n] for n in rest])
     w = np.linalg.solve(a.T @ a + ORACLE_RIDGE * np.eye(a.shape[1]), a.T @ b)
-    out[name] = _corr(design(phones[name]) @ w, gaps[name])
+    out[name] = lip_sync.correlation(design(phones[name]) @ w, gaps[name])
   return out
 
 
@@ -126,13 +109,16 @@ def speech(runs: str, data: str) -> dict:
       blink=features.blink_ratio(rng, t),
       style_exp=real.exp,
     )
-    gap = lambda e: np.asarray(face.lip_distances(e))[:, 1]  # noqa: E731
-    real_gap = gap(real.exp)
-    env = rms_envelope(wav, t)
+    real_gap = lip_sync.mouth_opening(face, real.exp)
+    env = lip_sync.rms_envelope(wav, t)
     n = int(min(t, len(real_gap)))
     per_clip[name] = {
-      "model": _corr(gap(gen), real_gap),
-      "rms_envelope_by_lag": [_corr(env, real_gap, k) for k in LAGS],
+      "model": lip_sync.correlation(
+        lip_sync.mouth_opening(face, gen), real_gap
+      ),
+      "rms_envelope_by_lag": [
+        lip_sync.correlation(env, real_gap, k) for k in LAGS
+      ],
       "frames": n,
     }
     phones[name], gaps[name] = _phones(data, name, n), real_gap[:n]
@@ -158,11 +144,6 @@ def speech(runs: str, data: str) -> dict:
     "rms_envelope_lag_frames": LAGS[best],
     "clips": per_clip,
   }
-
-
-def _retrieval(first: np.ndarray, second: np.ndarray) -> float:
-  dist = ((first[:, None] - second[None]) ** 2).sum(-1)
-  return float(np.mean(dist.argmin(1) == np.arange(len(first))))
 
 
 def _family_ratio(names, codes) -> float:
@@ -201,7 +182,9 @@ def style(runs: str, data: str) -> dict:
     ),
   ):
     out[key] = {
-      "half_retrieval": _retrieval(half[0::2], half[1::2]),
+      "half_retrieval": float(
+        style_lib.retrieval(half[0::2], half[1::2]).mean()
+      ),
       "family_distance_ratio": _family_ratio(names, per_clip),
     }
   return out

@@ -29,8 +29,8 @@ Builders and what one batch holds (B = batch size):
   video_pairs         the same without mel.
   pose_windows        pose [B,64,6] (angles, trans), mfcc [B,64,28,12],
                       style_exp [B,32,64] (a window of the same clip), label.
-  eval_clips          whole clips, zero-padded to fixed length buckets, with
-                      mask [B,L]; exp, pose, mel [B,L,80,16], mfcc [B,L,28,12].
+
+Evaluation reads whole clips from `load_table` (saas_jax.evaluators).
 
 Clips shorter than a window are extended by ping-pong (forward, backward,
 forward...), as the reference does, for expression and pose windows; clips
@@ -542,63 +542,3 @@ def pose_windows(data, *, batch_size, seed, start_step=0, num_steps=None):
   return _dataset(
     sample_pose_windows, data, batch_size, seed, start_step, num_steps
   )
-
-
-def eval_clips(
-  table: ClipTable,
-  *,
-  batch_size: int,
-  buckets=(64, 128, 256, 512, 1024),
-  with_audio: bool = True,
-):
-  """Whole clips in order, padded to the smallest bucket that fits, masked.
-
-  Clips longer than the largest bucket are cut into consecutive chunks (the
-  `clip_index` and `offset` fields say where each row came from). Yields
-  NumPy dicts; the last batch of a bucket is padded with empty rows
-  (mask all zero), so every batch has the same shape per bucket.
-  """
-  rows = []
-  top = buckets[-1]
-  for c in range(table.num_clips):
-    for offset in range(0, int(table.length[c]), top):
-      n = min(top, int(table.length[c]) - offset)
-      bucket = next(b for b in buckets if b >= n)
-      rows.append((bucket, c, offset, n))
-  for bucket in buckets:
-    members = [r for r in rows if r[0] == bucket]
-    for i in range(0, len(members), batch_size):
-      chunk = members[i : i + batch_size]
-      yield _eval_batch(table, chunk, bucket, batch_size, with_audio)
-
-
-def _eval_batch(table, chunk, length, batch_size, with_audio):
-  out = {
-    "exp": np.zeros((batch_size, length, 64), np.float32),
-    "pose": np.zeros((batch_size, length, 6), np.float32),
-    "mask": np.zeros((batch_size, length), np.float32),
-    "label": np.zeros(batch_size, np.int64),
-    "clip_index": np.full(batch_size, -1, np.int64),
-    "offset": np.zeros(batch_size, np.int64),
-  }
-  if with_audio:
-    out["mel"] = np.zeros((batch_size, length, 80, 16), np.float32)
-    out["mfcc"] = np.zeros((batch_size, length, 28, 12), np.float32)
-  for k, (_, c, offset, n) in enumerate(chunk):
-    s = table.start[c] + offset
-    out["exp"][k, :n] = table.exp[s : s + n]
-    out["pose"][k, :n] = table.pose[s : s + n]
-    out["mask"][k, :n] = 1
-    out["label"][k] = table.label[c]
-    out["clip_index"][k] = c
-    out["offset"][k] = offset
-    if with_audio and table.has_audio[c]:
-      mel = table.mel[
-        table.mel_start[c] : table.mel_start[c] + table.mel_len[c]
-      ]
-      out["mel"][k, :n] = features.mel_windows(mel, n, table.fps, start=offset)
-      m = table.mfcc[
-        table.mfcc_start[c] : table.mfcc_start[c] + table.mfcc_len[c]
-      ]
-      out["mfcc"][k, :n] = features.mfcc_windows(m, n, table.fps, start=offset)
-  return out

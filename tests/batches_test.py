@@ -213,30 +213,3 @@ def test_shards_assemble_the_global_batch(data):
   assert not np.array_equal(full["exp"][:4], full["exp"][4:])
   with pytest.raises(ValueError, match="not divisible"):
     batches.sample_style_windows(both, 7, seed=0, step=0)
-
-
-def test_eval_clips_cover_every_frame_once():
-  table = _table(persons=2, emotions=1, levels=1)
-  seen = {c: np.zeros(table.length[c], int) for c in range(table.num_clips)}
-  shapes = set()
-  for b in batches.eval_clips(table, batch_size=3, buckets=(32, 64)):
-    shapes.add(b["exp"].shape)
-    for k in range(3):
-      c = int(b["clip_index"][k])
-      n = int(b["mask"][k].sum())
-      if c < 0:
-        assert n == 0
-        continue
-      frames = b["exp"][k, :n, 1].astype(int)
-      np.testing.assert_array_equal(frames, b["offset"][k] + np.arange(n))
-      assert np.all(b["exp"][k, n:] == 0)
-      seen[c][frames] += 1
-      clip_mel = table.mel[
-        table.mel_start[c] : table.mel_start[c] + table.mel_len[c]
-      ]
-      np.testing.assert_array_equal(
-        b["mel"][k, :n],
-        features.mel_windows(clip_mel, n, 25.0, start=int(b["offset"][k])),
-      )
-  assert all(np.all(v == 1) for v in seen.values())
-  assert shapes <= {(3, 32, 64), (3, 64, 64)}

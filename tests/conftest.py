@@ -3,6 +3,7 @@
 import fcntl
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -146,6 +147,29 @@ def shared_dir(tmp_path_factory, name, make) -> pathlib.Path:
       make(path)
       (path / ".done").write_text("")
   return path
+
+
+def run_processes(command, env, num: int = 2) -> None:
+  """Runs command(flags) as `num` jax processes on localhost (flags: the
+  coordinator address, process count and id; none for one process) and
+  checks that all succeed."""
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    port = s.getsockname()[1]
+  flags = [f"--coordinator_address=localhost:{port}", f"--num_processes={num}"]
+  procs = [
+    subprocess.Popen(
+      command([*flags, f"--process_id={i}"] if num > 1 else []),
+      cwd=ROOT,
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+    )
+    for i in range(num)
+  ]
+  for p in procs:
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode == 0, out.decode()[-3000:]
 
 
 def python(args, one_device=True, **kw) -> subprocess.CompletedProcess:

@@ -4,7 +4,6 @@ non-finite losses. Runs the style stage's smoke config on a tiny corpus."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+from conftest import run_processes
 
 from saas_jax.engine import checkpoint, config_lib, loop
 from saas_jax.engine.train_state import apply_loss
@@ -220,41 +220,15 @@ def test_eight_devices_match_one(prepared_corpus, tmp_path):
   _assert_trees(ref, jax.device_get(model.params), exact=False)
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    return s.getsockname()[1]
-
-
 def test_two_processes_match_one(prepared_corpus, tmp_path):
   shards = ["--config.data.num_shards=2"]
   single = tmp_path / "single"
   _run_main(prepared_corpus, single, 4, shards, devices=2)
   multi = tmp_path / "multi"
-  port = _free_port()
-  procs = [
-    subprocess.Popen(
-      _main_cmd(
-        prepared_corpus,
-        multi,
-        4,
-        [
-          *shards,
-          f"--coordinator_address=localhost:{port}",
-          "--num_processes=2",
-          f"--process_id={i}",
-        ],
-      ),
-      env=_env(devices=1),
-      cwd=ROOT,
-      stdout=subprocess.PIPE,
-      stderr=subprocess.STDOUT,
-    )
-    for i in range(2)
-  ]
-  for p in procs:
-    out, _ = p.communicate(timeout=600)
-    assert p.returncode == 0, out.decode()[-3000:]
+  run_processes(
+    lambda flags: _main_cmd(prepared_corpus, multi, 4, [*shards, *flags]),
+    env=_env(devices=1),
+  )
   _assert_trees(_params(single), _params(multi), exact=False)
   lines = [json.loads(x) for x in open(multi / "metrics.jsonl")]
   assert [r["step"] for r in lines] == [2, 4]  # one writer: process 0

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from saas_jax import pose_metrics, sampling
+from saas_jax import sampling
 from saas_jax.engine import checkpoint, config_lib, loop
+from saas_jax.evaluators import pose as pose_metrics
 from saas_jax.models import builders, pose_codebook, pose_generator, vqvae
 from saas_jax.trainers import pose_generator as pose_generator_trainer
 

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from saas_jax.evaluators.codebook import perplexity  # noqa: F401 (API)
 from saas_jax.inference import runs
 from saas_jax.inference.expression import style_windows
 from saas_jax.models import builders
@@ -77,10 +78,3 @@ class StyleSpace:
     for exp in clips:
       counts += np.bincount(self.tokens(exp).ravel(), minlength=self.num_codes)
     return counts / max(counts.sum(), 1)
-
-
-def perplexity(usage: np.ndarray) -> float:
-  """exp(entropy) of a usage distribution: the number of equally used
-  entries it amounts to."""
-  p = usage[usage > 0]
-  return float(np.exp(-(p * np.log(p)).sum()))

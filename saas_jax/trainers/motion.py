@@ -45,12 +45,14 @@ own expression and (as a ceiling) the ground truth itself:
                         clip) names the style clip's class (seen styles only)
   style_code_dist       squared distance of the clip's mean style code to
                         the style clip's
+  mouth_dtw             soft-DTW of the mouth coefficients per frame
+  sync_corr, sync_lag   the inner-lip gap against the speech energy, at the
+                        best lag (audio corpora)
+All of them per pair through saas_jax.evaluators.benchmark.score.
 """
 
 import dataclasses
 import functools
-import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -58,13 +60,14 @@ import ml_collections
 import numpy as np
 
 from input_pipeline import batches as batches_lib
-from input_pipeline import default_data, features
+from input_pipeline import default_data
 from saas_jax import face_model as face_lib
 from saas_jax import losses
 from saas_jax.engine import data as data_lib
-from saas_jax.engine import evaluation, loop, optim
+from saas_jax.engine import loop, optim
 from saas_jax.engine import workdir as workdir_lib
 from saas_jax.engine.train_state import apply_part
+from saas_jax.evaluators import benchmark, windows
 from saas_jax.models import builders, hyperstyle, motion_decoder
 
 WINDOW = builders.WINDOW
@@ -316,16 +319,7 @@ def train_step(state, batch, rng):
 # ------------------------------------------------------------ evaluation ---
 
 
-@dataclasses.dataclass
-class Pair:
-  content: np.ndarray  # [T, 64] content clip's expression
-  mel: np.ndarray | None  # [T, 80, 16] its mel windows (audio corpora)
-  style: np.ndarray  # [T', 64] the style clip's expression
-  style_label: int  # -1 when the style is not one the classifier knows
-  target: np.ndarray | None  # [T, 64] ground truth, when the corpus has it
-
-
-def eval_pairs(config, inputs, num_pairs: int) -> list[Pair]:
+def eval_pairs(config, inputs, num_pairs: int) -> list[benchmark.Pair]:
   """Held-out (content, style) pairs: the synthetic corpus's style-transfer
   pairs with ground truth when the data is the default corpus (or
   config.eval.pairs_dir names one), else random cross-person pairs of the
@@ -344,45 +338,14 @@ def eval_pairs(config, inputs, num_pairs: int) -> list[Pair]:
         with_audio=config.driver == "audio",
       )
     )
-  rows = {}
-  for t_i, table in enumerate(tables):
-    for c, cid in enumerate(table.clip_ids):
-      rows[str(cid)] = (t_i, c)
-  seen = set(str(c) for c in inputs.eval_table.clip_ids)
-
-  def make(content_id, style_id, target):
-    ct, c = rows[content_id]
-    st, s = rows[style_id]
-    table = tables[ct]
-    exp = _clip(table, table.exp, c)
-    mel = None
-    if config.driver == "audio":
-      m = table.mel[table.mel_start[c] : table.mel_start[c] + table.mel_len[c]]
-      mel = features.mel_windows(m, len(exp), table.fps)
-    label = int(tables[st].label[s]) if style_id in seen else -1
-    return Pair(exp, mel, _clip(tables[st], tables[st].exp, s), label, target)
-
-  out = []
-  if pairs_dir:
-    with open(os.path.join(pairs_dir, "style_transfer", "pairs.jsonl")) as f:
-      records = [json.loads(line) for line in f]
-    for r in records:
-      if r["content_id"] in rows and r["style_id"] in rows:
-        target = np.load(os.path.join(pairs_dir, r["target_path"]))
-        out.append(make(r["content_id"], r["style_id"], target))
-  else:
-    table = inputs.eval_table
-    rng = np.random.default_rng(config.seed)
-    for c in range(table.num_clips):
-      others = np.flatnonzero(table.person != table.person[c])
-      if len(others):
-        s = int(rng.choice(others))
-        out.append(make(str(table.clip_ids[c]), str(table.clip_ids[s]), None))
-  return out[:num_pairs] if num_pairs else out
-
-
-def _clip(table, data, c):
-  return data[table.start[c] : table.start[c] + table.length[c]]
+  return benchmark.load_pairs(
+    tables,
+    seen=set(str(c) for c in inputs.eval_table.clip_ids),
+    pairs_dir=pairs_dir,
+    with_audio=config.driver == "audio",
+    seed=config.seed,
+    num_pairs=num_pairs,
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -421,13 +384,7 @@ class _Transfer:
 
 
 def _per_clip(fn, state, mesh, clips) -> np.ndarray:
-  """fn over each clip's 32-frame windows (stride 16), averaged per clip."""
-  per = [features.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
-  owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(per)])
-  out = evaluation.batched_apply(
-    fn, state.extra["frozen"], np.concatenate(per), mesh
-  )
-  return np.stack([out[owner == i].mean(0) for i in range(len(clips))])
+  return windows.apply_per_clip(fn, state.extra["frozen"], clips, mesh)
 
 
 def clip_style_codes(state, mesh, clips, cfg) -> np.ndarray:
@@ -440,7 +397,9 @@ def clip_logits(state, mesh, clips) -> np.ndarray:
   return _per_clip(_Logits(state.apply_fn), state, mesh, clips)
 
 
-def transfer(state, mesh, pairs: list[Pair], cfg, batch_size=32) -> dict:
+def transfer(
+  state, mesh, pairs: list[benchmark.Pair], cfg, batch_size=32
+) -> dict:
   """Runs the generator on every pair (whole clips, one pass) -> {"model":
   [T, 64] per pair, "canonical": the canonical branch alone}."""
   nets = state.apply_fn
@@ -474,7 +433,7 @@ def transfer(state, mesh, pairs: list[Pair], cfg, batch_size=32) -> dict:
       source = {"exp": exp}
     x = {"source": source, "s_src": s_src[idx], "s_t": s_t[idx]}
     # The adapter is causal: padding after a clip cannot change its frames.
-    result = evaluation.batched_apply(run, variables, x, mesh, batch_size)
+    result = windows.batched_apply(run, variables, x, mesh, batch_size)
     for k, i in enumerate(idx):
       for name in out:
         out[name][i] = result[name][k, : lengths[i]]
@@ -486,53 +445,33 @@ def _bucket(n: int) -> int:
   return max(64, 1 << int(np.ceil(np.log2(n))))
 
 
-def evaluate_pairs(state, mesh, pairs: list[Pair], cfg) -> dict:
+def evaluate_pairs(state, mesh, pairs, cfg) -> dict:
+  """Mean metrics over the pairs of the model, its canonical branch alone,
+  the content clip's own expression and (ground truth) the target, each
+  prefixed "<system>/"."""
   generated = transfer(state, mesh, pairs, cfg)
   systems = {
     "model": generated["model"],
     "canonical": generated["canonical"],
     "content": [p.content for p in pairs],
   }
-  has_target = all(p.target is not None for p in pairs)
-  if has_target:
+  if all(p.target is not None for p in pairs):
     systems["target"] = [p.target for p in pairs]
-  labels = np.array([p.style_label for p in pairs])
-  known = labels >= 0
   fm = face(cfg.face_model)
-  results = {}
+  per_pair = [{} for _ in pairs]
   for name, seqs in systems.items():
     codes = clip_style_codes(state, mesh, seqs, cfg)
-    dist = np.mean(np.sum((codes - generated["s_t"]) ** 2, -1))
-    results[f"{name}/style_code_dist"] = float(dist)
-    if known.any():
-      logits = clip_logits(
-        state, mesh, [s for s, k in zip(seqs, known, strict=True) if k]
+    logits = clip_logits(state, mesh, seqs)
+    for i, p in enumerate(pairs):
+      if name == "target":  # no errors against itself
+        p = dataclasses.replace(p, target=None)
+      row = benchmark.score(
+        p, seqs[i], codes[i], generated["s_t"][i], logits[i], fm
       )
-      acc = np.mean(logits.argmax(-1) == labels[known])
-      results[f"{name}/style_accuracy"] = float(acc)
-    if has_target and name != "target":
-      errs = [
-        _errors(fm, s, p.target) for s, p in zip(seqs, pairs, strict=True)
-      ]
-      for key in errs[0]:
-        results[f"{name}/{key}"] = float(np.mean([e[key] for e in errs]))
+      per_pair[i].update({f"{name}/{k}": v for k, v in row.items()})
+  results = benchmark.summarize(per_pair)
   results["num_pairs"] = float(len(pairs))
   return results
-
-
-def _errors(fm, pred, target) -> dict:
-  def dist(landmarks):  # [T, K] distances of the named landmarks
-    pts = fm.points(pred, landmarks=landmarks)  # [T, K, 3]
-    ref = fm.points(target, landmarks=landmarks)
-    return np.linalg.norm(pts - ref, axis=-1)
-
-  m = motion_decoder.MOUTH
-  return {
-    "mouth_lmk": dist("mouth").mean(),
-    "face_lmk": dist("face").mean(),
-    "exp_mouth": np.abs(pred[:, :m] - target[:, :m]).mean(),
-    "exp_rest": np.abs(pred[:, m:] - target[:, m:]).mean(),
-  }
 
 
 # ---------------------------------------------------------------- wiring ---

@@ -23,7 +23,7 @@ Evaluation on held-out clips (config.data.eval_split):
   sampled poses, per clip: audio of the clip, style code of a training clip
   of its style ("right") or of another style ("wrong"), num_samples seeds:
   style_dist_right    distance of the samples' motion statistics
-                      (pose_metrics: amplitude, velocity, tempo) to the real
+                      (evaluators.pose: amplitude, velocity, tempo) to the real
                       training clips of the clip's style, in within-style
                       std units; style_dist_wrong: the same for samples
                       conditioned on the wrong style (still measured to the
@@ -36,7 +36,7 @@ Evaluation on held-out clips (config.data.eval_split):
   same_seed_max_diff  max |difference| of two draws with one seed (0: bit
                       reproducible); distinct_seed_fraction: fraction of
                       seed pairs whose token sequences differ.
-  nod_align_*         nods at audio energy onsets (pose_metrics): generated,
+  nod_align_*         nods at audio energy onsets (evaluators.pose): generated,
                       real, and generated against another clip's audio
                       (chance level).
   jitter_gen, jitter_real   mean |second difference| of the angles.
@@ -51,11 +51,13 @@ import numpy as np
 
 from input_pipeline import batches as batches_lib
 from input_pipeline import features
-from saas_jax import losses, pose_metrics, sampling
+from saas_jax import losses, sampling
 from saas_jax.engine import data as data_lib
 from saas_jax.engine import loop
 from saas_jax.engine import workdir as workdir_lib
 from saas_jax.engine.train_state import apply_loss
+from saas_jax.evaluators import codebook
+from saas_jax.evaluators import pose as pose_metrics
 from saas_jax.models import builders
 
 WINDOW = sampling.WINDOW  # 32
@@ -199,9 +201,7 @@ def unigram_perplexity(state, table, num_codes, max_clips=256) -> float:
   tok = jax.jit(lambda v, x: pose_model.apply(v, x, method=pose_model.tokens))(
     state.extra["frozen"]["pose_vqvae"], np.stack(wins)
   )
-  p = np.bincount(np.asarray(tok).reshape(-1), minlength=num_codes)
-  p = p[p > 0] / p.sum()
-  return float(np.exp(-(p * np.log(p)).sum()))
+  return codebook.perplexity(codebook.usage(tok, num_codes))
 
 
 def pose_sampler(state, model, eval_cfg, num_samples):

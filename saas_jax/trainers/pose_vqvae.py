@@ -20,10 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from input_pipeline import batches as batches_lib
-from input_pipeline import features
 from saas_jax.engine import data as data_lib
-from saas_jax.engine import evaluation, loop
+from saas_jax.engine import loop
 from saas_jax.engine.train_state import apply_loss
+from saas_jax.evaluators import codebook, windows
 from saas_jax.models import builders
 
 WINDOW = builders.WINDOW
@@ -65,34 +65,21 @@ def _forward(variables, x, *, apply_fn):
   return {"recon": out["recon"], "indices": out["indices"]}
 
 
-def pose_clips(table) -> list[np.ndarray]:
-  return [
-    table.pose[table.start[c] : table.start[c] + table.length[c]]
-    for c in range(table.num_clips)
-  ]
-
-
 def evaluate_table(state, mesh, table, num_codes, batch_size=256) -> dict:
-  clips = pose_clips(table)
-  per_clip = [features.clip_windows(p, WINDOW, WINDOW // 2) for p in clips]
-  windows = np.concatenate(per_clip)
-  owner = np.concatenate([np.full(len(w), c) for c, w in enumerate(per_clip)])
+  clips = windows.table_clips(table, "pose")
+  w = windows.Windows.of(clips)
   fn = functools.partial(_forward, apply_fn=state.apply_fn)
   variables = {"params": state.params, **state.extra}
-  out = evaluation.batched_apply(fn, variables, windows, mesh, batch_size)
-  err = np.abs(out["recon"] - windows)  # [W, 32, 6]
-  clip_mean = np.stack([clips[c].mean(0) for c in owner])[:, None]
-  base = np.abs(windows - clip_mean).mean()
-  counts = np.bincount(out["indices"].reshape(-1), minlength=num_codes)
-  usage = counts / counts.sum()
-  nz = usage[usage > 0]
+  out = windows.batched_apply(fn, variables, w.x, mesh, batch_size)
+  err = np.abs(out["recon"] - w.x)  # [W, 32, 6]
+  clip_mean = np.stack([clips[c].mean(0) for c in w.owner])[:, None]
+  base = np.abs(w.x - clip_mean).mean()
   return {
     "recon_l1": float(err.mean()),
     "recon_l1_angles": float(err[..., :3].mean()),
     "recon_l1_trans": float(err[..., 3:].mean()),
     "recon_rel": float(err.mean() / base),
-    "perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
-    "dead_fraction": float(np.mean(usage == 0)),
+    **codebook.health(out["indices"], num_codes),
   }
 
 

@@ -10,18 +10,18 @@ Evaluation on held-out clips: window_accuracy, and style_accuracy with the
 logits averaged over each clip's windows.
 """
 
+import dataclasses
 import functools
 
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from input_pipeline import batches as batches_lib
-from input_pipeline import features
 from saas_jax import losses
 from saas_jax.engine import data as data_lib
-from saas_jax.engine import evaluation, loop
+from saas_jax.engine import loop
 from saas_jax.engine.train_state import apply_loss
+from saas_jax.evaluators import style, windows
 from saas_jax.models import critics
 
 WINDOW = 32
@@ -52,23 +52,26 @@ def train_step(state, batch, rng):
 
 
 def evaluate_table(state, mesh, table, batch_size=256) -> dict:
-  clips = evaluation.table_clips(table)
-  per_clip = [features.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
-  owner = np.concatenate([np.full(len(w), c) for c, w in enumerate(per_clip)])
-  logits = evaluation.batched_apply(
-    lambda v, x: state.apply_fn(v, x),
-    {"params": state.params},
-    np.concatenate(per_clip),
-    mesh,
-    batch_size,
-  )
-  clip_logits = np.stack(
-    [logits[owner == c].mean(0) for c in range(table.num_clips)]
+  w = windows.Windows.of(windows.table_clips(table))
+  logits = windows.batched_apply(
+    _Logits(state.apply_fn), {"params": state.params}, w.x, mesh, batch_size
   )
   return {
-    "window_accuracy": float(np.mean(logits.argmax(-1) == table.label[owner])),
-    "style_accuracy": float(np.mean(clip_logits.argmax(-1) == table.label)),
+    "window_accuracy": float(
+      style.accuracy(logits, table.label[w.owner]).mean()
+    ),
+    "style_accuracy": float(
+      style.accuracy(w.per_clip(logits), table.label).mean()
+    ),
   }
+
+
+@dataclasses.dataclass(frozen=True)
+class _Logits:  # hashable: compiled once per shape across evaluations
+  apply_fn: object
+
+  def __call__(self, variables, x):
+    return self.apply_fn(variables, x)
 
 
 def train_and_evaluate(config, workdir: str):

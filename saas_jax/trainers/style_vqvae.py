@@ -30,12 +30,13 @@ import ml_collections
 import numpy as np
 
 from input_pipeline import batches as batches_lib
-from input_pipeline import features
 from input_pipeline.synthetic import baselines
 from saas_jax import losses
 from saas_jax.engine import data as data_lib
-from saas_jax.engine import evaluation, loop
+from saas_jax.engine import loop
 from saas_jax.engine.train_state import apply_loss
+from saas_jax.evaluators import codebook, windows
+from saas_jax.evaluators import style as style_lib
 from saas_jax.models import builders
 
 WINDOW = builders.WINDOW
@@ -116,82 +117,55 @@ def _forward(variables, x, *, apply_fn):
   return {k: out[k] for k in ("recon", "style", "logits", "indices")}
 
 
-def run_windows(state, mesh, windows: np.ndarray, batch_size: int) -> dict:
+def run_windows(state, mesh, x: np.ndarray, batch_size: int = 256) -> dict:
   """Eval-mode outputs for [N, 32, 64] windows."""
   fn = functools.partial(_forward, apply_fn=state.apply_fn)
   variables = {"params": state.params, **state.extra}
-  return evaluation.batched_apply(fn, variables, windows, mesh, batch_size)
-
-
-def _windows_of(clips):
-  per_clip = [features.clip_windows(e, WINDOW, WINDOW // 2) for e in clips]
-  owner = np.concatenate([np.full(len(w), c) for c, w in enumerate(per_clip)])
-  return np.concatenate(per_clip), owner
+  return windows.batched_apply(fn, variables, x, mesh, batch_size)
 
 
 def clip_codes(state, mesh, clips, batch_size=256) -> np.ndarray:
   """[num clips, 256] the mean style code of each clip's windows."""
-  windows, owner = _windows_of(clips)
-  style = run_windows(state, mesh, windows, batch_size)["style"]
-  return np.stack([style[owner == c].mean(0) for c in range(len(clips))])
+  w = windows.Windows.of(clips)
+  return w.per_clip(run_windows(state, mesh, w.x, batch_size)["style"])
 
 
 def evaluate_table(
   state, mesh, table, num_codes, train_table=None, batch_size=256
 ) -> dict:
-  clips = evaluation.table_clips(table)
-  windows, owner = _windows_of(clips)
-  out = run_windows(state, mesh, windows, batch_size)
-  err = np.abs(out["recon"] - windows).mean()
-  clip_mean = np.stack([clips[c].mean(0) for c in owner])[:, None]
-  base = np.abs(windows - clip_mean).mean()
-  win_acc = np.mean(out["logits"].argmax(-1) == table.label[owner])
-  clip_logits = np.stack(
-    [out["logits"][owner == c].mean(0) for c in range(table.num_clips)]
-  )
-  clip_acc = np.mean(clip_logits.argmax(-1) == table.label)
-  counts = np.bincount(out["indices"].reshape(-1), minlength=num_codes)
-  usage = counts / counts.sum()
-  nz = usage[usage > 0]
+  clips = windows.table_clips(table)
+  w = windows.Windows.of(clips)
+  out = run_windows(state, mesh, w.x, batch_size)
+  err = np.abs(out["recon"] - w.x).mean()
+  clip_mean = np.stack([clips[c].mean(0) for c in w.owner])[:, None]
+  base = np.abs(w.x - clip_mean).mean()
+  held = w.per_clip(out["style"])
   results = {}
   if train_table is not None:
     # The style code as an embedding: nearest class centroid of the training
     # clips' codes, as the feature baselines are scored.
-    codes = clip_codes(state, mesh, evaluation.table_clips(train_table))
-    held = np.stack(
-      [out["style"][owner == c].mean(0) for c in range(table.num_clips)]
-    )
+    codes = clip_codes(state, mesh, windows.table_clips(train_table))
     x = np.concatenate([codes, held])
     labels = np.concatenate([train_table.label, table.label])
     is_train = np.arange(len(labels)) < len(codes)
     pred = baselines.nearest_centroid(x, labels, is_train)
     results["style_code_ncc"] = float(np.mean(pred == table.label))
+  halves = clip_codes(state, mesh, style_lib.halves(clips), batch_size)
   return {
     **results,
     "recon_l1": float(err),
     "recon_rel": float(err / base),
-    "window_accuracy": float(win_acc),
-    "style_accuracy": float(clip_acc),
-    "style_retrieval": float(_half_retrieval(state, mesh, clips, batch_size)),
-    "perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
-    "dead_fraction": float(np.mean(usage == 0)),
+    "window_accuracy": float(
+      style_lib.accuracy(out["logits"], table.label[w.owner]).mean()
+    ),
+    "style_accuracy": float(
+      style_lib.accuracy(w.per_clip(out["logits"]), table.label).mean()
+    ),
+    "style_retrieval": float(
+      style_lib.retrieval(halves[0::2], halves[1::2]).mean()
+    ),
+    **codebook.health(out["indices"], num_codes),
   }
-
-
-def _half_retrieval(state, mesh, clips, batch_size) -> float:
-  halves = []
-  for e in clips:
-    mid = len(e) // 2
-    halves += [
-      features.clip_windows(e[:mid], WINDOW, WINDOW // 2),
-      features.clip_windows(e[mid:], WINDOW, WINDOW // 2),
-    ]
-  owner = np.concatenate([np.full(len(w), h) for h, w in enumerate(halves)])
-  style = run_windows(state, mesh, np.concatenate(halves), batch_size)["style"]
-  codes = np.stack([style[owner == h].mean(0) for h in range(len(halves))])
-  first, second = codes[0::2], codes[1::2]
-  dist = ((first[:, None] - second[None]) ** 2).sum(-1)
-  return float(np.mean(dist.argmin(1) == np.arange(len(first))))
 
 
 # ------------------------------------------------------------- wiring ---

@@ -1,0 +1,296 @@
+"""Evaluates trained pipelines: end to end on held-out style-transfer pairs,
+and stage by stage on the split's clips.
+
+  python -m saas_jax.evaluate --runs runs/ [--split test] [--out eval/]
+  python -m saas_jax.evaluate --compare full=runs_s0,runs_s1 nohyper=... \
+      --out eval/ablation
+  python -m saas_jax.evaluate --runs runs/ --data_dir DIR --data_config manifest
+
+Pairs (A's speech in B's style): expression against the ground truth
+(landmark and coefficient errors, mouth soft-DTW; the synthetic corpus has
+it, real corpora do not), style (classifier, style-code distance to B),
+lip sync (mouth opening against A's speech energy, best lag), sampled head
+pose (motion statistics near B's style or A's, jitter, diversity, nods at
+speech onsets); "content/" is A's own expression, the do-nothing baseline.
+Clips: classifier accuracy, pose-codebook reconstruction, style retrieval
+(first half finds second half) and codebook use.
+
+Data: by default what the runs were trained on (their config.json), with
+the synthetic corpus's ground-truth pairs when it is the default data.
+
+Outputs in --out: per_clip.csv (a row per pair or clip), summary.json
+(means with 95% bootstrap intervals over items, and over the runs of a
+variant: give several runs folders, e.g. seeds, to one --compare name),
+report.md with a plot per section. A failed item is reported there and the
+run goes on.
+
+Sharded: the multi-process flags of saas_jax.main (--coordinator_address
+--num_processes --process_id, or --distributed); each process scores every
+N-th item on its own devices, process 0 gathers and writes.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def parse(argv):
+  p = argparse.ArgumentParser(
+    prog="python -m saas_jax.evaluate",
+    description=__doc__.split("\n\n")[0],
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  p.add_argument("--runs", help="a train_pipeline runs folder")
+  p.add_argument(
+    "--compare",
+    nargs="+",
+    default=[],
+    metavar="NAME=RUNS[,RUNS...]",
+    help="variants to compare; several runs folders of one variant (seeds) "
+    "are pooled with a two-level bootstrap",
+  )
+  p.add_argument("--split", default="test")
+  p.add_argument("--out", default="eval")
+  p.add_argument("--driver", default="audio", choices=("audio", "video"))
+  p.add_argument("--data_dir", help="a prepared corpus (default: the runs')")
+  p.add_argument("--data_config", default="manifest")
+  p.add_argument("--pairs_dir", help="a corpus with style_transfer/pairs.jsonl")
+  p.add_argument("--max_pairs", type=int, default=0, help="0: all")
+  p.add_argument("--max_clips", type=int, default=0, help="0: all")
+  p.add_argument("--num_samples", type=int, default=3, help="poses a pair")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--coordinator_address")
+  p.add_argument("--num_processes", type=int)
+  p.add_argument("--process_id", type=int)
+  p.add_argument("--distributed", action="store_true")
+  p.add_argument("--quiet", action="store_true")
+  args = p.parse_args(argv)
+  if bool(args.runs) == bool(args.compare):
+    p.error("give --runs or --compare (one of them)")
+  return args
+
+
+def variants(args) -> list[tuple[str, list[str]]]:
+  if args.runs:
+    name = os.path.basename(os.path.normpath(args.runs))
+    return [(name, [args.runs])]
+  out = []
+  for spec in args.compare:
+    name, sep, dirs = spec.partition("=")
+    if not sep or not name or not dirs:
+      sys.exit(f"error: --compare {spec}: expected NAME=RUNS[,RUNS...]")
+    dirs = dirs.split(",")
+    if len(set(dirs)) < len(dirs):
+      sys.exit(f"error: --compare {name}: a runs folder listed twice")
+    out.append((name, dirs))
+  return out
+
+
+def resolve_data(args, runs_dir: str):
+  """(data_dir, data_config, pairs_dir or None)."""
+  from input_pipeline import default_data
+  from saas_jax.engine import workdir as workdir_lib
+
+  if args.data_dir:
+    return args.data_dir, args.data_config, args.pairs_dir
+  config = None
+  for stage in (f"{args.driver}_driven", "style_vqvae", "pose_generator"):
+    path = os.path.join(runs_dir, stage, "config.json")
+    if os.path.isfile(path):
+      config = workdir_lib.read_json(path)
+      break
+  if config is None:
+    sys.exit(f"error: {runs_dir}: no trained stage found (train_pipeline)")
+  pairs_dir = args.pairs_dir or config.get("eval", {}).get("pairs_dir") or None
+  if config["data"]["data_dir"]:
+    return config["data"]["data_dir"], config["data"]["config"], pairs_dir
+  data_dir, data_config = default_data.ensure()
+  return data_dir, data_config, pairs_dir or default_data.corpus_dir()
+
+
+class Progress:
+  """items done, rate and ETA on stderr: one updating line on a terminal,
+  a line per tenth of the work in a log."""
+
+  def __init__(self, total: int, enabled: bool):
+    self.total, self.enabled, self.done = total, enabled, 0
+    self.tty = sys.stderr.isatty()
+    self.t0 = time.perf_counter()
+
+  def step(self, what: str):
+    self.done += 1
+    last = self.done == self.total
+    tenth = self.done * 10 // self.total != (self.done - 1) * 10 // self.total
+    if not self.enabled or not (self.tty or tenth or last):
+      return
+    rate = self.done / (time.perf_counter() - self.t0)
+    eta = (self.total - self.done) / rate
+    line = (
+      f"{what} {self.done}/{self.total} | {rate:.2f}/s | eta {eta / 60:.1f} min"
+    )
+    end = "\n" if last or not self.tty else ""
+    print(
+      ("\r" if self.tty else "") + line, end=end, file=sys.stderr, flush=True
+    )
+
+
+def gather(rows: list[dict]) -> list[dict]:
+  """Every process's rows, on every process (JSON over the collectives)."""
+  import jax
+  from jax.experimental import multihost_utils
+
+  if jax.process_count() == 1:
+    return rows
+  data = np.frombuffer(json.dumps(rows).encode(), np.uint8)
+  sizes = multihost_utils.process_allgather(np.array([data.size]))
+  buf = np.zeros(int(sizes.max()), np.uint8)
+  buf[: data.size] = data
+  every = multihost_utils.process_allgather(buf)
+  out = []
+  for p in range(jax.process_count()):
+    out += json.loads(bytes(every[p, : int(sizes[p, 0])]))
+  return out
+
+
+def main(argv=None) -> int:
+  args = parse(argv)
+  from absl import logging
+
+  from saas_jax.engine import runtime
+
+  logging.set_verbosity(logging.ERROR)  # TFDS deprecation chatter
+
+  runtime.setup(
+    args.coordinator_address,
+    args.num_processes,
+    args.process_id,
+    args.distributed,
+  )
+  import jax
+
+  from input_pipeline import batches as batches_lib
+  from saas_jax.errors import DataError
+  from saas_jax.evaluators import benchmark, report, suite
+  from saas_jax.evaluators import windows as windows_lib
+
+  rank, size = jax.process_index(), jax.process_count()
+  todo = variants(args)
+  data_dir, data_config, pairs_dir = resolve_data(args, todo[0][1][0])
+  try:
+    split = batches_lib.load_table(data_dir, data_config, args.split)
+    tables = [split]
+    if pairs_dir and args.split != "test_person":
+      tables.append(
+        batches_lib.load_table(data_dir, data_config, "test_person")
+      )
+  except DataError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  pairs = benchmark.load_pairs(
+    tables,
+    seen=set(str(c) for c in split.clip_ids),
+    pairs_dir=pairs_dir,
+    with_audio=True,
+    seed=args.seed,
+    num_pairs=args.max_pairs,
+    with_mfcc=True,
+  )
+  exp, pose = (windows_lib.table_clips(split, s) for s in ("exp", "pose"))
+  clips = list(range(split.num_clips))[: args.max_clips or None]
+  reference = suite.pose_reference(tables)
+  mine = lambda n: range(rank, n, size)  # noqa: E731  this process's items
+  runs_total = sum(len(d) for _, d in todo)
+  progress = Progress(
+    runs_total * (len(mine(len(pairs))) + len(mine(len(clips)))),
+    enabled=not args.quiet,
+  )
+
+  rows, notes, num_codes = [], [], {}
+  for variant, dirs in todo:
+    for run_dir in dirs:
+      models = suite.Models.load(run_dir, args.driver)
+      notes += [f"{run_dir}: no {m}" for m in models.missing]
+      num_codes[run_dir] = models.space.num_codes if models.space else None
+      base = {"variant": variant, "run": run_dir}
+      for i in mine(len(pairs)):
+        p = pairs[i]
+        row = {
+          **base,
+          "section": "pairs",
+          "item": f"{p.content_id}>{p.style_id}",
+        }
+        rows.append(
+          _scored(
+            row,
+            i,
+            suite.pair_row,
+            models,
+            p,
+            reference,
+            args.num_samples,
+            args.seed,
+          )
+        )
+        progress.step("pairs")
+      for i in mine(len(clips)):
+        c = clips[i]
+        row = {**base, "section": "clips", "item": str(split.clip_ids[c])}
+        label = int(split.label[c])
+        rows.append(
+          _scored(row, i, suite.clip_row, models, exp[c], pose[c], label)
+        )
+        progress.step("clips")
+
+  rows = gather(rows)
+  if rank != 0:
+    return 0
+  runs = [(v, r) for v, dirs in todo for r in dirs]
+  rows.sort(
+    key=lambda r: (
+      runs.index((r["variant"], r["run"])),
+      r["section"],
+      r["_order"],
+    )
+  )
+  set_metrics = {}
+  for variant, run_dir in runs:
+    here = [
+      r
+      for r in rows
+      if (r["variant"], r["run"], r["section"]) == (variant, run_dir, "clips")
+    ]
+    set_metrics.setdefault(variant, {})[run_dir] = suite.finish(
+      here, num_codes[run_dir]
+    )
+  for r in rows:
+    del r["_order"]
+  notes.insert(
+    0,
+    f"data {data_dir} ({data_config}), split {args.split}; "
+    f"{len(pairs)} pairs ({'with' if pairs_dir else 'without'} ground truth), "
+    f"{len(clips)} clips; {args.num_samples} pose samples a pair, seed "
+    f"{args.seed}; {size} process(es)",
+  )
+  summary = report.summarize(rows, set_metrics)
+  written = report.write(args.out, rows, summary, notes)
+  for path in written:
+    print(path)
+  return 0
+
+
+def _scored(row: dict, order: int, fn, *args) -> dict:
+  """row + fn(*args)'s metrics, or the error that stopped the item."""
+  try:
+    row.update(fn(*args))
+  except Exception as e:
+    row["error"] = f"{type(e).__name__}: {e}"
+  row["_order"] = order
+  return row
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,202 @@
+"""The outputs of an evaluation: per_clip.csv (one row per item), summary.json
+(means with 95% bootstrap intervals, over clips and over the runs of a
+variant) and report.md with its plots. Everything is a function of the rows,
+so the same inputs give the same files."""
+
+import csv
+import io
+import json
+import math
+import os
+
+import numpy as np
+
+from saas_jax.evaluators import stats
+
+KEYS = ("variant", "run", "section", "item")
+
+
+def metric_names(rows) -> list[str]:
+  return sorted({k for r in rows for k in r if k not in (*KEYS, "error")})
+
+
+def to_csv(rows) -> str:
+  names = metric_names(rows)
+  out = io.StringIO()
+  w = csv.writer(out, lineterminator="\n")
+  w.writerow([*KEYS, *names, "error"])
+  for r in rows:
+    cells = [r[k] for k in KEYS]
+    for n in names:
+      v = r.get(n)
+      cells.append("" if v is None or _nan(v) else repr(float(v)))
+    w.writerow([*cells, r.get("error", "")])
+  return out.getvalue()
+
+
+def _nan(v) -> bool:
+  return isinstance(v, float) and math.isnan(v)
+
+
+def summarize(rows, set_metrics: dict) -> dict:
+  """{variant: {section/metric: interval}}; a metric of several runs of a
+  variant (seeds) gets the two-level interval. set_metrics: {variant:
+  {run: {metric: value}}}, reported as the mean over runs."""
+  out = {}
+  variants = list(dict.fromkeys(r["variant"] for r in rows))
+  for v in variants:
+    mine = [r for r in rows if r["variant"] == v and "error" not in r]
+    runs = list(dict.fromkeys(r["run"] for r in mine))
+    table = {}
+    for section in sorted({r["section"] for r in mine}):
+      here = [r for r in mine if r["section"] == section]
+      for name in metric_names(here):
+        groups = [
+          [r.get(name, np.nan) for r in here if r["run"] == run] for run in runs
+        ]
+        ci = stats.grouped_interval(groups)
+        if ci["n"]:
+          table[f"{section}:{name}"] = ci
+    for run_metrics in [set_metrics.get(v, {}).get(r, {}) for r in runs]:
+      for name, value in run_metrics.items():
+        table.setdefault(f"set:{name}", {"values": []})["values"].append(value)
+    for entry in table.values():
+      if "values" in entry:
+        entry["mean"] = float(np.mean(entry.pop("values")))
+    out[v] = {
+      "runs": runs,
+      "items": len(mine),
+      "failed": sum(1 for r in rows if r["variant"] == v and "error" in r),
+      "metrics": table,
+    }
+  return out
+
+
+def write(out_dir: str, rows, summary: dict, notes: list[str]) -> list[str]:
+  """Writes the three outputs (and the plots) atomically; returns paths."""
+  os.makedirs(out_dir, exist_ok=True)
+  written = [
+    _write(out_dir, "per_clip.csv", to_csv(rows)),
+    _write(
+      out_dir, "summary.json", json.dumps(summary, indent=1, sort_keys=True)
+    ),
+  ]
+  plots = _plots(out_dir, summary)
+  written += plots
+  md = markdown(summary, rows, [os.path.basename(p) for p in plots], notes)
+  written.append(_write(out_dir, "report.md", md))
+  return written
+
+
+def _write(out_dir, name, text) -> str:
+  path = os.path.join(out_dir, name)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
+  return path
+
+
+def _fmt(ci: dict) -> str:
+  if "low" not in ci:
+    return f"{ci['mean']:.4g}"
+  return f"{ci['mean']:.4g} [{ci['low']:.4g}, {ci['high']:.4g}]"
+
+
+def markdown(summary: dict, rows, plots, notes) -> str:
+  variants = list(summary)
+  names = sorted({k for v in summary.values() for k in v["metrics"]})
+  lines = ["# Evaluation", ""]
+  lines += [f"- {n}" for n in notes]
+  lines += [""]
+  for v, s in summary.items():
+    lines.append(
+      f"- **{v}**: {len(s['runs'])} run(s), {s['items']} items"
+      + (f", {s['failed']} failed" if s["failed"] else "")
+    )
+  lines += [
+    "",
+    "Means with 95% bootstrap intervals over items (and over runs when a "
+    "variant has several).",
+    "",
+  ]
+  head = "| metric | " + " | ".join(variants) + " |"
+  if len(variants) > 1:
+    head += f" differs from {variants[0]} |"
+  lines += [head, "|" + "---|" * (head.count("|") - 1)]
+  for name in names:
+    cells = []
+    for v in variants:
+      ci = summary[v]["metrics"].get(name)
+      cells.append(_fmt(ci) if ci else "")
+    line = f"| {name} | " + " | ".join(cells) + " |"
+    if len(variants) > 1:
+      base = summary[variants[0]]["metrics"].get(name)
+      marks = [
+        v
+        for v in variants[1:]
+        if base
+        and "low" in base
+        and "low" in summary[v]["metrics"].get(name, {})
+        and stats.differs(base, summary[v]["metrics"][name])
+      ]
+      line += f" {', '.join(marks)} |"
+    lines.append(line)
+  failed = [r for r in rows if "error" in r]
+  if failed:
+    lines += ["", "## Failed items", ""]
+    lines += [
+      f"- {r['variant']} {r['section']} {r['item']}: {r['error']}"
+      for r in failed
+    ]
+  if plots:
+    lines += ["", "## Plots", ""]
+    lines += [f"![{p}]({p})" for p in plots]
+  return "\n".join(lines) + "\n"
+
+
+def _plots(out_dir, summary) -> list[str]:
+  """One bar chart per section: each metric's mean and interval per
+  variant (metrics on their own scales, so one panel each)."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  variants = list(summary)
+  names = sorted(
+    {
+      k
+      for v in summary.values()
+      for k, ci in v["metrics"].items()
+      if "low" in ci
+    }
+  )
+  paths = []
+  for section in sorted({n.split(":")[0] for n in names}):
+    mine = [n for n in names if n.split(":")[0] == section]
+    cols = min(4, len(mine))
+    rows_ = -(-len(mine) // cols)
+    fig, axes = plt.subplots(
+      rows_, cols, figsize=(3.2 * cols, 2.6 * rows_), squeeze=False
+    )
+    for ax, name in zip(axes.flat, mine, strict=False):
+      for i, v in enumerate(variants):
+        ci = summary[v]["metrics"].get(name)
+        if ci and "low" in ci:
+          err = [[ci["mean"] - ci["low"]], [ci["high"] - ci["mean"]]]
+          ax.bar(i, ci["mean"], yerr=err, capsize=3, color=f"C{i}")
+      ax.set(title=name.split(":")[1], xticks=range(len(variants)))
+      ax.set_xticklabels(variants, rotation=30, ha="right", fontsize=7)
+      ax.tick_params(labelsize=7)
+      ax.title.set_fontsize(8)
+    for ax in axes.flat[len(mine) :]:
+      ax.axis("off")
+    fig.suptitle(f"{section}: mean and 95% interval per variant")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    path = os.path.join(out_dir, f"{section}.png")
+    fig.savefig(path + ".tmp.png", dpi=90)
+    os.replace(path + ".tmp.png", path)
+    plt.close(fig)
+    paths.append(path)
+  return paths

@@ -1,0 +1,208 @@
+"""A trained pipeline (a train_pipeline runs folder) scored item by item: the
+style-transfer pairs end to end, and the split's clips stage by stage. Each
+item gives one row of metrics, computed from that item alone (so rows can be
+computed on any process); `finish` adds the metrics that need every row
+(retrieval among all clips, codebook use).
+
+Uses the inference package to run the models, as a user would: no trainer.
+"""
+
+import dataclasses
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from saas_jax import face_model as face_lib
+from saas_jax.evaluators import benchmark, codebook, pose, style
+from saas_jax.evaluators import windows as windows_lib
+from saas_jax.inference import PoseSampler, StyleSpace, Stylizer, runs
+from saas_jax.models import builders, critics
+
+FACE_MODEL = "mediapipe"  # when no expression run names one
+
+
+@dataclasses.dataclass
+class Models:
+  """The runs of one pipeline; None where a run is missing."""
+
+  stylizer: Stylizer | None
+  sampler: PoseSampler | None
+  space: StyleSpace | None
+  classify: object | None  # [T, 64] -> [classes] mean window logits
+  pose_recon: object | None  # [T, 6] -> [T', 6] windows reconstructed
+  missing: list  # "stage: why"
+  face: object = None  # the expression run's face model (landmarks)
+
+  @classmethod
+  def load(cls, runs_dir: str, driver: str = "audio") -> "Models":
+    missing = []
+
+    def get(stage, make):
+      path = os.path.join(runs_dir, stage)
+      try:
+        return make(path)
+      except runs.RunError as e:
+        missing.append(f"{stage}: {e}")
+        return None
+
+    stylizer = get(f"{driver}_driven", lambda p: Stylizer.load(p, driver))
+    spec = stylizer.run.spec if stylizer else {}
+    return cls(
+      stylizer,
+      get("pose_generator", PoseSampler.load),
+      get("style_vqvae", StyleSpace.load),
+      get("style_classifier", _classifier),
+      get("pose_vqvae", _pose_codebook),
+      missing,
+      _face_model(spec.get("face_model", FACE_MODEL)),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _face_model(spec: str):
+  return face_lib.load(spec)
+
+
+def _classifier(path):
+  run = runs.load_run(path, "style_classifier")
+  model = critics.StyleClassifier(run.spec["num_classes"])
+  fn = jax.jit(lambda v, x: model.apply(v, x).mean(0))
+  variables = {"params": run.params}
+  return lambda exp: np.asarray(fn(variables, _windows(exp)))
+
+
+def _pose_codebook(path):
+  run = runs.load_run(path, "pose_vqvae")
+  model = builders.pose_codebook_model(run.spec["model"])
+  fn = jax.jit(lambda v, x: model.apply(v, x, train=False)["recon"])
+  variables = {"params": run.params, **run.extra}
+
+  def recon(p):
+    x = _windows(p)
+    return np.asarray(fn(variables, x))[: len(x)], np.asarray(x)
+
+  return recon
+
+
+def _windows(seq) -> jnp.ndarray:
+  """[T, D] -> [2^k, 32, D] windows (stride 16), padded to a power of two
+  count with copies of the last (callers take the rows they need)."""
+  w = windows_lib.Windows.of([np.asarray(seq, np.float32)]).x
+  size = 1 << (len(w) - 1).bit_length()
+  return jnp.asarray(np.concatenate([w, np.repeat(w[-1:], size - len(w), 0)]))
+
+
+# ----------------------------------------------------------------- pairs ---
+
+
+def pair_row(models: Models, pair, reference, num_samples: int, seed: int):
+  """End to end on one pair: A's speech in B's style (expression and head
+  pose) against the ground truth and B's motion statistics; A's own
+  expression as the do-nothing baseline ("content/")."""
+  fm = models.face
+  row = {}
+  st = models.stylizer
+  if st is not None:
+    s_t = st.style_code(pair.style)
+    systems = {"content": pair.content}
+    source = {"source_exp": pair.content}
+    if st.driver == "audio":
+      source.update(mel=pair.mel)
+    systems["model"] = st(**source, style_exp=pair.style)
+    for name, exp in systems.items():
+      logits = models.classify(exp) if models.classify else None
+      scores = benchmark.score(pair, exp, st.style_code(exp), s_t, logits, fm)
+      row.update({f"{name}/{k}": v for k, v in scores.items()})
+  if models.sampler is not None and pair.mfcc is not None:
+    code = models.sampler.style_code(pair.style)
+    samples = models.sampler(
+      pair.mfcc, style_code=code, num_samples=num_samples, seed=seed
+    )  # [N, T, 6]
+    row.update(pose_scores(samples, pair, reference))
+  return row
+
+
+def pose_scores(samples, pair, reference) -> dict:
+  """Sampled head poses of a pair: distance of their motion statistics to
+  the style clip's style and to the content clip's (in within-style std
+  units), how often the asked style is the closer, jitter, spread of the
+  samples, nods at A's speech onsets."""
+  ref, b = reference
+  style_label = b[pair.style_id]
+  content_label = b[pair.content_id]
+  to_style = [ref.distance(s, style_label) for s in samples]
+  to_content = [ref.distance(s, content_label) for s in samples]
+  onsets = pose.energy_onsets(pair.energy)
+  nods = [pose.nod_alignment(onsets, pose.nods(s)) for s in samples]
+  nods = [n for n in nods if n is not None]
+  return {
+    "pose/dist_style": float(np.mean(to_style)),
+    "pose/dist_content": float(np.mean(to_content)),
+    "pose/style_closer": float(
+      np.mean(np.less(to_style, to_content))
+      if style_label != content_label
+      else np.nan
+    ),
+    "pose/jitter": float(np.mean([pose.jitter(s) for s in samples])),
+    "pose/diversity": pose.diversity(samples),
+    "pose/nod_align": float(np.mean(nods)) if nods else float("nan"),
+    "pose/real_jitter": pose.jitter(pair.content_pose),
+  }
+
+
+def pose_reference(tables):
+  """(StyleReference over every clip of the tables, clip id -> label)."""
+  poses, labels, by_id = [], [], {}
+  for t in tables:
+    for c, cid in enumerate(t.clip_ids):
+      poses.append(t.pose[t.start[c] : t.start[c] + t.length[c]])
+      labels.append(int(t.label[c]))
+      by_id[str(cid)] = int(t.label[c])
+  return pose.StyleReference.from_clips(poses, labels), by_id
+
+
+# ----------------------------------------------------------------- clips ---
+
+
+def clip_row(models: Models, exp, pose_seq, label: int) -> dict:
+  """One clip of the split, stage by stage. Style codes of its two halves
+  and its codebook tokens ride along (keys starting "_") for `finish`."""
+  row = {}
+  if models.space is not None:
+    halves = style.halves([exp])
+    row["_codes"] = [models.space.code(h).tolist() for h in halves]
+    row["_tokens"] = models.space.tokens(exp).ravel().tolist()
+    row["_label"] = label
+  if models.classify is not None:
+    hit = style.accuracy(models.classify(exp)[None], [label])[0]
+    row["classifier/accuracy"] = float(hit)
+  if models.pose_recon is not None:
+    recon, windows = models.pose_recon(pose_seq)
+    row["pose_codebook/recon_l1"] = float(np.abs(recon - windows).mean())
+  return row
+
+
+def finish(rows: list[dict], num_codes: int | None) -> dict:
+  """Set-level metrics from every clip row: each clip's retrieval hit (its
+  first half's code finds its second half among all clips) is written back
+  into its row; codebook use is returned."""
+  have = [r for r in rows if "_codes" in r]
+  out = {}
+  if have:
+    codes = np.array([r["_codes"] for r in have])  # [N, 2, S]
+    hits = style.retrieval(codes[:, 0], codes[:, 1])
+    for r, h in zip(have, hits, strict=True):
+      r["style/retrieval"] = float(h)
+    tokens = np.concatenate([r["_tokens"] for r in have])
+    health = codebook.health(tokens, num_codes)
+    out = {f"style/{k}": v for k, v in health.items()}
+  for r in rows:
+    for k in CARRIED:
+      r.pop(k, None)
+  return out
+
+
+CARRIED = ("_codes", "_tokens", "_label")  # clip_row -> finish only

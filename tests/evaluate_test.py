@@ -1,0 +1,121 @@
+"""`python -m saas_jax.evaluate` on the session's smoke runs: the three
+outputs, two processes agree with one, variants and seeds compared."""
+
+import csv
+import json
+import os
+import sys
+
+import conftest
+import numpy as np
+import pytest
+
+from saas_jax import evaluate
+from saas_jax.evaluators import report
+
+SMALL = ["--max_pairs", "3", "--max_clips", "4", "--num_samples", "2"]
+
+
+def _evaluate(args, **kw):
+  """The CLI as a user runs it: its own process, one CPU device."""
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  cmd = [sys.executable, "-m", "saas_jax.evaluate", "--quiet", *args]
+  return conftest.run_processes(lambda flags: [*cmd, *flags], env, **kw)
+
+
+@pytest.fixture(scope="module")
+def one_process(smoke_runs, tmp_path_factory):
+  out = tmp_path_factory.mktemp("eval_one")
+  _evaluate(["--runs", smoke_runs, "--out", str(out), *SMALL], num=1)
+  return out
+
+
+def _rows(out):
+  with open(out / "per_clip.csv") as f:
+    return list(csv.DictReader(f))
+
+
+def test_writes_per_clip_summary_and_report(one_process):
+  rows = _rows(one_process)
+  assert [r["section"] for r in rows] == ["clips"] * 4 + ["pairs"] * 3
+  pairs = [r for r in rows if r["section"] == "pairs"]
+  for r in pairs:  # the ground truth of the synthetic pairs: errors exist
+    assert float(r["model/mouth_lmk"]) > 0
+    assert -1 <= float(r["model/sync_corr"]) <= 1
+    assert float(r["pose/diversity"]) > 0  # 2 samples that differ
+  clips = [r for r in rows if r["section"] == "clips"]
+  assert {r["style/retrieval"] for r in clips} <= {"0.0", "1.0"}
+  summary = json.loads((one_process / "summary.json").read_text())
+  (variant,) = summary
+  metrics = summary[variant]["metrics"]
+  ci = metrics["pairs:model/mouth_lmk"]
+  assert ci["low"] <= ci["mean"] <= ci["high"] and ci["n"] == 3
+  want = np.mean([float(r["model/mouth_lmk"]) for r in pairs])
+  assert ci["mean"] == pytest.approx(want)
+  assert 1 <= metrics["set:style/perplexity"]["mean"]
+  md = (one_process / "report.md").read_text()
+  assert "| pairs:model/mouth_lmk |" in md
+  for png in ("pairs.png", "clips.png"):
+    assert f"]({png})" in md and (one_process / png).stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_two_processes_write_what_one_does(one_process, smoke_runs, tmp_path):
+  out = tmp_path / "two"
+  _evaluate(["--runs", smoke_runs, "--out", str(out), *SMALL], num=2)
+  assert (out / "per_clip.csv").read_text() == (
+    one_process / "per_clip.csv"
+  ).read_text()
+  assert "2 process(es)" in (out / "report.md").read_text()
+
+
+def test_variants_and_seeds_compared():
+  """--compare NAME=RUNS,RUNS: rows of two runs (seeds) of variant b pool
+  into one interval; the report marks intervals apart from the first's."""
+  args = evaluate.parse(["--compare", "a=r0", "b=s0,s1"])
+  assert evaluate.variants(args) == [("a", ["r0"]), ("b", ["s0", "s1"])]
+  with pytest.raises(SystemExit, match="listed twice"):
+    evaluate.variants(evaluate.parse(["--compare", "a=r0,r0"]))
+  rng = np.random.default_rng(0)
+  rows = [
+    {"variant": v, "run": run, "section": "pairs", "item": str(i), "m": x}
+    for v, runs, mean in (("a", ["r0"], 0.0), ("b", ["s0", "s1"], 1.0))
+    for run in runs
+    for i, x in enumerate(rng.normal(mean, 0.1, 30))
+  ]
+  summary = report.summarize(rows, {"b": {"s0": {"p": 2.0}, "s1": {"p": 4.0}}})
+  a, b = (summary[v]["metrics"]["pairs:m"] for v in "ab")
+  assert summary["b"]["runs"] == ["s0", "s1"] and b["n"] == 2 * a["n"] == 60
+  want = np.mean(
+    [np.mean([r["m"] for r in rows if r["run"] == s]) for s in ("s0", "s1")]
+  )
+  assert b["mean"] == pytest.approx(want)
+  assert summary["b"]["metrics"]["set:p"]["mean"] == 3.0
+  md = report.markdown(summary, rows, [], [])
+  assert "| metric | a | b | differs from a |" in md
+  assert md.split("| pairs:m |")[1].splitlines()[0].endswith(" b |")
+
+
+def test_a_failed_item_is_reported_and_the_run_goes_on():
+  def boom():
+    raise ValueError("unreadable clip")
+
+  bad = evaluate._scored(
+    {"variant": "v", "run": "r", "section": "clips", "item": "bad"}, 1, boom
+  )
+  good = evaluate._scored(
+    {"variant": "v", "run": "r", "section": "clips", "item": "good"},
+    0,
+    lambda: {"classifier/accuracy": 1.0},
+  )
+  rows = [good, bad]
+  for r in rows:
+    del r["_order"]
+  assert bad["error"] == "ValueError: unreadable clip"
+  summary = report.summarize(rows, {})
+  assert summary["v"]["failed"] == 1 and summary["v"]["items"] == 1
+  md = report.markdown(summary, rows, [], [])
+  assert "- v clips bad: ValueError: unreadable clip" in md
+  assert (
+    report.to_csv(rows).splitlines()[2].endswith("ValueError: unreadable clip")
+  )

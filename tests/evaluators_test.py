@@ -1,0 +1,131 @@
+"""The evaluators' metrics against direct computations."""
+
+import numpy as np
+import pytest
+
+from saas_jax import losses
+from saas_jax.engine import mesh as mesh_lib
+from saas_jax.evaluators import (
+  codebook,
+  expression,
+  image,
+  lip_sync,
+  stats,
+  style,
+  windows,
+)
+
+
+class _PointFace:
+  """A face model whose landmark k of a frame is exp[3k : 3k + 3]: the
+  landmark distances of a test are then computed by hand."""
+
+  def points(self, exp, landmarks=None):
+    k = {"mouth": 2, "face": 4}[landmarks]
+    return np.asarray(exp)[:, : 3 * k].reshape(len(exp), k, 3)
+
+
+def test_landmark_and_coefficient_errors_by_hand():
+  t = 5
+  target = np.zeros((t, 64))
+  pred = np.zeros((t, 64))
+  pred[:, 0:3] = [3.0, 4.0, 0.0]  # mouth point 0 off by 5, point 1 exact
+  pred[:, 9:12] = [0.0, 0.0, 2.0]  # face point 3 off by 2
+  pred[:, 40] = 1.0  # a non-mouth coefficient
+  e = expression.errors(_PointFace(), pred, target)
+  assert e["mouth_lmk"] == pytest.approx(5.0 / 2)
+  assert e["face_lmk"] == pytest.approx((5.0 + 2.0) / 4)
+  assert e["exp_mouth"] == pytest.approx((3 + 4 + 2) / 18)
+  assert e["exp_rest"] == pytest.approx(1.0 / 46)
+
+
+def test_soft_dtw_matches_the_training_loss_and_forgives_a_shift():
+  rng = np.random.default_rng(0)
+  x, y = rng.normal(size=(2, 20, 3))
+  want = float(losses.soft_dtw(x[None], y[None], 0.1)[0])
+  assert expression.soft_dtw(x, y, 0.1) == pytest.approx(want, rel=1e-5)
+  # A sequence against itself delayed by two frames: small DTW, while the
+  # frame-wise error is large.
+  s = np.cumsum(rng.normal(size=(40, 2)), 0)
+  late = np.concatenate([s[:2], s[:-2]])
+  assert expression.soft_dtw(s, late) < 0.05 * np.sum((s - late) ** 2)
+  assert expression.soft_dtw(s[:30], s) > 0  # any lengths
+
+
+@pytest.mark.parametrize("shift", [-4, 0, 3])
+def test_sync_lag_recovered(shift):
+  rng = np.random.default_rng(1)
+  env = np.convolve(rng.normal(size=300), np.ones(5) / 5, "same")
+  mouth = np.roll(env, shift)  # mouth(t) = env(t - shift)
+  corr, lag = lip_sync.best_lag(mouth, env)
+  assert lag == shift and corr > 0.99
+  noise = rng.normal(size=300)
+  assert abs(lip_sync.correlation(noise, env)) < 0.2
+
+
+def test_bootstrap_interval_covers_the_mean_at_its_level():
+  rng = np.random.default_rng(2)
+  n, sigma, hits, widths = 100, 2.0, 0, []
+  for _ in range(200):
+    ci = stats.interval(rng.normal(1.0, sigma, n), resamples=500)
+    hits += ci["low"] <= 1.0 <= ci["high"]
+    widths.append(ci["high"] - ci["low"])
+  assert 0.88 <= hits / 200 <= 0.99
+  # The normal-theory width 2 * 1.96 sigma / sqrt(n).
+  assert np.mean(widths) == pytest.approx(2 * 1.96 * sigma / n**0.5, rel=0.1)
+  # NaNs (a metric a clip lacks) are left out.
+  assert stats.interval([1.0, np.nan, 3.0])["n"] == 2
+
+
+def test_seed_spread_widens_the_interval():
+  rng = np.random.default_rng(3)
+  same = [rng.normal(0, 1, 200) for _ in range(3)]
+  apart = [rng.normal(m, 1, 200) for m in (-1.0, 0.0, 1.0)]
+  a, b = stats.grouped_interval(same), stats.grouped_interval(apart)
+  assert b["high"] - b["low"] > 3 * (a["high"] - a["low"])
+  assert stats.differs({"low": 0, "high": 1}, {"low": 1.5, "high": 2})
+  assert not stats.differs({"low": 0, "high": 1}, {"low": 0.5, "high": 2})
+
+
+def test_codebook_health_and_retrieval_by_hand():
+  h = codebook.health(np.array([[0, 1], [2, 3]]), num_codes=8)
+  assert h["perplexity"] == pytest.approx(4.0)
+  assert h["dead_fraction"] == 0.5
+  first = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+  second = np.array([[1.0, 0.0], [0.0, 9.0], [9.0, 0.0]])
+  assert style.retrieval(first, second).tolist() == [1.0, 0.0, 0.0]
+  logits = np.array([[0.1, 0.9], [0.8, 0.2]])
+  assert style.accuracy(logits, [1, 1]).tolist() == [1.0, 0.0]
+
+
+def test_windows_per_clip_mean_through_the_mesh():
+  rng = np.random.default_rng(4)
+  clips = [rng.normal(size=(t, 3)).astype(np.float32) for t in (40, 20, 64)]
+  w = windows.Windows.of(clips)
+  assert w.x.shape[1:] == (32, 3)
+  assert np.bincount(w.owner).tolist() == [1, 1, 3]  # 20 frames: ping-pong
+  mesh = mesh_lib.make_mesh()
+  got = windows.apply_per_clip(_MeanFrame(), {}, clips, mesh, batch_size=4)
+  want = [w.x[w.owner == c].mean((0, 1)) for c in range(3)]
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+class _MeanFrame:
+  def __call__(self, variables, x):  # [B, 32, 3] -> [B, 3]
+    return x.mean(1)
+
+
+def test_psnr_and_ssim_by_hand():
+  a = np.full((2, 16, 16, 3), 100, np.uint8)
+  b = a + np.uint8(5)
+  assert image.psnr(a, b) == pytest.approx(20 * np.log10(255 / 5))
+  assert image.psnr(a, a) == float("inf")
+  # Flat images: SSIM reduces to its luminance term.
+  c1 = (0.01 * 255) ** 2
+  want = (2 * 100 * 105 + c1) / (100**2 + 105**2 + c1)
+  assert image.ssim(a, b) == pytest.approx(want, rel=1e-6)
+  rng = np.random.default_rng(5)
+  x = rng.integers(0, 256, (1, 32, 32, 3)).astype(np.uint8)
+  noisy = np.clip(x + rng.normal(0, 40, x.shape), 0, 255).astype(np.uint8)
+  assert image.ssim(x, x) == pytest.approx(1.0)
+  assert image.ssim(x, noisy) < 0.9
