@@ -112,6 +112,12 @@ def prepared_builder(data_dir: str, config: str):
   return builder
 
 
+def has_split(data_dir: str, config: str, split: str) -> bool:
+  """Whether a prepared dataset has `split` (a corpus with fewer than five
+  persons has no test_person split, for instance)."""
+  return split in prepared_builder(data_dir, config).info.splits
+
+
 def load_table(
   data_dir: str,
   config: str,

@@ -183,10 +183,13 @@ def main(argv=None) -> int:
   try:
     split = batches_lib.load_table(data_dir, data_config, args.split)
     tables = [split]
-    if pairs_dir and args.split != "test_person":
-      tables.append(
-        batches_lib.load_table(data_dir, data_config, "test_person")
-      )
+    unseen = "test_person"  # pairs may take their style clip from it
+    if (
+      pairs_dir
+      and args.split != unseen
+      and batches_lib.has_split(data_dir, data_config, unseen)
+    ):
+      tables.append(batches_lib.load_table(data_dir, data_config, unseen))
   except DataError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -201,7 +204,12 @@ def main(argv=None) -> int:
   )
   exp, pose = (windows_lib.table_clips(split, s) for s in ("exp", "pose"))
   clips = list(range(split.num_clips))[: args.max_clips or None]
-  reference = suite.pose_reference(tables)
+  # Each style's head-motion statistics: its training clips, and the held-out
+  # ones (styles of held-out persons have no training clips).
+  train = batches_lib.load_table(
+    data_dir, data_config, "train", with_audio=False
+  )
+  reference = suite.pose_reference([train, *tables])
   mine = lambda n: range(rank, n, size)  # noqa: E731  this process's items
   runs_total = sum(len(d) for _, d in todo)
   progress = Progress(

@@ -23,6 +23,7 @@ def test_there_are_notebooks():
   assert [p.name for p in NOTEBOOKS] == [
     "quickstart.ipynb",
     "style_space.ipynb",
+    "train_your_corpus.ipynb",
   ]
 
 
@@ -141,3 +142,49 @@ def test_style_space_runs(smoke_runs, prepared_tiny, tmp_path, monkeypatch):
   assert not _errors(nb)
   assert len(_outputs(nb, "image/png")) == 4  # use, map, nearest, pose
   _check_video(out / "between_two_styles.mp4", 3)
+
+
+@pytest.mark.slow
+def test_train_your_corpus_runs(
+  smoke_runs, prepared_tiny, tmp_path, monkeypatch
+):
+  """On the tiny synthetic corpus, whose shards and smoke runs the session
+  has made with the notebook's own commands: preparing and training find
+  them finished (so the notebook's commands match those runs), evaluation
+  and generation run. (Run by hand on the corpus as a MEAD tree, from
+  scratch: README.)"""
+  work = tmp_path / "work"
+  video.use_bundled_ffmpeg()
+  data_dir, layout = prepared_tiny["data"]
+  nb = _execute(
+    "train_your_corpus.ipynb",
+    {
+      "SAAS_JAX_NOTEBOOK_CORPUS": prepared_tiny["corpus"],
+      "SAAS_JAX_NOTEBOOK_LAYOUT": layout,
+      "SAAS_JAX_NOTEBOOK_VARIANT": "smoke",
+      "SAAS_JAX_NOTEBOOK_OUT": str(work),
+      "SAAS_JAX_NOTEBOOK_DATA": data_dir,
+      "SAAS_JAX_NOTEBOOK_RUNS": smoke_runs,
+      "SAAS_JAX_NOTEBOOK_PAIRS": prepared_tiny["corpus"],
+      "SAAS_JAX_NOTEBOOK_MAX_PAIRS": "2",
+      "SAAS_JAX_NOTEBOOK_TENSORBOARD": "0",
+    },
+    monkeypatch,
+  )
+  assert not _errors(nb)
+  logs = "".join(
+    "".join(o.get("text", ""))
+    for c in nb.cells
+    if c.cell_type == "code"
+    for o in c.outputs
+  )
+  assert "prepared shards found" in logs
+  assert "every stage in" in logs and "is finished" in logs
+  assert len(_outputs(nb, "image/png")) == 2  # loss curves, evaluation
+  report = "".join(_outputs(nb, "text/markdown"))
+  assert "| pairs:model/mouth_lmk |" in report  # the synthetic ground truth
+  info = video.probe(str(work / "your_corpus.mp4"))
+  assert info["audio_duration"] is not None
+  assert abs(info["duration"] - info["audio_duration"]) < 0.1
+  frames = np.asarray(mediapy.read_video(str(work / "your_corpus.mp4")))
+  assert frames.shape[1:] == (256, 512, 3) and frames.std() > 5

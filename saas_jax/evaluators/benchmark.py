@@ -52,9 +52,10 @@ def load_pairs(
   with_mfcc: bool = False,
 ) -> list[Pair]:
   """Pairs among the clips of `tables` (ClipTables): the corpus's listed
-  pairs with their targets when `pairs_dir` is given, else one random
-  cross-person style clip for every clip of tables[0]. `seen`: clip ids
-  whose style label the classifier knows. num_pairs 0: all."""
+  pairs with their targets when `pairs_dir` is given and lists pairs of
+  these clips, else one random cross-person style clip for every clip of
+  tables[0]. `seen`: clip ids whose style label the classifier knows.
+  num_pairs 0: all."""
   rows = {}
   for t_i, table in enumerate(tables):
     for c, cid in enumerate(table.clip_ids):
@@ -96,7 +97,7 @@ def load_pairs(
       if r["content_id"] in rows and r["style_id"] in rows:
         target = np.load(os.path.join(pairs_dir, r["target_path"]))
         out.append(make(r["content_id"], r["style_id"], target))
-  else:
+  if not out:  # no listed pair among these clips (or no list): draw pairs
     table = tables[0]
     rng = np.random.default_rng(seed)
     for c in range(table.num_clips):

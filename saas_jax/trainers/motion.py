@@ -329,12 +329,13 @@ def eval_pairs(config, inputs, num_pairs: int) -> list[benchmark.Pair]:
   pairs_dir = config.eval.pairs_dir
   if not pairs_dir and not config.data.data_dir:
     pairs_dir = default_data.corpus_dir()
-  if pairs_dir:
+  unseen = config.eval.unseen_split
+  if pairs_dir and batches_lib.has_split(data_dir, data_config, unseen):
     tables.append(
       batches_lib.load_table(
         data_dir,
         data_config,
-        config.eval.unseen_split,
+        unseen,
         with_audio=config.driver == "audio",
       )
     )
@@ -449,6 +450,8 @@ def evaluate_pairs(state, mesh, pairs, cfg) -> dict:
   """Mean metrics over the pairs of the model, its canonical branch alone,
   the content clip's own expression and (ground truth) the target, each
   prefixed "<system>/"."""
+  if not pairs:  # e.g. an eval split of one person: nothing to pair
+    return {"num_pairs": 0.0}
   generated = transfer(state, mesh, pairs, cfg)
   systems = {
     "model": generated["model"],
