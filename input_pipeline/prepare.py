@@ -22,6 +22,7 @@ import shutil
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # no Keras: 4-5 s faster
 
 import tensorflow_datasets as tfds
 

@@ -30,6 +30,7 @@ N-th item on its own devices, process 0 gathers and writes.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -172,51 +173,22 @@ def main(argv=None) -> int:
   )
   import jax
 
-  from input_pipeline import batches as batches_lib
   from saas_jax.errors import DataError
-  from saas_jax.evaluators import benchmark, report, suite
-  from saas_jax.evaluators import windows as windows_lib
+  from saas_jax.evaluators import report, suite
 
   rank, size = jax.process_index(), jax.process_count()
   todo = variants(args)
-  data_dir, data_config, pairs_dir = resolve_data(args, todo[0][1][0])
   try:
-    split = batches_lib.load_table(data_dir, data_config, args.split)
-    tables = [split]
-    unseen = "test_person"  # pairs may take their style clip from it
-    if (
-      pairs_dir
-      and args.split != unseen
-      and batches_lib.has_split(data_dir, data_config, unseen)
-    ):
-      tables.append(batches_lib.load_table(data_dir, data_config, unseen))
+    items = Items.load(args, todo[0][1][0])
   except DataError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  pairs = benchmark.load_pairs(
-    tables,
-    seen=set(str(c) for c in split.clip_ids),
-    pairs_dir=pairs_dir,
-    with_audio=True,
-    seed=args.seed,
-    num_pairs=args.max_pairs,
-    with_mfcc=True,
-  )
-  exp, pose = (windows_lib.table_clips(split, s) for s in ("exp", "pose"))
-  clips = list(range(split.num_clips))[: args.max_clips or None]
-  # Each style's head-motion statistics: its training clips, and the held-out
-  # ones (styles of held-out persons have no training clips).
-  train = batches_lib.load_table(
-    data_dir, data_config, "train", with_audio=False
-  )
-  reference = suite.pose_reference([train, *tables])
   mine = lambda n: range(rank, n, size)  # noqa: E731  this process's items
-  runs_total = sum(len(d) for _, d in todo)
   progress = Progress(
-    runs_total * (len(mine(len(pairs))) + len(mine(len(clips)))),
+    sum(len(d) for _, d in todo)
+    * (len(mine(len(items.pairs))) + len(mine(len(items.clips)))),
     enabled=not args.quiet,
   )
-
   rows, notes, num_codes = [], [], {}
   for variant, dirs in todo:
     for run_dir in dirs:
@@ -224,33 +196,24 @@ def main(argv=None) -> int:
       notes += [f"{run_dir}: no {m}" for m in models.missing]
       num_codes[run_dir] = models.space.num_codes if models.space else None
       base = {"variant": variant, "run": run_dir}
-      for i in mine(len(pairs)):
-        p = pairs[i]
+      for i in mine(len(items.pairs)):
+        p = items.pairs[i]
         row = {
           **base,
           "section": "pairs",
           "item": f"{p.content_id}>{p.style_id}",
         }
+        fn = suite.pair_row
         rows.append(
           _scored(
-            row,
-            i,
-            suite.pair_row,
-            models,
-            p,
-            reference,
-            args.num_samples,
-            args.seed,
+            row, i, fn, models, p, items.reference, args.num_samples, args.seed
           )
         )
         progress.step("pairs")
-      for i in mine(len(clips)):
-        c = clips[i]
-        row = {**base, "section": "clips", "item": str(split.clip_ids[c])}
-        label = int(split.label[c])
-        rows.append(
-          _scored(row, i, suite.clip_row, models, exp[c], pose[c], label)
-        )
+      for i in mine(len(items.clips)):
+        cid, exp, pose, label = items.clips[i]
+        row = {**base, "section": "clips", "item": cid}
+        rows.append(_scored(row, i, suite.clip_row, models, exp, pose, label))
         progress.step("clips")
 
   rows = gather(rows)
@@ -278,16 +241,71 @@ def main(argv=None) -> int:
     del r["_order"]
   notes.insert(
     0,
-    f"data {data_dir} ({data_config}), split {args.split}; "
-    f"{len(pairs)} pairs ({'with' if pairs_dir else 'without'} ground truth), "
-    f"{len(clips)} clips; {args.num_samples} pose samples a pair, seed "
+    f"data {items.data_dir}, split {args.split}; {len(items.pairs)} pairs "
+    f"({'with' if items.has_truth else 'without'} ground truth), "
+    f"{len(items.clips)} clips; {args.num_samples} pose samples a pair, seed "
     f"{args.seed}; {size} process(es)",
   )
   summary = report.summarize(rows, set_metrics)
-  written = report.write(args.out, rows, summary, notes)
-  for path in written:
+  for path in report.write(args.out, rows, summary, notes):
     print(path)
   return 0
+
+
+@dataclasses.dataclass
+class Items:
+  """What is scored: the pairs, the split's clips (id, exp, pose, label),
+  and the head-motion reference of every style."""
+
+  data_dir: str
+  pairs: list
+  clips: list
+  reference: tuple
+  has_truth: bool
+
+  @classmethod
+  def load(cls, args, runs_dir: str) -> "Items":
+    from input_pipeline import batches as batches_lib
+    from saas_jax.evaluators import benchmark, suite
+    from saas_jax.evaluators import windows as windows_lib
+
+    data_dir, data_config, pairs_dir = resolve_data(args, runs_dir)
+    split = batches_lib.load_table(data_dir, data_config, args.split)
+    tables = [split]
+    unseen = "test_person"  # pairs may take their style clip from it
+    if (
+      pairs_dir
+      and args.split != unseen
+      and batches_lib.has_split(data_dir, data_config, unseen)
+    ):
+      tables.append(batches_lib.load_table(data_dir, data_config, unseen))
+    pairs = benchmark.load_pairs(
+      tables,
+      seen=set(str(c) for c in split.clip_ids),
+      pairs_dir=pairs_dir,
+      with_audio=True,
+      seed=args.seed,
+      num_pairs=args.max_pairs,
+      with_mfcc=True,
+    )
+    exp, pose = (windows_lib.table_clips(split, s) for s in ("exp", "pose"))
+    n = args.max_clips or split.num_clips
+    clips = [
+      (str(split.clip_ids[c]), exp[c], pose[c], int(split.label[c]))
+      for c in range(min(n, split.num_clips))
+    ]
+    # Each style's head-motion statistics: its training clips and the
+    # held-out ones (a held-out person's styles have no training clips).
+    train = batches_lib.load_table(
+      data_dir, data_config, "train", with_audio=False
+    )
+    return cls(
+      f"{data_dir} ({data_config})",
+      pairs,
+      clips,
+      suite.pose_reference([train, *tables]),
+      any(p.target is not None for p in pairs),
+    )
 
 
 def _scored(row: dict, order: int, fn, *args) -> dict:

@@ -14,6 +14,9 @@ def setup(
   collectives on CPU) or jax.distributed.initialize()'s own detection (TPU
   pods, SLURM)."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  # TensorFlow only feeds data here: without this it loads Keras (4-5 s of
+  # every start-up); with it, it looks for tf_keras, finds none, goes on.
+  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
   import jax
   import tensorflow as tf
 
