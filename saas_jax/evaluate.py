@@ -38,6 +38,8 @@ import time
 
 import numpy as np
 
+from saas_jax.errors import DataError
+
 
 def parse(argv):
   p = argparse.ArgumentParser(
@@ -54,11 +56,16 @@ def parse(argv):
     help="variants to compare; several runs folders of one variant (seeds) "
     "are pooled with a two-level bootstrap",
   )
-  p.add_argument("--split", default="test")
-  p.add_argument("--out", default="eval")
-  p.add_argument("--driver", default="audio", choices=("audio", "video"))
+  p.add_argument("--split", default="test", help="held-out clips to score")
+  p.add_argument("--out", default="eval", help="folder for the outputs")
+  p.add_argument(
+    "--driver",
+    default="audio",
+    choices=("audio", "video"),
+    help="which expression run of the pipeline",
+  )
   p.add_argument("--data_dir", help="a prepared corpus (default: the runs')")
-  p.add_argument("--data_config", default="manifest")
+  p.add_argument("--data_config", default="manifest", help="its layout")
   p.add_argument("--pairs_dir", help="a corpus with style_transfer/pairs.jsonl")
   p.add_argument("--max_pairs", type=int, default=0, help="0: all")
   p.add_argument("--max_clips", type=int, default=0, help="0: all")
@@ -68,7 +75,7 @@ def parse(argv):
   p.add_argument("--num_processes", type=int)
   p.add_argument("--process_id", type=int)
   p.add_argument("--distributed", action="store_true")
-  p.add_argument("--quiet", action="store_true")
+  p.add_argument("--quiet", action="store_true", help="no progress lines")
   args = p.parse_args(argv)
   if bool(args.runs) == bool(args.compare):
     p.error("give --runs or --compare (one of them)")
@@ -83,10 +90,10 @@ def variants(args) -> list[tuple[str, list[str]]]:
   for spec in args.compare:
     name, sep, dirs = spec.partition("=")
     if not sep or not name or not dirs:
-      sys.exit(f"error: --compare {spec}: expected NAME=RUNS[,RUNS...]")
+      raise DataError(f"--compare {spec}", "expected NAME=RUNS[,RUNS...]")
     dirs = dirs.split(",")
     if len(set(dirs)) < len(dirs):
-      sys.exit(f"error: --compare {name}: a runs folder listed twice")
+      raise DataError(f"--compare {name}", "a runs folder listed twice")
     out.append((name, dirs))
   return out
 
@@ -105,7 +112,11 @@ def resolve_data(args, runs_dir: str):
       config = workdir_lib.read_json(path)
       break
   if config is None:
-    sys.exit(f"error: {runs_dir}: no trained stage found (train_pipeline)")
+    raise DataError(
+      runs_dir,
+      "no trained stage here (train one with python -m "
+      "saas_jax.train_pipeline)",
+    )
   pairs_dir = args.pairs_dir or config.get("eval", {}).get("pairs_dir") or None
   if config["data"]["data_dir"]:
     return config["data"]["data_dir"], config["data"]["config"], pairs_dir
@@ -173,12 +184,11 @@ def main(argv=None) -> int:
   )
   import jax
 
-  from saas_jax.errors import DataError
   from saas_jax.evaluators import report, suite
 
   rank, size = jax.process_index(), jax.process_count()
-  todo = variants(args)
   try:
+    todo = variants(args)
     items = Items.load(args, todo[0][1][0])
   except DataError as e:
     print(f"error: {e}", file=sys.stderr)

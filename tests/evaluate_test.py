@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from saas_jax import evaluate
+from saas_jax.errors import DataError
 from saas_jax.evaluators import report
 
 SMALL = ["--max_pairs", "2", "--max_clips", "3", "--num_samples", "2"]
@@ -74,7 +75,7 @@ def test_variants_and_seeds_compared():
   into one interval; the report marks intervals apart from the first's."""
   args = evaluate.parse(["--compare", "a=r0", "b=s0,s1"])
   assert evaluate.variants(args) == [("a", ["r0"]), ("b", ["s0", "s1"])]
-  with pytest.raises(SystemExit, match="listed twice"):
+  with pytest.raises(DataError, match="listed twice"):
     evaluate.variants(evaluate.parse(["--compare", "a=r0,r0"]))
   rng = np.random.default_rng(0)
   rows = [
