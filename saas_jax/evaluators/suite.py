@@ -32,7 +32,7 @@ class Models:
   sampler: PoseSampler | None
   space: StyleSpace | None
   classify: object | None  # [T, 64] -> [classes] mean window logits
-  pose_recon: object | None  # [T, 6] -> [T', 6] windows reconstructed
+  pose_recon: object | None  # [T, 6] -> its windows, reconstructed and not
   missing: list  # "stage: why"
   face: object = None  # the expression run's face model (landmarks)
 
@@ -69,9 +69,14 @@ def _face_model(spec: str):
 def _classifier(path):
   run = runs.load_run(path, "style_classifier")
   model = critics.StyleClassifier(run.spec["num_classes"])
-  fn = jax.jit(lambda v, x: model.apply(v, x).mean(0))
+  fn = jax.jit(model.apply)  # [W, 32, 64] -> [W, classes]
   variables = {"params": run.params}
-  return lambda exp: np.asarray(fn(variables, _windows(exp)))
+
+  def classify(exp):
+    x, n = _windows(exp)
+    return np.asarray(fn(variables, x))[:n].mean(0)
+
+  return classify
 
 
 def _pose_codebook(path):
@@ -80,19 +85,21 @@ def _pose_codebook(path):
   fn = jax.jit(lambda v, x: model.apply(v, x, train=False)["recon"])
   variables = {"params": run.params, **run.extra}
 
-  def recon(p):
-    x = _windows(p)
-    return np.asarray(fn(variables, x))[: len(x)], np.asarray(x)
+  def recon(pose_seq):  # -> (reconstructed, original) [W, 32, 6] windows
+    x, n = _windows(pose_seq)
+    return np.asarray(fn(variables, x))[:n], np.asarray(x)[:n]
 
   return recon
 
 
-def _windows(seq) -> jnp.ndarray:
-  """[T, D] -> [2^k, 32, D] windows (stride 16), padded to a power of two
-  count with copies of the last (callers take the rows they need)."""
+def _windows(seq) -> tuple[jnp.ndarray, int]:
+  """[T, D] -> ([2^k, 32, D] windows (stride 16), their number n): the
+  count padded to a power of two with copies of the last window, so that a
+  few shapes are compiled; callers keep the first n rows."""
   w = windows_lib.Windows.of([np.asarray(seq, np.float32)]).x
   size = 1 << (len(w) - 1).bit_length()
-  return jnp.asarray(np.concatenate([w, np.repeat(w[-1:], size - len(w), 0)]))
+  pad = np.repeat(w[-1:], size - len(w), 0)
+  return jnp.asarray(np.concatenate([w, pad])), len(w)
 
 
 # ----------------------------------------------------------------- pairs ---
@@ -175,7 +182,6 @@ def clip_row(models: Models, exp, pose_seq, label: int) -> dict:
     halves = style.halves([exp])
     row["_codes"] = [models.space.code(h).tolist() for h in halves]
     row["_tokens"] = models.space.tokens(exp).ravel().tolist()
-    row["_label"] = label
   if models.classify is not None:
     hit = style.accuracy(models.classify(exp)[None], [label])[0]
     row["classifier/accuracy"] = float(hit)
@@ -205,4 +211,4 @@ def finish(rows: list[dict], num_codes: int | None) -> dict:
   return out
 
 
-CARRIED = ("_codes", "_tokens", "_label")  # clip_row -> finish only
+CARRIED = ("_codes", "_tokens")  # clip_row -> finish only
