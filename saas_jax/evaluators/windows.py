@@ -12,8 +12,8 @@ import numpy as np
 
 from input_pipeline import features
 from saas_jax.engine import loop
+from saas_jax.models.builders import WINDOW  # 32 frames, both codebooks'
 
-WINDOW = 32  # frames per window, as the style and pose codebooks see them
 STRIDE = WINDOW // 2
 
 
