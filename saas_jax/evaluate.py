@@ -296,7 +296,6 @@ class Items:
       with_audio=True,
       seed=args.seed,
       num_pairs=args.max_pairs,
-      with_mfcc=True,
     )
     exp, pose = (windows_lib.table_clips(split, s) for s in ("exp", "pose"))
     n = args.max_clips or split.num_clips

@@ -7,6 +7,7 @@ module that needs TensorFlow's data stack loaded by the caller.
 """
 
 import dataclasses
+import functools
 import json
 import os
 
@@ -23,22 +24,38 @@ class Pair:
   content_id: str
   style_id: str
   content: np.ndarray  # [T, 64] content clip's expression
-  mel: np.ndarray | None  # [T, 80, 16] its mel windows (audio corpora)
-  energy: np.ndarray | None  # [T] its speech energy per frame
   style: np.ndarray  # [T', 64] the style clip's expression
   style_label: int  # -1 when the style is not one the classifier knows
   target: np.ndarray | None  # [T, 64] ground truth, when the corpus has it
   content_pose: np.ndarray  # [T, 6]
   style_pose: np.ndarray  # [T', 6]
-  mfcc: np.ndarray | None = None  # [T, 28, 12] (with_mfcc)
+  speech_mel: np.ndarray | None = None  # [F, 80] A's log-mel (80 fps)
+  speech_mfcc: np.ndarray | None = None  # [M, 12] A's MFCC (100 fps)
+  fps: float = features.MODEL_FPS
+
+  # Per-frame features, made when first asked for (a process of a sharded
+  # evaluation makes them only for its own pairs).
+  @functools.cached_property
+  def mel(self) -> np.ndarray | None:  # [T, 80, 16]
+    if self.speech_mel is None:
+      return None
+    return features.mel_windows(self.speech_mel, len(self.content), self.fps)
+
+  @functools.cached_property
+  def energy(self) -> np.ndarray | None:  # [T]
+    if self.speech_mel is None:
+      return None
+    return pose.frame_energy(self.speech_mel, len(self.content), self.fps)
+
+  @functools.cached_property
+  def mfcc(self) -> np.ndarray | None:  # [T, 28, 12]
+    if self.speech_mfcc is None:
+      return None
+    return features.mfcc_windows(self.speech_mfcc, len(self.content), self.fps)
 
 
 def _clip(table, data, c):
   return data[table.start[c] : table.start[c] + table.length[c]]
-
-
-def has_pairs(corpus_dir: str) -> bool:
-  return os.path.isfile(os.path.join(corpus_dir, PAIRS_FILE))
 
 
 def load_pairs(
@@ -49,7 +66,6 @@ def load_pairs(
   with_audio: bool,
   seed: int = 0,
   num_pairs: int = 0,
-  with_mfcc: bool = False,
 ) -> list[Pair]:
   """Pairs among the clips of `tables` (ClipTables): the corpus's listed
   pairs with their targets when `pairs_dir` is given and lists pairs of
@@ -64,29 +80,24 @@ def load_pairs(
   def make(content_id, style_id, target):
     table, c = tables[rows[content_id][0]], rows[content_id][1]
     st, s = tables[rows[style_id][0]], rows[style_id][1]
-    exp = _clip(table, table.exp, c)
-    mel = energy = mfcc = None
+    speech = {}
     if with_audio and table.has_audio[c]:
-      m = table.mel[table.mel_start[c] : table.mel_start[c] + table.mel_len[c]]
-      mel = features.mel_windows(m, len(exp), table.fps)
-      energy = pose.frame_energy(m, len(exp), table.fps)
-      if with_mfcc:
-        f = table.mfcc_start[c]
-        mfcc = features.mfcc_windows(
-          table.mfcc[f : f + table.mfcc_len[c]], len(exp), table.fps
-        )
+      m, f = table.mel_start[c], table.mfcc_start[c]
+      speech = dict(
+        speech_mel=table.mel[m : m + table.mel_len[c]],
+        speech_mfcc=table.mfcc[f : f + table.mfcc_len[c]],
+      )
     return Pair(
       content_id,
       style_id,
-      exp,
-      mel,
-      energy,
+      _clip(table, table.exp, c),
       _clip(st, st.exp, s),
       int(st.label[s]) if style_id in seen else -1,
       target,
       _clip(table, table.pose, c),
       _clip(st, st.pose, s),
-      mfcc,
+      fps=table.fps,
+      **speech,
     )
 
   out = []
