@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from input_pipeline import io as io_lib
 from saas_jax.evaluators import stats
 
 KEYS = ("variant", "run", "section", "item")
@@ -90,10 +91,7 @@ def write(out_dir: str, rows, summary: dict, notes: list[str]) -> list[str]:
 
 def _write(out_dir, name, text) -> str:
   path = os.path.join(out_dir, name)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
+  io_lib.atomic_write_bytes(path, text.encode())
   return path
 
 
