@@ -7,7 +7,9 @@ inference for 60 s of audio.
 
 Random weights and inputs of the real shapes (timings do not depend on the
 values). The train step is the stage's module-level train_step, jitted with
-the state donated, as the engine runs it; compile time is reported apart.
+the state donated, as the engine runs it; compile time is reported apart. Beside it, the
+official train pass's scope (../shared/tools/refbench section b "full"):
+the generator alone, forward and backward, on random style codes.
 """
 
 import argparse
@@ -17,6 +19,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import profiling
 
 from input_pipeline import features
 from saas_jax import inference
@@ -51,7 +54,7 @@ def _batch(rng, b, driver):
   return jax.tree.map(jnp.asarray, batch)
 
 
-def train_step_time(config, nets, batch_size, steps=2):
+def train_step_time(config, nets, batch_size, steps=2, profile=False):
   rng = np.random.default_rng(0)
   style_dim = nets.style.vq.hidden
   variables = dict(motion.init_variables(nets, jax.random.key(0), style_dim))
@@ -78,10 +81,53 @@ def train_step_time(config, nets, batch_size, steps=2):
     state, m = compiled(state, batch, key)
     jax.block_until_ready(m)
     times.append(time.perf_counter() - t0)
+  if profile:
+    holder = [state]  # the step donates its state: keep the new one
+
+    def run():
+      holder[0], m = compiled(holder[0], batch, key)
+      jax.block_until_ready(m)
+
+    result = profiling.profile(run, compiled.as_text(), depth=3)
+    profiling.print_table(result, title=f"train step, batch {batch_size}")
   return gen, compile_s, float(np.median(times))
 
 
-def inference_time(nets, style_model, seconds=60.0):
+def generator_pass_time(config, nets, batch_size, steps=2):
+  """The official train pass's scope (refbench section b, "full"): content
+  encoder, adapter on transfer + reconstruction, decoder on both, an MSE
+  to random targets, forward + backward; no critics, no style encoder
+  (random style codes), no optimizer."""
+  rng = np.random.default_rng(0)
+  style_dim = nets.style.vq.hidden
+  variables = dict(motion.init_variables(nets, jax.random.key(0), style_dim))
+  gen = variables.pop("params")["generator"]
+  stats = variables.get("batch_stats", {})
+  batch = _batch(rng, batch_size, nets.generator.driver)
+  s_a, s_b = (
+    jnp.asarray(rng.normal(size=(batch_size, style_dim)), jnp.float32)
+    for _ in range(2)
+  )
+  cfg = motion.stage_cfg(config)
+  targets = jnp.asarray(rng.normal(size=(2, *batch["exp"].shape)), jnp.float32)
+
+  def loss(gen):
+    outs, _ = motion.generate(gen, stats, batch, s_a, s_b, nets=nets, cfg=cfg)
+    return jnp.mean((outs["res"] - targets[0]) ** 2) + jnp.mean(
+      (outs["rec"] - targets[1]) ** 2
+    )
+
+  compiled = jax.jit(jax.grad(loss)).lower(gen).compile()
+  jax.block_until_ready(compiled(gen))
+  times = []
+  for _ in range(steps):
+    t0 = time.perf_counter()
+    jax.block_until_ready(compiled(gen))
+    times.append(time.perf_counter() - t0)
+  return float(np.median(times))
+
+
+def inference_time(nets, style_model, seconds=60.0, profile=False):
   t = int(seconds * features.MODEL_FPS)
   rng = np.random.default_rng(0)
   style_dim = nets.style.vq.hidden
@@ -95,9 +141,10 @@ def inference_time(nets, style_model, seconds=60.0):
     source_exp=rng.normal(0, 0.3, (1, 64)).astype(np.float32),
   )
   if nets.generator.driver == "audio":
-    t0 = time.perf_counter()
-    inputs["mel"] = features.mel_windows(features.log_mel(wav), t)
-    mel_s = time.perf_counter() - t0
+    for _ in range(2):  # the first call also loads the mel filter bank
+      t0 = time.perf_counter()
+      inputs["mel"] = features.mel_windows(features.log_mel(wav), t)
+      mel_s = time.perf_counter() - t0
   else:
     inputs["source_exp"] = rng.normal(0, 0.3, (t, 64)).astype(np.float32)
     mel_s = 0.0
@@ -106,7 +153,13 @@ def inference_time(nets, style_model, seconds=60.0):
   first = time.perf_counter() - t0
   t0 = time.perf_counter()
   stylizer(**inputs)
-  return mel_s, first, time.perf_counter() - t0
+  steady = time.perf_counter() - t0
+  if profile:
+    result = profiling.profile(
+      lambda: jax.block_until_ready(stylizer(**inputs))
+    )
+    profiling.print_table(result, title="inference, 60 s")
+  return mel_s, first, steady
 
 
 def main():
@@ -116,6 +169,10 @@ def main():
   parser.add_argument("--batch", type=int, nargs="*", default=None)
   parser.add_argument("--ablation", default="")
   parser.add_argument("--no_inference", action="store_true")
+  parser.add_argument("--no_train", action="store_true")
+  parser.add_argument(
+    "--profile", action="store_true", help="time per model part and op kind"
+  )
   args = parser.parse_args()
   style = config_lib.load(os.path.join(ROOT, "configs/style_vqvae.py")).model
   if args.size == "cpu":
@@ -128,17 +185,25 @@ def main():
     f"{args.size} {args.driver}-driven {args.ablation or 'full'} model, "
     f"{jax.device_count()} {jax.devices()[0].platform} device(s)"
   )
-  for b in batches:
-    gen, compile_s, step_s = train_step_time(config, nets, b)
+  for b in [] if args.no_train else batches:
+    gen, compile_s, step_s = train_step_time(
+      config, nets, b, profile=args.profile
+    )
     print(
       f"train step, batch {b}: generator {gen:.2f} M params, compile "
-      f"{compile_s:.1f} s, step {step_s:.3f} s"
+      f"{compile_s:.1f} s, step {step_s:.3f} s (generator + critics, "
+      "style encoder, optimizers)"
+    )
+    print(
+      f"generator pass, batch {b}: {generator_pass_time(config, nets, b):.3f}"
+      " s (official scope: encoder + adapter x2 + decoder x2, fwd+bwd)"
     )
   if not args.no_inference:
-    mel_s, first, steady = inference_time(nets, style)
+    mel_s, first, steady = inference_time(nets, style, profile=args.profile)
     print(
       f"inference, 60 s: mel features {mel_s:.2f} s; generation first call "
-      f"(compile included) {first:.2f} s, again {steady:.2f} s"
+      f"(compile included) {first:.2f} s, again {steady:.2f} s; mel "
+      f"features + generation {mel_s + steady:.2f} s"
     )
 
 

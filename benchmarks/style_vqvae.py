@@ -4,8 +4,11 @@
       [--batch_sizes 256,32] [--steps 5] [--classes 1323]
 
 Runs the stage's real train_step (the anchor window and its three partners
-per example, i.e. 4 x batch windows through the model) on random windows,
-on whatever devices JAX sees, with the parameters replicated.
+per example, i.e. 4 x batch windows through the encoder) on random windows,
+on whatever devices JAX sees, with the parameters replicated, once per
+--reconstruct scope: "anchor" decodes the anchors only, which is the
+official step's scope (../shared/tools/refbench section a), "all" decodes
+all four windows. --profile adds the time per model part and op kind.
 """
 
 import argparse
@@ -16,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import profiling
 
 from saas_jax.engine import config_lib, loop, optim
 from saas_jax.engine.train_state import TrainState
@@ -32,6 +36,10 @@ def main():
   parser.add_argument("--batch_sizes", default="256,32")
   parser.add_argument("--steps", type=int, default=5)
   parser.add_argument("--classes", type=int, default=1323)
+  parser.add_argument("--reconstruct", default="anchor,all")
+  parser.add_argument(
+    "--profile", action="store_true", help="time per model part and op kind"
+  )
   args = parser.parse_args()
   config = config_lib.load(args.config)
   model = builders.style_codebook_model(config.model, args.classes)
@@ -42,7 +50,12 @@ def main():
     f"{args.config}: {loop.count_params(params) / 1e6:.2f} M parameters, "
     f"{jax.device_count()} {jax.devices()[0].platform} device(s)"
   )
-  for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
+  runs = [
+    (int(b), scope)
+    for b in args.batch_sizes.split(",")
+    for scope in args.reconstruct.split(",")
+  ]
+  for batch_size, scope in runs:
     state = TrainState.create(
       apply_fn=model.apply,
       params=jax.tree.map(jnp.array, params),  # fresh: the step donates
@@ -50,7 +63,11 @@ def main():
       extra=jax.tree.map(jnp.array, variables),
       # Unit std for the offset jitter (the trainer uses the data's).
       cfg=ml_collections.FrozenConfigDict(
-        {**config.loss.to_dict(), "exp_std": (1.0,) * 64}
+        {
+          **config.loss.to_dict(),
+          "exp_std": (1.0,) * 64,
+          "reconstruct": scope,
+        }
       ),
     )
     rng = np.random.default_rng(0)
@@ -72,10 +89,23 @@ def main():
     jax.block_until_ready(m)
     step_s = (time.perf_counter() - t0) / args.steps
     print(
-      f"batch {batch_size:4d}: compile {compile_s:6.1f} s, "
+      f"batch {batch_size:4d}, reconstruct {scope:6s}: compile {compile_s:6.1f} s, "
       f"step {step_s * 1e3:8.1f} ms, "
       f"{batch_size / step_s:8.1f} examples/s, loss {float(m['loss']):.3f}"
     )
+    if args.profile:
+      _profile(compiled, state, batch, f"batch {batch_size} {scope}")
+
+
+def _profile(compiled, state, batch, title):
+  holder = [state]  # the step donates its state: keep the new one
+
+  def run():
+    holder[0], m = compiled(holder[0], batch, jax.random.key(0))
+    jax.block_until_ready(m)
+
+  result = profiling.profile(run, compiled.as_text())
+  profiling.print_table(result, title=title)
 
 
 if __name__ == "__main__":

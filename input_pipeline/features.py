@@ -82,6 +82,25 @@ def _mel_basis() -> np.ndarray:
   ).astype(np.float32)  # [80, 401]
 
 
+@functools.cache
+def _hann() -> np.ndarray:
+  """Periodic Hann window of MEL_WIN samples, centred in MEL_N_FFT."""
+  n = np.arange(MEL_WIN)
+  window = 0.5 - 0.5 * np.cos(2 * np.pi * n / MEL_WIN)
+  left = (MEL_N_FFT - MEL_WIN) // 2
+  return np.pad(window, (left, MEL_N_FFT - MEL_WIN - left)).astype(np.float32)
+
+
+def _stft_magnitude(x: np.ndarray) -> np.ndarray:
+  """[N] -> [1 + N // hop, n_fft // 2 + 1] |STFT| with centred reflect
+  padding, as librosa.stft computes it (written out: librosa's first call
+  in a process spends seconds importing what it loads lazily)."""
+  pad = MEL_N_FFT // 2
+  x = np.pad(x, pad, mode="reflect")
+  frames = np.lib.stride_tricks.sliding_window_view(x, MEL_N_FFT)[::MEL_HOP]
+  return np.abs(np.fft.rfft(frames * _hann(), axis=1))  # [F, 401]
+
+
 def _check_wav(wav: np.ndarray) -> np.ndarray:
   wav = np.asarray(wav, dtype=np.float32)
   if wav.ndim != 1:
@@ -95,16 +114,7 @@ def log_mel(wav: np.ndarray) -> np.ndarray:
   """[N] 16 kHz audio -> [1 + N // 200, 80] normalised log-mel in [-4, 4]."""
   wav = _check_wav(wav)
   emphasized = scipy.signal.lfilter([1.0, -PREEMPHASIS], [1.0], wav)
-  spec = librosa.stft(
-    emphasized.astype(np.float32),
-    n_fft=MEL_N_FFT,
-    hop_length=MEL_HOP,
-    win_length=MEL_WIN,
-    window="hann",
-    center=True,
-    pad_mode="reflect",
-  )
-  mel = _mel_basis() @ np.abs(spec)  # [80, F]
+  mel = _mel_basis() @ _stft_magnitude(emphasized.astype(np.float32)).T
   min_level = np.exp(MIN_LEVEL_DB / 20.0 * np.log(10.0))
   db = 20.0 * np.log10(np.maximum(min_level, mel)) - REF_LEVEL_DB
   norm = (2 * MAX_ABS_VALUE) * ((db - MIN_LEVEL_DB) / -MIN_LEVEL_DB)

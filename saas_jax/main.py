@@ -32,6 +32,13 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "")
 _DISTRIBUTED = flags.DEFINE_bool(
   "distributed", False, "Call jax.distributed.initialize() (pods)."
 )
+_COMPILATION_CACHE = flags.DEFINE_bool(
+  "compilation_cache",
+  True,
+  "Reuse compiled steps across runs (JAX's persistent cache in "
+  "$SAAS_JAX_COMPILATION_CACHE, else ~/.cache/saas_jax/jax_compilation); "
+  "--nocompilation_cache turns it off.",
+)
 
 
 def main(argv):
@@ -41,6 +48,8 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax is chatty at INFO
   from saas_jax.engine import runtime  # after flags: platform choices apply
 
+  if not _COMPILATION_CACHE.value:
+    os.environ["SAAS_JAX_COMPILATION_CACHE"] = "off"
   runtime.setup(
     _COORDINATOR.value,
     _NUM_PROCESSES.value,

@@ -304,6 +304,20 @@ def test_hdtf_skips_an_unreadable_recording(tmp_path):
 # ------------------------------------------------------------ the engine ---
 
 
+def test_a_setting_added_later_matches_runs_saved_without_it():
+  """Runs saved before loss.reconstruct existed decoded all windows."""
+  saved = {"trainer": "style_vqvae", "loss": {"w_ce": 0.01}}
+  same = {
+    "trainer": "style_vqvae",
+    "loss": {"w_ce": 0.01, "reconstruct": "all"},
+  }
+  assert workdir_lib.config_diff(saved, same) == []
+  other = {**same, "loss": {"w_ce": 0.01, "reconstruct": "anchor"}}
+  assert workdir_lib.config_diff(saved, other) == [
+    "loss.reconstruct: saved 'all', now 'anchor'"
+  ]
+
+
 def test_a_rerun_with_another_config_changes_nothing(prepared_corpus, tmp_path):
   """It used to rewrite config.json before failing to restore, so the run
   and every later stage reading it were broken."""

@@ -197,17 +197,25 @@ def test_sigkill_and_resume_is_bit_identical(prepared_corpus, tmp_path):
 
 def test_eight_devices_match_one(prepared_corpus, tmp_path):
   assert jax.device_count() == 8
+  # Adam's eps raised from 1e-9: the L1 reconstruction's gradient is a sum
+  # of signs, which for a decoder bias can cancel to a rounding residue;
+  # with eps=1e-9 Adam turns that residue into a full step of either sign
+  # (seen: one coefficient of vq/head/bias), so the comparison would test
+  # rounding, not the sharded math.
+  eps = {"optim.eps": 1e-3}
   one = style_vqvae.train_and_evaluate(
-    _smoke(prepared_corpus, **{"mesh.shape": (1, 1)}), str(tmp_path / "one")
+    _smoke(prepared_corpus, **{"mesh.shape": (1, 1)}, **eps),
+    str(tmp_path / "one"),
   )
   eight = style_vqvae.train_and_evaluate(
-    _smoke(prepared_corpus, **{"mesh.shape": (8, 1)}),
+    _smoke(prepared_corpus, **{"mesh.shape": (8, 1)}, **eps),
     str(tmp_path / "eight"),
   )
   model = style_vqvae.train_and_evaluate(
     _smoke(
       prepared_corpus,
       **{"mesh.shape": (2, 4), "mesh.min_sharded_size": 1024},
+      **eps,
     ),
     str(tmp_path / "model"),
   )

@@ -155,6 +155,12 @@ def test_style_codebook_shapes_and_style_code():
   assert out["style"].shape == (3, 32) and out["logits"].shape == (3, 5)
   s = model.apply(v, x, method=model.style_code)
   np.testing.assert_allclose(s, out["style"], atol=1e-5)
+  # decode=n (loss.reconstruct="anchor"): the first n windows' reconstruction
+  # only, everything else as before.
+  part = model.apply(v, x, decode=2)
+  assert part["recon"].shape == (2, 32, 64)
+  np.testing.assert_allclose(part["recon"], out["recon"][:2], atol=1e-5)
+  np.testing.assert_allclose(part["logits"], out["logits"], atol=1e-5)
 
 
 def test_velocity_channels_are_the_scaled_frame_differences():

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -223,7 +224,14 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
     for step in range(start, total):
       batch = mesh_lib.to_global(mesh, next(batches))
       rng = jax.random.fold_in(step_key, step)
+      t0 = time.perf_counter()
       state, step_metrics = train_step(state, batch, rng)
+      if step - start < 2:  # the first compiles (or loads from the cache)
+        jax.block_until_ready(step_metrics)
+        what = (
+          "second step ran" if step > start else "first step compiled and ran"
+        )
+        _say(f"{what} in {time.perf_counter() - t0:.1f} s")
       done = step + 1
       pending.append((done, step_metrics))
       log_now = done % config.log.every == 0 or done == total

@@ -120,10 +120,20 @@ def _flatten(tree, prefix=""):
   return out
 
 
+# Settings added after runs were made with the behaviour they name: a saved
+# config without the key ran with this value, so it still matches it.
+ADDED_SETTINGS = {
+  "loss.reconstruct": "all",  # style_vqvae
+}
+
+
 def config_diff(saved: dict, new: dict) -> list[str]:
   """'key: saved X, now Y' for every setting that differs (JSON values)."""
   a = _flatten(json.loads(json.dumps(saved)))
   b = _flatten(json.loads(json.dumps(new)))
+  for key, value in ADDED_SETTINGS.items():
+    if key in b and key not in a:
+      a[key] = value
   return [
     f"{k}: saved {a.get(k, '(none)')!r}, now {b.get(k, '(none)')!r}"
     for k in sorted(set(a) | set(b))

@@ -56,11 +56,14 @@ class StyleCodebook(nn.Module):
       z, _ = self.vq.quantize(z, train)
     return self.pool(z)
 
-  def __call__(self, exp, train: bool = False):
-    recon, zq, aux = self.vq(exp, train)
+  def __call__(self, exp, train: bool = False, decode: int | None = None):
+    # decode=n reconstructs only the first n windows (the decoder is most of
+    # the model's work; all windows are still encoded, pooled, classified).
+    zq, aux = self.vq.quantize(self.vq.encode(exp, train), train)
+    recon = self.vq.decode(zq if decode is None else zq[:decode], train)
     style = self.pool(zq)
     return {
-      "recon": recon,  # [B, 32, 64]
+      "recon": recon,  # [B or decode, 32, 64]
       "style": style,  # [B, 256]
       "logits": self.classify(style),  # [B, classes]
       **aux,

@@ -2,7 +2,9 @@
 
 Loss = 10 * (grouped L1 reconstruction + VQ) + 0.01 * CE(f_c(s), class)
        + 0.01 * triplet(s; positive, negative, other)
-over the anchor window and its three partners, in one forward pass.
+over the anchor window and its three partners, in one forward pass; the
+reconstruction over the anchors only (loss.reconstruct="anchor", as the
+official step) or over all four (loss.reconstruct="all").
 Optional augmentation (loss.offset_jitter > 0): each window gets a random
 constant offset, offset_jitter x the per-coefficient std of the training
 data, before it enters the model.
@@ -35,6 +37,7 @@ from saas_jax import losses
 from saas_jax.engine import data as data_lib
 from saas_jax.engine import loop
 from saas_jax.engine.train_state import apply_loss
+from saas_jax.errors import DataError
 from saas_jax.evaluators import codebook, windows
 from saas_jax.evaluators import style as style_lib
 from saas_jax.models import builders
@@ -76,14 +79,20 @@ def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
       batch["other_label"],
     ]
   )
+  # "anchor": reconstruct the anchor windows only, as the official step
+  # does; "all": the partners too (4x the decoder's work).
+  decode = b if cfg.reconstruct == "anchor" else None
   out, new_extra = apply_fn(
     {"params": params, **extra},
     x,
     train=True,
+    decode=decode,
     mutable=list(extra),
     rngs={"vq": rng, "dropout": jax.random.fold_in(rng, 1)},
   )
-  recon = losses.grouped_l1(out["recon"], x, tuple(cfg.recon_splits))
+  recon = losses.grouped_l1(
+    out["recon"], x[: out["recon"].shape[0]], tuple(cfg.recon_splits)
+  )
   ce = losses.cross_entropy(out["logits"], labels)
   s, pos, neg, other = jnp.split(out["style"], 4)
   triplet = losses.style_triplet(s, pos, neg, other, cfg.triplet_margin)
@@ -172,6 +181,11 @@ def evaluate_table(
 
 
 def train_and_evaluate(config, workdir: str):
+  if config.loss.reconstruct not in ("anchor", "all"):
+    raise DataError(
+      "config.loss.reconstruct",
+      f"must be 'anchor' or 'all', got {config.loss.reconstruct!r}",
+    )
   inputs = data_lib.load(config, with_audio=False)
   factors = ()
   if config.model.get("factorized_classifier", False):

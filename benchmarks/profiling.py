@@ -1,0 +1,111 @@
+"""Where a compiled step spends its time, by model part and by op kind.
+
+Runs a compiled function under `jax.profiler.trace`, reads the trace back
+(`jax.profiler.ProfileData`), and charges each executed XLA op to the part
+of the model that emitted it: the op's name stack in the compiled HLO
+(`jit(train_step)/.../decoder/block3/attn/...`) is cut to `depth` module
+names, and backward ops are kept apart from forward ones. Used by the
+benchmark scripts' `--profile` flag:
+
+  from profiling import profile, print_table
+  print_table(profile(lambda: compiled(*args), compiled.as_text()))
+
+`run` makes one call and blocks on it; a step that donates its state
+keeps the new state itself (see benchmarks/style_vqvae.py).
+"""
+
+import collections
+import glob
+import os
+import re
+import tempfile
+import time
+
+import jax
+from jax.profiler import ProfileData
+
+_INSTR = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = .*?\b([a-z][\w\-]*)\(")
+_OP_NAME = re.compile(r'op_name="([^"]*)"')
+_SKIP = {"jit", "pjit", "jvp", "transpose", "vmap", "remat", "checkpoint"}
+
+
+def _hlo_ops(text: str) -> dict[str, tuple[str, str]]:
+  """HLO instruction name -> (opcode, name stack) from `as_text()`."""
+  ops = {}
+  for line in text.splitlines():
+    m = _INSTR.match(line)
+    if not m:
+      continue
+    stack = _OP_NAME.search(line)
+    ops[m.group(1)] = (m.group(2), stack.group(1) if stack else "")
+  return ops
+
+
+def _part(stack: str, depth: int) -> str:
+  """'jit(step)/transpose(jvp(SequenceVQVAE))/decoder/block3/mlp_in/dot'
+  -> 'backward decoder/block*' at depth 2 (blocks pooled)."""
+  backward = "transpose(" in stack
+  names = []
+  for piece in stack.split("/"):
+    head = piece.split("(")[0]
+    if not piece or head in _SKIP or piece.startswith("jit("):
+      continue
+    if "(" in piece:  # e.g. jvp(SequenceVQVAE): the top module
+      continue
+    names.append(re.sub(r"\d+$", "*", piece))
+  names = names[:depth] or ["(other)"]
+  return ("backward " if backward else "forward ") + "/".join(names)
+
+
+def profile(run, hlo_text: str = "", reps: int = 2, depth: int = 2) -> dict:
+  """Calls `run()` (blocking) `reps` times under the profiler, after one
+  warm-up call. Returns {"total_ms": wall per call, "parts": {part: ms},
+  "kinds": {opcode: ms}, "functions": {jitted function: ms}} per call; ms
+  are summed op times (on several threads they can add up to more than
+  the wall time). Parts and kinds need the compiled HLO's text."""
+  ops = _hlo_ops(hlo_text)
+  run()
+  parts = collections.Counter()
+  kinds = collections.Counter()
+  functions = collections.Counter()
+  with tempfile.TemporaryDirectory() as folder:
+    t0 = time.perf_counter()
+    with jax.profiler.trace(folder):
+      for _ in range(reps):
+        run()
+    wall = (time.perf_counter() - t0) / reps
+    path = glob.glob(os.path.join(folder, "**", "*.xplane.pb"), recursive=True)[
+      0
+    ]
+    data = ProfileData.from_file(path)
+  for plane in data.planes:
+    for line in plane.lines:
+      for event in line.events:
+        stats = dict(event.stats)
+        name = stats.get("hlo_op")
+        if name is None:
+          continue
+        opcode, stack = ops.get(name, ("?", ""))
+        ms = event.duration_ns / 1e6 / reps
+        parts[_part(stack, depth)] += ms
+        kinds[opcode] += ms
+        functions[stats.get("hlo_module", "?")] += ms
+  return {
+    "total_ms": wall * 1e3,
+    "parts": dict(parts.most_common()),
+    "kinds": dict(kinds.most_common()),
+    "functions": dict(functions.most_common()),
+  }
+
+
+def print_table(result: dict, top: int = 12, title: str = "") -> None:
+  busy = sum(result["parts"].values())
+  print(
+    f"profile{' ' + title if title else ''}: {result['total_ms']:.1f} ms "
+    f"per call wall, {busy:.1f} ms summed over ops"
+  )
+  for key in ("functions", "parts", "kinds"):
+    if key != "functions" and set(result[key]) <= {"forward (other)", "?"}:
+      continue  # no HLO text given
+    for name, ms in list(result[key].items())[:top]:
+      print(f"  {key[:-1]:8s} {name:48s} {ms:9.1f} ms {100 * ms / busy:5.1f} %")
