@@ -10,7 +10,14 @@ import pytest
 
 from saas_jax import losses
 from saas_jax.engine import loop
-from saas_jax.models import critics, layers, quantizer, style_codebook, vqvae
+from saas_jax.models import (
+  audio_encoder,
+  critics,
+  layers,
+  quantizer,
+  style_codebook,
+  vqvae,
+)
 
 
 def _init(module, *args, **kw):
@@ -229,6 +236,33 @@ def test_factorized_classifier_is_one_linear_layer_with_shared_weights():
   moved = model.apply({**v, "params": p2}, x)["logits"] - out["logits"]
   assert np.all(np.abs(moved[:, [0, 2]]) > 0)
   np.testing.assert_allclose(moved[:, [1, 3]], 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+  "kernel, strides, padding",
+  [(3, (1, 1), 1), (3, (3, 1), 1), (3, (3, 2), 1), (1, (1, 1), 0)],
+)
+def test_mel_cnn_conv_gradient_is_the_convolution_gradient(
+  kernel, strides, padding
+):
+  """The mel CNN's convolution has its own backward pass (im2col kernel
+  gradient): both gradients equal those of the plain convolution."""
+  kx, kw, kg = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(kx, (3, 11, 7, 5))
+  w = jax.random.normal(kw, (kernel, kernel, 5, 4))
+  pads = ((padding, padding),) * 2
+  out = audio_encoder._lax_conv(x, w, strides, pads)
+  g = jax.random.normal(kg, out.shape)
+
+  def grads(conv):
+    return jax.grad(
+      lambda x, w: jnp.sum(conv(x, w, strides, pads) * g), (0, 1)
+    )(x, w)
+
+  for ours, ref in zip(
+    grads(audio_encoder._conv), grads(audio_encoder._lax_conv), strict=True
+  ):
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
 
 
 def test_patch_critic_patches():

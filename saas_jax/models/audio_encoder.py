@@ -12,7 +12,9 @@ E_v (video-driven) is the MLP alone over the source expression.
 """
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+from jax import lax
 
 # Wav2Lip's audio encoder: (features, stride, padding, residual) per block.
 # 80 x 16 -> 27 x 16 -> 9 x 6 -> 3 x 3 -> 1 x 1.
@@ -32,6 +34,70 @@ MEL_CNN = (
 )
 
 
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _lax_conv(x, w, strides, padding):  # [N, H, W, C], [kh, kw, C, O]
+  return lax.conv_general_dilated(
+    x, w, strides, padding, dimension_numbers=_NHWC
+  )
+
+
+_conv = jax.custom_vjp(_lax_conv, nondiff_argnums=(2, 3))
+
+
+def _conv_fwd(x, w, strides, padding):
+  return _conv(x, w, strides, padding), (x, w)
+
+
+def _conv_bwd(strides, padding, res, g):
+  """The kernel's gradient as one matrix product over im2col patches.
+
+  XLA:CPU computes it as a convolution over activations transposed to
+  [C, H, W, N], recomputing the BatchNorm/ReLU chain inside the transpose:
+  that was two thirds of this CNN's backward pass. Written as patches^T @ g
+  the CNN's forward + backward on 1024 windows took 11.7 s against 17.2 s
+  (2-core CPU, gradients equal to 3e-5); the input's gradient stays XLA's."""
+  x, w = res
+  kh, kw, c, o = w.shape
+  sh, sw = strides
+  _, oh, ow, _ = g.shape
+  xp = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
+  patches = jnp.stack(  # [N, OH, OW, kh * kw, C]
+    [
+      xp[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+      for i in range(kh)
+      for j in range(kw)
+    ],
+    3,
+  )
+  g2 = g.reshape(-1, o)  # [N OH OW, O]
+  dw = (patches.reshape(-1, kh * kw * c).T @ g2).reshape(w.shape)
+  _, input_vjp = jax.vjp(lambda x: _lax_conv(x, w, strides, padding), x)
+  return input_vjp(g)[0], dw
+
+
+_conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def _conv_for_flax(
+  x,
+  w,
+  strides,
+  padding,
+  lhs_dilation=None,
+  rhs_dilation=None,
+  dimension_numbers=None,
+  feature_group_count=1,
+  precision=None,
+):
+  """nn.Conv's convolution for the plain case this CNN uses."""
+  assert lhs_dilation in (None, (1, 1)) and rhs_dilation in (None, (1, 1))
+  assert feature_group_count == 1 and precision is None
+  del dimension_numbers  # NHWC / HWIO, as nn.Conv passes it
+  return _conv(x, w, tuple(strides), tuple(map(tuple, padding)))
+
+
 class ConvBNReLU(nn.Module):
   features: int
   kernel: int = 3
@@ -46,6 +112,7 @@ class ConvBNReLU(nn.Module):
       (self.kernel, self.kernel),
       self.stride,
       padding=self.padding,
+      conv_general_dilated=_conv_for_flax,
     )(x)
     h = nn.BatchNorm(use_running_average=not train, momentum=0.9)(h)
     if self.residual:
