@@ -1,5 +1,5 @@
-"""Expression stage timings: the generator + critics train step, and
-inference for 60 s of audio.
+"""Expression stage timings: the generator + critics train step, the
+generator's forward + backward alone, and inference for 60 s of audio.
 
   python benchmarks/motion.py                        # paper size, batch 128, 32
   python benchmarks/motion.py --size cpu --batch 32  # the cpu config's model
@@ -7,9 +7,10 @@ inference for 60 s of audio.
 
 Random weights and inputs of the real shapes (timings do not depend on the
 values). The train step is the stage's module-level train_step, jitted with
-the state donated, as the engine runs it; compile time is reported apart. Beside it, the
-official train pass's scope (../shared/tools/refbench section b "full"):
-the generator alone, forward and backward, on random style codes.
+the state donated, as the engine runs it; compile time is reported apart.
+Beside it, the official train pass's scope (../shared/tools/refbench
+section b "full"): the generator alone, forward and backward, on random
+style codes.
 """
 
 import argparse
