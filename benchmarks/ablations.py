@@ -1,22 +1,33 @@
 """The paper's ablations with seeds: trains the audio-driven full model and
-its three ablations at cpu size, one run per seed, then compares them.
+its three ablations at cpu size, one run per seed, scores each run, then
+compares them.
 
   python benchmarks/ablations.py --base runs --out runs_ablation \
-      [--seeds 0 1 2] [--size cpu]
-  python -m saas_jax.evaluate --compare full=runs_ablation/full_s0,... \
-      --out eval/ablation          # the command is printed at the end
+      [--seeds 0 1 2] [--size cpu] [--results benchmarks/results/ablations]
+  python -m saas_jax.evaluate --compare \
+      full=benchmarks/results/ablations/full_s0,... --out eval/ablation
+      # the command, over every result present, is printed at the end
 
 --base: a train_pipeline runs folder; its style_vqvae and style_classifier
-are the frozen networks of every run, and its other stages are linked into
-each variant's folder (OUT/<variant>_s<seed>/), so that each is a runs
-folder `evaluate` reads. Seeds outermost: an interrupted sweep has whole
-seeds; a re-run skips finished runs and resumes an unfinished one. Wall
-time per run goes to OUT/times.json.
+are the frozen networks of every run and are linked into each variant's
+folder (OUT/<variant>_s<seed>/), so that each is a runs folder `evaluate`
+reads. (The pose stages are left out: they do not depend on the variant.)
+Seeds outermost: an interrupted sweep has whole seeds; a re-run skips
+finished runs and resumes an unfinished one.
+
+Each finished run is scored at once (`saas_jax.evaluate --runs`, test
+split) into RESULTS/<variant>_s<seed>/ with run.json (training wall time,
+date, machine, base runs and their figures). Those folders are small and
+committed: `evaluate --compare` reads them back, so the seeds of a sweep
+that spans several sessions (or machines) pool without their checkpoints.
 """
 
 import argparse
+import datetime
 import json
 import os
+import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +39,40 @@ VARIANTS = {
   "no_style_branch": ",no_style_branch",
   "continuous": ",continuous",
 }
-LINKED = ("style_vqvae", "style_classifier", "pose_vqvae", "pose_generator")
+LINKED = ("style_vqvae", "style_classifier")
+
+
+def _cpu() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def _read_json(path: str) -> dict:
+  if not os.path.isfile(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def _write_json(path: str, obj: dict) -> None:
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=1, sort_keys=True)
+  os.replace(path + ".tmp", path)
+
+
+def _run(cmd: list, what: str) -> float:
+  print(f"[{what}] {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
+  t0 = time.perf_counter()
+  proc = subprocess.run(cmd, cwd=ROOT)
+  if proc.returncode:
+    sys.exit(f"{what}: failed (exit {proc.returncode})")
+  return round(time.perf_counter() - t0, 1)
 
 
 def main():
@@ -38,48 +82,94 @@ def main():
   p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
   p.add_argument("--size", default="cpu", help="audio_driven config variant")
   p.add_argument("--variants", nargs="+", default=list(VARIANTS))
+  p.add_argument(
+    "--results",
+    default=os.path.join(ROOT, "benchmarks", "results", "ablations"),
+    help="each run's evaluation goes to RESULTS/<variant>_s<seed>/",
+  )
   args = p.parse_args()
   base = os.path.abspath(args.base)
+  results = os.path.abspath(args.results)
   os.makedirs(args.out, exist_ok=True)
   times_path = os.path.join(args.out, "times.json")
-  times = {}
-  if os.path.isfile(times_path):
-    with open(times_path) as f:
-      times = json.load(f)
+  times = _read_json(times_path)
+  base_figures = {
+    stage: _read_json(os.path.join(base, stage, "eval_results.json"))
+    for stage in LINKED
+  }
   for seed in args.seeds:
     for variant in args.variants:
       name = f"{variant}_s{seed}"
-      folder = os.path.join(args.out, name)
+      folder = os.path.abspath(os.path.join(args.out, name))
+      result = os.path.join(results, name)
+      if os.path.isfile(os.path.join(result, "per_clip.csv")):
+        print(f"[{name}] scored already: {result}", file=sys.stderr)
+        continue
       os.makedirs(folder, exist_ok=True)
       for stage in LINKED:
         link = os.path.join(folder, stage)
-        if os.path.isdir(os.path.join(base, stage)) and not os.path.lexists(
-          link
-        ):
+        if not os.path.lexists(link):
           os.symlink(os.path.join(base, stage), link)
-      cmd = [
-        sys.executable,
-        "-m",
-        "saas_jax.main",
-        f"--config=configs/audio_driven.py:{args.size}{VARIANTS[variant]}",
-        f"--workdir={os.path.abspath(os.path.join(folder, 'audio_driven'))}",
-        f"--config.seed={seed}",
-        f"--config.frozen.style={base}/style_vqvae",
-        f"--config.frozen.classifier={base}/style_classifier",
-      ]
-      print(f"[{name}] {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
-      t0 = time.perf_counter()
-      proc = subprocess.run(cmd, cwd=ROOT)
-      if proc.returncode:
-        sys.exit(f"{name}: training failed (exit {proc.returncode})")
+      seconds = _run(
+        [
+          sys.executable,
+          "-m",
+          "saas_jax.main",
+          f"--config=configs/audio_driven.py:{args.size}{VARIANTS[variant]}",
+          f"--workdir={os.path.join(folder, 'audio_driven')}",
+          f"--config.seed={seed}",
+          f"--config.frozen.style={base}/style_vqvae",
+          f"--config.frozen.classifier={base}/style_classifier",
+        ],
+        name,
+      )
       if name not in times:  # the first (full) training of this run
-        times[name] = round(time.perf_counter() - t0, 1)
-        with open(times_path + ".tmp", "w") as f:
-          json.dump(times, f, indent=1, sort_keys=True)
-        os.replace(times_path + ".tmp", times_path)
-  groups = " ".join(
-    f"{v}=" + ",".join(f"{args.out}/{v}_s{s}" for s in args.seeds)
+        times[name] = seconds
+        _write_json(times_path, times)
+      eval_seconds = _run(
+        [
+          sys.executable,
+          "-m",
+          "saas_jax.evaluate",
+          f"--runs={folder}",
+          f"--out={result}.tmp",
+          "--split=test",
+          "--quiet",
+        ],
+        f"{name} evaluation",
+      )
+      _write_json(
+        os.path.join(f"{result}.tmp", "run.json"),
+        {
+          "run": name,
+          "variant": variant,
+          "seed": seed,
+          "config": f"configs/audio_driven.py:{args.size}{VARIANTS[variant]}",
+          "train_seconds": times[name],
+          "eval_seconds": eval_seconds,
+          "date": datetime.date.today().isoformat(),
+          "machine": f"{_cpu()}, {os.cpu_count()} cores",
+          "base": base,
+          "base_figures": base_figures,
+        },
+      )
+      if os.path.isdir(result):  # no per_clip.csv: not a finished result
+        shutil.rmtree(result)
+      os.replace(f"{result}.tmp", result)
+  done = [
+    (v, s)
     for v in args.variants
+    for s in args.seeds
+    if os.path.isfile(os.path.join(results, f"{v}_s{s}", "per_clip.csv"))
+  ]
+  groups = " ".join(
+    f"{v}="
+    + ",".join(
+      os.path.relpath(os.path.join(results, f"{v}_s{s}"))
+      for w, s in done
+      if w == v
+    )
+    for v in dict.fromkeys(v for v, _ in done)
   )
   print(f"python -m saas_jax.evaluate --compare {groups} --out eval/ablation")
 

@@ -54,8 +54,9 @@ def main():
     f"(chance {1 / len(set(train.label)):.3f})"
   )
   # The style codebook sees expression only: the same temporal features
-  # without the 3 head angles (the last 3 of each block of 12).
-  exp_only = temporal.reshape(len(temporal), 4, 12)[:, :, :9].reshape(-1, 36)
+  # without the 3 head angles (the last 3 of each of the 4 statistics).
+  blocks = temporal.reshape(len(temporal), 4, -1)
+  exp_only = blocks[:, :, :-3].reshape(len(temporal), -1)
   for name, x in (
     ("mean expression", mean),
     ("temporal features", temporal),

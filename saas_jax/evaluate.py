@@ -22,7 +22,9 @@ Outputs in --out: per_clip.csv (a row per pair or clip), summary.json
 (means with 95% bootstrap intervals over items, and over the runs of a
 variant: give several runs folders, e.g. seeds, to one --compare name),
 report.md with a plot per section. A failed item is reported there and the
-run goes on.
+run goes on. A --compare folder holding an earlier evaluation of one runs
+folder (its per_clip.csv) is read back instead of scored: seeds trained and
+scored in other sessions pool without their checkpoints.
 
 Sharded: the multi-process flags of saas_jax.main (--coordinator_address
 --num_processes --process_id, or --distributed); each process scores every
@@ -54,7 +56,8 @@ def parse(argv):
     default=[],
     metavar="NAME=RUNS[,RUNS...]",
     help="variants to compare; several runs folders of one variant (seeds) "
-    "are pooled with a two-level bootstrap",
+    "are pooled with a two-level bootstrap; a folder may also be an earlier "
+    "evaluation of one runs folder (read back, not scored again)",
   )
   p.add_argument("--split", default="test", help="held-out clips to score")
   p.add_argument("--out", default="eval", help="folder for the outputs")
@@ -189,19 +192,38 @@ def main(argv=None) -> int:
   rank, size = jax.process_index(), jax.process_count()
   try:
     todo = variants(args)
-    items = Items.load(args, todo[0][1][0])
+    # Earlier evaluations are read back, not scored again.
+    saved = {
+      d: report.read(d)
+      for _, dirs in todo
+      for d in dirs
+      if report.is_evaluation(d)
+    }
+    live = [d for _, dirs in todo for d in dirs if d not in saved]
+    items = Items.load(args, live[0]) if live else Items.none()
   except DataError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   mine = lambda n: range(rank, n, size)  # noqa: E731  this process's items
   progress = Progress(
-    sum(len(d) for _, d in todo)
-    * (len(mine(len(items.pairs))) + len(mine(len(items.clips)))),
+    len(live) * (len(mine(len(items.pairs))) + len(mine(len(items.clips)))),
     enabled=not args.quiet,
   )
-  rows, notes, num_codes = [], [], {}
+  rows, notes, num_codes, set_metrics = [], [], {}, {}
   for variant, dirs in todo:
     for run_dir in dirs:
+      if run_dir in saved:
+        old_rows, old_set, scored = saved[run_dir]
+        notes.append(
+          f"{run_dir}: an earlier evaluation of {old_rows[0]['run']} ({scored})"
+        )
+        set_metrics.setdefault(variant, {})[run_dir] = old_set
+        if rank == 0:  # added once, not gathered from every process
+          rows += [
+            {**r, "variant": variant, "run": run_dir, "_order": i}
+            for i, r in enumerate(old_rows)
+          ]
+        continue
       models = suite.Models.load(run_dir, args.driver)
       notes += [f"{run_dir}: no {m}" for m in models.missing]
       num_codes[run_dir] = models.space.num_codes if models.space else None
@@ -237,8 +259,14 @@ def main(argv=None) -> int:
       r["_order"],
     )
   )
-  set_metrics = {}
+  try:
+    _check_same_items(rows)
+  except DataError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   for variant, run_dir in runs:
+    if run_dir in saved:
+      continue
     here = [
       r
       for r in rows
@@ -249,13 +277,14 @@ def main(argv=None) -> int:
     )
   for r in rows:
     del r["_order"]
-  notes.insert(
-    0,
-    f"data {items.data_dir}, split {args.split}; {len(items.pairs)} pairs "
-    f"({'with' if items.has_truth else 'without'} ground truth), "
-    f"{len(items.clips)} clips; {args.num_samples} pose samples a pair, seed "
-    f"{args.seed}; {size} process(es)",
-  )
+  if live:
+    notes.insert(
+      0,
+      f"data {items.data_dir}, split {args.split}; {len(items.pairs)} pairs "
+      f"({'with' if items.has_truth else 'without'} ground truth), "
+      f"{len(items.clips)} clips; {args.num_samples} pose samples a pair, "
+      f"seed {args.seed}; {size} process(es)",
+    )
   summary = report.summarize(rows, set_metrics)
   for path in report.write(args.out, rows, summary, notes):
     print(path)
@@ -272,6 +301,11 @@ class Items:
   clips: list
   reference: tuple
   has_truth: bool
+
+  @classmethod
+  def none(cls) -> "Items":
+    """Nothing to score: every run was read from an earlier evaluation."""
+    return cls("", [], [], (), False)
 
   @classmethod
   def load(cls, args, runs_dir: str) -> "Items":
@@ -315,6 +349,23 @@ class Items:
       suite.pose_reference([train, *tables]),
       any(p.target is not None for p in pairs),
     )
+
+
+def _check_same_items(rows) -> None:
+  """Every run must be scored on the same pairs and clips, or its intervals
+  would not compare (an earlier evaluation with other --max_pairs, say)."""
+  items = {}
+  for r in rows:
+    items.setdefault(r["run"], set()).add((r["section"], r["item"]))
+  first, *rest = items or [None]
+  for run in rest:
+    if items[run] != items[first]:
+      raise DataError(
+        run,
+        f"scored other items than {first} ({len(items[run])} against "
+        f"{len(items[first])}, {len(items[run] ^ items[first])} not in both); "
+        "evaluate both with the same data, --split, --max_pairs, --max_clips",
+      )
 
 
 def _scored(row: dict, order: int, fn, *args) -> dict:

@@ -97,6 +97,42 @@ def test_variants_and_seeds_compared():
   assert md.split("| pairs:m |")[1].splitlines()[0].endswith(" b |")
 
 
+def test_earlier_evaluations_pool_without_their_runs(
+  one_process, tmp_path, capsys
+):
+  """--compare reads an evaluation folder back instead of scoring: two
+  copies of one evaluation pool as two seeds with the same means; an
+  evaluation of other items is refused."""
+  import shutil
+
+  seed1 = tmp_path / "seed1"
+  shutil.copytree(one_process, seed1)
+  out = tmp_path / "pooled"
+  argv = ["--quiet", "--out", str(out), "--compare", f"a={one_process}"]
+  assert evaluate.main([*argv, f"b={one_process},{seed1}"]) == 0
+  rows = _rows(out)
+  assert len(rows) == 3 * len(_rows(one_process))
+  assert {r["run"] for r in rows if r["variant"] == "b"} == {
+    str(one_process),
+    str(seed1),
+  }
+  summary = json.loads((out / "summary.json").read_text())
+  a, b = summary["a"]["metrics"], summary["b"]["metrics"]
+  assert b["pairs:model/mouth_lmk"]["n"] == 2 * a["pairs:model/mouth_lmk"]["n"]
+  assert b["pairs:model/mouth_lmk"]["mean"] == pytest.approx(
+    a["pairs:model/mouth_lmk"]["mean"]
+  )
+  assert b["set:style/perplexity"] == a["set:style/perplexity"]
+  assert "an earlier evaluation of" in (out / "report.md").read_text()
+  # One clip fewer: not the same items, so the intervals would not compare.
+  lines = (seed1 / "per_clip.csv").read_text().splitlines(keepends=True)
+  (seed1 / "per_clip.csv").write_text("".join(lines[:1] + lines[2:]))
+  capsys.readouterr()
+  assert evaluate.main([*argv, f"b={seed1}"]) == 2
+  err = capsys.readouterr().err
+  assert f"error: {seed1}: scored other items than {one_process}" in err
+
+
 def test_a_failed_item_is_reported_and_the_run_goes_on():
   def boom():
     raise ValueError("unreadable clip")

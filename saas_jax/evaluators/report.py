@@ -35,6 +35,53 @@ def to_csv(rows) -> str:
   return out.getvalue()
 
 
+def is_evaluation(folder: str) -> bool:
+  """Whether folder holds an earlier evaluation's outputs."""
+  return os.path.isfile(os.path.join(folder, "per_clip.csv"))
+
+
+def read(folder: str) -> tuple[list[dict], dict, str]:
+  """(rows, set metrics, what it scored) of an earlier evaluation of one
+  runs folder, so that runs scored elsewhere (another session, another
+  machine) pool with new ones without their checkpoints."""
+  from saas_jax.errors import DataError
+
+  with open(os.path.join(folder, "per_clip.csv"), newline="") as f:
+    table = list(csv.DictReader(f))
+  if not table or any(k not in table[0] for k in (*KEYS, "error")):
+    raise DataError(folder, "per_clip.csv is empty or not an evaluation's")
+  runs = {(r["variant"], r["run"]) for r in table}
+  if len(runs) != 1:
+    raise DataError(
+      folder,
+      f"holds {len(runs)} runs; give the evaluation of one runs folder",
+    )
+  rows = []
+  for r in table:
+    row = {k: r[k] for k in KEYS}
+    row.update(
+      {k: float(v) for k, v in r.items() if k not in row and v and k != "error"}
+    )
+    if r["error"]:
+      row["error"] = r["error"]
+    rows.append(row)
+  with open(os.path.join(folder, "summary.json")) as f:
+    (entry,) = json.load(f).values()
+  set_metrics = {
+    name.split(":", 1)[1]: ci["mean"]
+    for name, ci in entry["metrics"].items()
+    if name.startswith("set:")
+  }
+  scored = ""
+  md = os.path.join(folder, "report.md")
+  if os.path.isfile(md):
+    with open(md) as f:
+      scored = next(
+        (ln[2:].strip() for ln in f if ln.startswith("- data ")), ""
+      )
+  return rows, set_metrics, scored
+
+
 def _nan(v) -> bool:
   return isinstance(v, float) and math.isnan(v)
 
