@@ -124,6 +124,7 @@ def _flatten(tree, prefix=""):
 # config without the key ran with this value, so it still matches it.
 ADDED_SETTINGS = {
   "loss.reconstruct": "all",  # style_vqvae
+  "loss.w_rest": 0.0,  # audio_driven, video_driven
 }
 
 

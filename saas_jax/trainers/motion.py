@@ -207,6 +207,9 @@ def generator_loss(outs, critic_params, frozen, batch, codes, *, nets, cfg):
     )
   else:
     recon += jnp.mean((rec - a) ** 2)
+  # Coefficients past the mouth, against A's directly (loss.w_rest; 0 in
+  # the official loss, where only the mesh term reaches them).
+  rest = jnp.mean((rec[..., mouth_dims:] - a[..., mouth_dims:]) ** 2)
   gaps = lip_gaps_sq(fm, a)
   mouth = jnp.mean(jnp.abs(lip_gaps_sq(fm, res) - gaps)) + jnp.mean(
     jnp.abs(lip_gaps_sq(fm, rec) - gaps)
@@ -247,6 +250,7 @@ def generator_loss(outs, critic_params, frozen, batch, codes, *, nets, cfg):
   triplet = jnp.mean(jnp.maximum(hinge, 0.0))
   terms = {
     "recon": recon,
+    "rest": rest,
     "mouth": mouth,
     "temporal": temporal_adv,
     "style_adv": style_adv,
