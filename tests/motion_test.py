@@ -171,7 +171,15 @@ def test_training_through_the_engine(driver, smoke_runs):
     rows = [json.loads(line) for line in f]
   train = [r for r in rows if "train/loss" in r]
   assert train[-1]["step"] == config["num_train_steps"] == 2
-  terms = {"recon", "mouth", "temporal", "style_adv", "class", "triplet"}
+  terms = {
+    "recon",
+    "rest",
+    "mouth",
+    "temporal",
+    "style_adv",
+    "class",
+    "triplet",
+  }
   if driver == "video":
     terms.add("cycle")
   for term in terms | {"critic_loss", "critic/r1"}:
