@@ -54,7 +54,7 @@ STAGES = (
   ),
 )
 
-# Seconds per stage measured on 2 cores (Xeon @ 2.0 GHz; README), for
+# Seconds per stage measured on 2 cores (README), for
 # the first ETA; later ETAs scale them by how this machine did on the stages
 # already run. smoke: default data already made, cold compilation cache.
 EXPECTED_S = {
@@ -66,13 +66,13 @@ EXPECTED_S = {
     "pose_vqvae": 48.0,
     "pose_generator": 129.0,
   },
-  "cpu": {
-    "style_vqvae": 1750.0,  # with making the default data
-    "style_classifier": 750.0,
-    "audio_driven": 1840.0,
-    "video_driven": 3000.0,
-    "pose_vqvae": 1520.0,
-    "pose_generator": 2300.0,
+  "cpu": {  # version 2 default data, 2026-12-03 (AMD EPYC, 2 cores)
+    "style_vqvae": 306.0,  # with making the default data
+    "style_classifier": 804.0,
+    "audio_driven": 1198.0,
+    "video_driven": 2111.0,
+    "pose_vqvae": 333.0,
+    "pose_generator": 544.0,
   },
   "paper": dict.fromkeys((s.name for s in STAGES), 3.0e5),
 }
