@@ -238,14 +238,24 @@ def main(argv=None) -> int:
         fn = suite.pair_row
         rows.append(
           _scored(
-            row, i, fn, models, p, items.reference, args.num_samples, args.seed
+            row,
+            i,
+            fn,
+            models,
+            p,
+            items.reference,
+            args.num_samples,
+            args.seed,
+            items.judge,
           )
         )
         progress.step("pairs")
       for i in mine(len(items.clips)):
         cid, exp, pose, label = items.clips[i]
         row = {**base, "section": "clips", "item": cid}
-        rows.append(_scored(row, i, suite.clip_row, models, exp, pose, label))
+        rows.append(
+          _scored(row, i, suite.clip_row, models, exp, pose, label, items.judge)
+        )
         progress.step("clips")
 
   rows = gather(rows)
@@ -283,7 +293,8 @@ def main(argv=None) -> int:
       f"data {items.data_dir}, split {args.split}; {len(items.pairs)} pairs "
       f"({'with' if items.has_truth else 'without'} ground truth), "
       f"{len(items.clips)} clips; {args.num_samples} pose samples a pair, "
-      f"seed {args.seed}; {size} process(es)",
+      f"seed {args.seed}; {size} process(es); style judge "
+      f"v{items.judge.version}, fitted on the train split",
     )
   summary = report.summarize(rows, set_metrics)
   for path in report.write(args.out, rows, summary, notes):
@@ -301,6 +312,7 @@ class Items:
   clips: list
   reference: tuple
   has_truth: bool
+  judge: object = None  # evaluators.judge.Judge fitted on the train split
 
   @classmethod
   def none(cls) -> "Items":
@@ -310,7 +322,7 @@ class Items:
   @classmethod
   def load(cls, args, runs_dir: str) -> "Items":
     from input_pipeline import batches as batches_lib
-    from saas_jax.evaluators import benchmark, suite
+    from saas_jax.evaluators import benchmark, judge, suite
     from saas_jax.evaluators import windows as windows_lib
 
     data_dir, data_config, pairs_dir = resolve_data(args, runs_dir)
@@ -348,6 +360,7 @@ class Items:
       clips,
       suite.pose_reference([train, *tables]),
       any(p.target is not None for p in pairs),
+      judge.Judge.fit(windows_lib.table_clips(train, "exp"), train.label),
     )
 
 

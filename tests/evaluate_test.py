@@ -44,8 +44,13 @@ def test_writes_per_clip_summary_and_report(one_process):
     assert float(r["model/mouth_lmk"]) > 0
     assert -1 <= float(r["model/sync_corr"]) <= 1
     assert float(r["pose/diversity"]) > 0  # 2 samples that differ
+    # The independent judge scores every system and the ground truth.
+    for system in ("model", "content", "target"):
+      assert r[f"{system}/judge_accuracy"] in ("0.0", "1.0")
+      assert float(r[f"{system}/judge_dist"]) >= 0
   clips = [r for r in rows if r["section"] == "clips"]
   assert {r["style/retrieval"] for r in clips} <= {"0.0", "1.0"}
+  assert {r["judge/accuracy"] for r in clips} <= {"0.0", "1.0"}
   summary = json.loads((one_process / "summary.json").read_text())
   (variant,) = summary
   metrics = summary[variant]["metrics"]

@@ -9,6 +9,7 @@ from saas_jax.evaluators import (
   codebook,
   expression,
   image,
+  judge,
   lip_sync,
   stats,
   style,
@@ -129,3 +130,40 @@ def test_psnr_and_ssim_by_hand():
   noisy = np.clip(x + rng.normal(0, 40, x.shape), 0, 255).astype(np.uint8)
   assert image.ssim(x, x) == pytest.approx(1.0)
   assert image.ssim(x, noisy) < 0.9
+
+
+def test_judge_distances_by_hand_and_styles_told_apart():
+  rng = np.random.default_rng(0)
+
+  def clip(style):  # style 0/1: its mean offset and how fast it moves
+    walk = np.cumsum(rng.normal(size=(40, 2)), 0) * (0.1 + 0.2 * style)
+    return walk - walk.mean(0) + 3.0 * style
+
+  train = [clip(s) for s in (0, 1) for _ in range(6)]
+  labels = [0] * 6 + [1] * 6
+  # Shrinkage 1: the precision is the identity, so the distance is the sum
+  # of squared standardised feature differences.
+  flat = judge.Judge.fit(train, labels, shrinkage=1.0)
+  a, b = clip(0), clip(1)
+  fa, fb = judge.features(a), judge.features(b)
+  assert fa.shape == (4,)
+  np.testing.assert_allclose(fa[:2], a.mean(0))
+  np.testing.assert_allclose(fa[2:], np.log(np.diff(a, axis=0).std(0) + 1e-6))
+  by_hand = np.sum(((fa - fb) / flat.scale) ** 2)
+  assert flat.distance(a, b) == pytest.approx(by_hand)
+  assert flat.distance(a, a) == 0.0
+  means = np.stack(
+    [
+      np.mean([judge.features(c) for c in train[:6]], 0),
+      np.mean([judge.features(c) for c in train[6:]], 0),
+    ]
+  )
+  want = np.sum(((fa - means) / flat.scale) ** 2, -1)
+  np.testing.assert_allclose(flat.distances(a), want, rtol=1e-9)
+  # Held-out clips of each style are told apart; an unknown style is NaN.
+  j = judge.Judge.fit(train, labels)
+  held = [(clip(s), s) for s in (0, 1) for _ in range(10)]
+  assert np.mean([j.hit(c, s) for c, s in held]) == 1.0
+  assert np.isnan(j.hit(a, 7))
+  with pytest.raises(ValueError, match="T >= 3"):
+    judge.features(a[:2])

@@ -105,16 +105,21 @@ def _windows(seq) -> tuple[jnp.ndarray, int]:
 # ----------------------------------------------------------------- pairs ---
 
 
-def pair_row(models: Models, pair, reference, num_samples: int, seed: int):
+def pair_row(
+  models: Models, pair, reference, num_samples: int, seed: int, judge=None
+):
   """End to end on one pair: A's speech in B's style (expression and head
   pose) against the ground truth and B's motion statistics; A's own
-  expression as the do-nothing baseline ("content/")."""
+  expression as the do-nothing baseline ("content/"). With a style judge
+  (evaluators.judge), its verdict on each system and on the ground truth
+  ("target/judge_accuracy") and their distance to B in its feature space
+  ("judge_dist")."""
   fm = models.face
-  row = {}
+  row, systems = {}, {}
   st = models.stylizer
   if st is not None:
     s_t = st.style_code(pair.style)
-    systems = {"content": pair.content}
+    systems["content"] = pair.content
     source = {"source_exp": pair.content}
     if st.driver == "audio":
       source.update(mel=pair.mel)
@@ -123,6 +128,12 @@ def pair_row(models: Models, pair, reference, num_samples: int, seed: int):
       logits = models.classify(exp) if models.classify else None
       scores = benchmark.score(pair, exp, st.style_code(exp), s_t, logits, fm)
       row.update({f"{name}/{k}": v for k, v in scores.items()})
+  if judge is not None:
+    if pair.target is not None:
+      systems["target"] = pair.target
+    for name, exp in systems.items():
+      row[f"{name}/judge_accuracy"] = judge.hit(exp, pair.style_label)
+      row[f"{name}/judge_dist"] = judge.distance(exp, pair.style)
   if models.sampler is not None and pair.mfcc is not None:
     code = models.sampler.style_code(pair.style)
     samples = models.sampler(
@@ -174,10 +185,14 @@ def pose_reference(tables):
 # ----------------------------------------------------------------- clips ---
 
 
-def clip_row(models: Models, exp, pose_seq, label: int) -> dict:
+def clip_row(models: Models, exp, pose_seq, label: int, judge=None) -> dict:
   """One clip of the split, stage by stage. Style codes of its two halves
-  and its codebook tokens ride along (keys starting "_") for `finish`."""
+  and its codebook tokens ride along (keys starting "_") for `finish`.
+  With a style judge, its verdict on the real clip ("judge/accuracy": how
+  far its verdicts on generated clips can be trusted)."""
   row = {}
+  if judge is not None:
+    row["judge/accuracy"] = judge.hit(exp, label)
   if models.space is not None:
     halves = style.halves([exp])
     row["_codes"] = [models.space.code(h).tolist() for h in halves]
