@@ -54,6 +54,7 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       mel_residual=True,  # its 7 residual blocks
       hyper_width=1.0,  # of HyperStyle's inner convolutions
       decoder_dims=(480, 720, 1080),
+      decoder_style=True,  # D sees s_t (official); False: only phi_s does
     )
   )
   c.loss = ml_collections.ConfigDict(
@@ -120,9 +121,11 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       c.model.style_branch = False
     elif ablation == "continuous":
       c.model.quantized_style = False
+    elif ablation == "unstyled_decoder":
+      c.model.decoder_style = False
     else:
       raise ValueError(
         f"unknown ablation '{ablation}' (no_hyperstyle, no_style_branch, "
-        "continuous)"
+        "continuous, unstyled_decoder)"
       )
   return c

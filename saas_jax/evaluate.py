@@ -294,7 +294,8 @@ def main(argv=None) -> int:
       f"({'with' if items.has_truth else 'without'} ground truth), "
       f"{len(items.clips)} clips; {args.num_samples} pose samples a pair, "
       f"seed {args.seed}; {size} process(es); style judge "
-      f"v{items.judge.version}, fitted on the train split",
+      f"v{items.judge.version}, fitted on the train split"
+      + (" and its noise-free renderings" if items.judge_clean else ""),
     )
   summary = report.summarize(rows, set_metrics)
   for path in report.write(args.out, rows, summary, notes):
@@ -313,6 +314,7 @@ class Items:
   reference: tuple
   has_truth: bool
   judge: object = None  # evaluators.judge.Judge fitted on the train split
+  judge_clean: bool = False  # and on its noise-free renderings
 
   @classmethod
   def none(cls) -> "Items":
@@ -354,13 +356,26 @@ class Items:
     train = batches_lib.load_table(
       data_dir, data_config, "train", with_audio=False
     )
+    # The judge: the training clips, and on the synthetic corpus also their
+    # noise-free renderings (evaluators/judge.py says why).
+    judged = windows_lib.table_clips(train, "exp")
+    labels = list(train.label)
+    if pairs_dir:
+      from input_pipeline import synthetic
+
+      clean = synthetic.noise_free_expressions(
+        pairs_dir, [str(c) for c in train.clip_ids]
+      )
+      if clean is not None:
+        judged, labels = [*judged, *clean], labels * 2
     return cls(
       f"{data_dir} ({data_config})",
       pairs,
       clips,
       suite.pose_reference([train, *tables]),
       any(p.target is not None for p in pairs),
-      judge.Judge.fit(windows_lib.table_clips(train, "exp"), train.label),
+      judge.Judge.fit(judged, labels),
+      len(judged) > len(train.label),
     )
 
 

@@ -44,12 +44,18 @@ def test_writes_per_clip_summary_and_report(one_process):
     assert float(r["model/mouth_lmk"]) > 0
     assert -1 <= float(r["model/sync_corr"]) <= 1
     assert float(r["pose/diversity"]) > 0  # 2 samples that differ
-    # The independent judge scores every system and the ground truth.
+    # The independent judge measures every system and the ground truth; it
+    # abstains (empty) on all of them alike when B's style is a held-out
+    # person's, which it was not fitted on.
+    verdicts = {
+      r[f"{s}/judge_accuracy"] for s in ("model", "content", "target")
+    }
+    assert verdicts <= {"0.0", "1.0"} or verdicts == {""}
     for system in ("model", "content", "target"):
-      assert r[f"{system}/judge_accuracy"] in ("0.0", "1.0")
       assert float(r[f"{system}/judge_dist"]) >= 0
   clips = [r for r in rows if r["section"] == "clips"]
   assert {r["style/retrieval"] for r in clips} <= {"0.0", "1.0"}
+  # The test split's clips are of seen people: the judge names each.
   assert {r["judge/accuracy"] for r in clips} <= {"0.0", "1.0"}
   summary = json.loads((one_process / "summary.json").read_text())
   (variant,) = summary

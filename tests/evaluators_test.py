@@ -146,9 +146,13 @@ def test_judge_distances_by_hand_and_styles_told_apart():
   flat = judge.Judge.fit(train, labels, shrinkage=1.0)
   a, b = clip(0), clip(1)
   fa, fb = judge.features(a), judge.features(b)
-  assert fa.shape == (4,)
-  np.testing.assert_allclose(fa[:2], a.mean(0))
-  np.testing.assert_allclose(fa[2:], np.log(np.diff(a, axis=0).std(0) + 1e-6))
+  assert fa.shape == (6,)
+  k = judge.SMOOTH
+  smooth = np.stack([a[t : t + k].mean(0) for t in range(len(a) - k + 1)])
+  np.testing.assert_allclose(fa[:2], smooth.mean(0))
+  np.testing.assert_allclose(fa[2:4], np.log(smooth.std(0) + 1e-6))
+  velocity = np.diff(smooth, axis=0).std(0)
+  np.testing.assert_allclose(fa[4:], np.log(velocity + 1e-6))
   by_hand = np.sum(((fa - fb) / flat.scale) ** 2)
   assert flat.distance(a, b) == pytest.approx(by_hand)
   assert flat.distance(a, a) == 0.0
@@ -165,5 +169,5 @@ def test_judge_distances_by_hand_and_styles_told_apart():
   held = [(clip(s), s) for s in (0, 1) for _ in range(10)]
   assert np.mean([j.hit(c, s) for c, s in held]) == 1.0
   assert np.isnan(j.hit(a, 7))
-  with pytest.raises(ValueError, match="T >= 3"):
-    judge.features(a[:2])
+  with pytest.raises(ValueError, match="T >= 7"):
+    judge.features(a[:6])

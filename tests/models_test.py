@@ -14,6 +14,7 @@ from saas_jax.models import (
   audio_encoder,
   critics,
   layers,
+  motion_decoder,
   quantizer,
   style_codebook,
   vqvae,
@@ -282,3 +283,18 @@ def test_losses():
   # Positive at the anchor, negatives far: no loss; the reverse: a big one.
   assert float(losses.style_triplet(s, s, far, far)) == 0.0
   assert float(losses.style_triplet(s, far, s, s)) == pytest.approx(205.0)
+
+
+def test_decoder_sees_the_style_code_only_when_styled():
+  y = jnp.ones((2, 5, 16))  # [B, T, H]
+  s_a, s_b = jnp.zeros((2, 32)), jnp.ones((2, 32))  # [B, S]
+  outs = {}
+  for styled in (True, False):
+    dec = motion_decoder.MotionDecoder((8,), styled=styled)
+    params = dec.init(jax.random.PRNGKey(0), y, s_a)
+    first = params["params"]["Dense_0"]["kernel"]
+    assert first.shape == ((16 + 32) if styled else 16, 8)
+    outs[styled] = [dec.apply(params, y, s) for s in (s_a, s_b)]
+    assert outs[styled][0].shape == (2, 5, 64)
+  assert not np.allclose(*outs[True])
+  np.testing.assert_array_equal(*outs[False])

@@ -443,6 +443,27 @@ def test_style_transfer_ground_truth(tiny, manifest):
   assert np.median(correlations) > 0.7
 
 
+def test_noise_free_expressions_are_the_clips_without_noise(tiny, manifest):
+  recs = manifest[:3]
+  clean = syn.noise_free_expressions(str(tiny), [r["id"] for r in recs])
+  for r, e in zip(recs, clean, strict=True):
+    style = syn.style_for(SEED, r["person"], r["emotion"], r["level"])
+    want = syn.render_expression(
+      r["phones"], style, r["num_frames"], space="real"
+    )
+    np.testing.assert_array_equal(e, want)
+    tracked = io.load_coefficients(tiny / r["coeff_path"]).exp
+    # Same clip: same timing; tracked adds noise and blinks, so it moves more.
+    assert e.shape == tracked.shape
+    assert (
+      np.abs(np.diff(tracked, axis=0)).mean()
+      > np.abs(np.diff(e, axis=0)).mean()
+    )
+  assert syn.noise_free_expressions(str(tiny / "P000"), [recs[0]["id"]]) is None
+  with pytest.raises(DataError, match="lists no clip 'P999"):
+    syn.noise_free_expressions(str(tiny), ["P999#angry#level_1#001"])
+
+
 def test_render_api_and_styles():
   phones = syn.clip_utterance(SEED, corpus.plan_corpus("tiny")[0]).phones()
   style = syn.style_for(SEED, "P000", "angry", 3)

@@ -112,6 +112,7 @@ Public API
   render_clip(seed, spec, audio=True, space="real"); clip_style(seed, spec);
   style_transfer_pairs(specs, seed);
   transfer_target(seed, content, style, space="real");
+  noise_free_expressions(out_dir, clip_ids) (the clips, stochastic parts off);
   load_manifest(out_dir); frame_labels(phones, num_frames) (phone per frame);
   base_phone('AA1') -> 'AA'; PHONE_NAMES, EMOTIONS, LEVELS, OFFSET_GROUP.
 """
@@ -127,6 +128,7 @@ from input_pipeline.synthetic.corpus import (
   clip_utterance,
   generate_corpus,
   load_manifest,
+  noise_free_expressions,
   parse_clip_id,
   plan_corpus,
   render_clip,
@@ -169,6 +171,7 @@ __all__ = [
   "frame_labels",
   "generate_corpus",
   "load_manifest",
+  "noise_free_expressions",
   "parse_clip_id",
   "plan_corpus",
   "plan_utterance",

@@ -283,6 +283,26 @@ def transfer_target(
   )
 
 
+def noise_free_expressions(out_dir: str, clip_ids) -> list[np.ndarray]:
+  """[T, 64] each listed clip of the corpus at out_dir rendered with its
+  stochastic parts off (no blinks, session offset, drift, tracking noise or
+  jitter; transfer_target of the clip with itself); None for a directory
+  that holds no synthetic corpus of this generator version."""
+  info = _read_info(out_dir)
+  if (
+    info is None
+    or info.get("generator") != "input_pipeline.synthetic"
+    or info.get("generator_version") != GENERATOR_VERSION
+  ):
+    return None
+  specs = {s.id: s for s in plan_corpus(info["preset"])}
+  missing = [c for c in clip_ids if c not in specs]
+  if missing:
+    raise DataError(out_dir, f"lists no clip {missing[0]!r}")
+  seed, space = info["seed"], info.get("space", "semantic")
+  return [transfer_target(seed, specs[c], specs[c], space) for c in clip_ids]
+
+
 def npy_bytes(arr: np.ndarray) -> bytes:
   buf = pyio.BytesIO()
   np.save(buf, np.ascontiguousarray(arr, np.float32), allow_pickle=False)

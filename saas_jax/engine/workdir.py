@@ -125,6 +125,7 @@ def _flatten(tree, prefix=""):
 ADDED_SETTINGS = {
   "loss.reconstruct": "all",  # style_vqvae
   "loss.w_rest": 0.0,  # audio_driven, video_driven
+  "model.decoder_style": True,  # audio_driven, video_driven
 }
 
 

@@ -127,6 +127,7 @@ def motion_generator_model(
     mel_residual=m["mel_residual"],
     hyper_width=m["hyper_width"],
     decoder_dims=tuple(m["decoder_dims"]),
+    decoder_style=m.get("decoder_style", True),  # runs from before it
   )
 
 

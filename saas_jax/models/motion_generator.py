@@ -24,6 +24,7 @@ class MotionGenerator(nn.Module):
   mel_residual: bool = True  # False: E_a's CNN without its residual blocks
   hyper_width: float = 1.0
   decoder_dims: tuple[int, ...] = (480, 720, 1080)
+  decoder_style: bool = True  # False: D(y) without s_t
 
   def setup(self):
     if self.driver == "audio":
@@ -40,7 +41,9 @@ class MotionGenerator(nn.Module):
       style_branch=self.style_branch,
       hyper_width=self.hyper_width,
     )
-    self.decoder = motion_decoder.MotionDecoder(tuple(self.decoder_dims))
+    self.decoder = motion_decoder.MotionDecoder(
+      tuple(self.decoder_dims), styled=self.decoder_style
+    )
 
   def content(self, source: dict, s_src, train: bool = False):
     """audio: source = {mel [B,T,80,16], ref_exp [B,64], blink [B,T]};
