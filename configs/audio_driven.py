@@ -12,7 +12,9 @@ Ablations (the paper's claims), same budget, e.g.:
   ... --config configs/audio_driven.py:cpu,no_hyperstyle
   variants: no_hyperstyle (style branch weights shared by all styles),
   no_style_branch (canonical branch alone), continuous (style codes pooled
-  before the quantizer).
+  before the quantizer); and unstyled_decoder (not the paper's: the
+  decoder D sees y alone, not [y, s_t], so that style reaches the output
+  only through the style branch).
 
 Paper size and weights follow the official code: batch 128, Adam 2e-4 for
 the generator and for the critics; loss 1000 recon (mesh + soft-DTW on the

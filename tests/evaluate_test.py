@@ -47,12 +47,13 @@ def test_writes_per_clip_summary_and_report(one_process):
     # The independent judge measures every system and the ground truth; it
     # abstains (empty) on all of them alike when B's style is a held-out
     # person's, which it was not fitted on.
-    verdicts = {
-      r[f"{s}/judge_accuracy"] for s in ("model", "content", "target")
-    }
+    systems = ("model", "canonical", "content", "target")
+    verdicts = {r[f"{s}/judge_accuracy"] for s in systems}
     assert verdicts <= {"0.0", "1.0"} or verdicts == {""}
-    for system in ("model", "content", "target"):
+    for system in systems:
       assert float(r[f"{system}/judge_dist"]) >= 0
+    # The canonical branch alone differs from the full model.
+    assert float(r["canonical/mouth_lmk"]) != float(r["model/mouth_lmk"])
   clips = [r for r in rows if r["section"] == "clips"]
   assert {r["style/retrieval"] for r in clips} <= {"0.0", "1.0"}
   # The test split's clips are of seen people: the judge names each.

@@ -12,6 +12,7 @@ import pytest
 from input_pipeline import features
 from saas_jax import inference, losses
 from saas_jax.engine import checkpoint, config_lib, loop
+from saas_jax.engine.workdir import RunError
 from saas_jax.models import critics, hyperstyle, motion_generator
 from saas_jax.trainers import motion
 
@@ -207,6 +208,12 @@ def test_training_through_the_engine(driver, smoke_runs):
     mel=mel if driver == "audio" else None,
   )
   assert out.shape == (40, 64) and np.all(np.isfinite(out))
+  # Without naming the driver (README's Stylizer.load("runs/audio_driven")):
+  # the same run; naming the other driver is refused.
+  assert inference.Stylizer.load(run).driver == driver
+  other = "video" if driver == "audio" else "audio"
+  with pytest.raises(RunError, match=f"a {other}-driven one is needed"):
+    inference.Stylizer.load(run, other)
 
 
 def test_missing_frozen_runs_are_named(prepared_tiny, tmp_path):

@@ -110,7 +110,9 @@ def pair_row(
 ):
   """End to end on one pair: A's speech in B's style (expression and head
   pose) against the ground truth and B's motion statistics; A's own
-  expression as the do-nothing baseline ("content/"). With a style judge
+  expression as the do-nothing baseline ("content/"); the generator's
+  canonical branch alone ("canonical/": what the style branch adds is
+  model minus canonical). With a style judge
   (evaluators.judge), its verdict on each system and on the ground truth
   ("target/judge_accuracy") and their distance to B in its feature space
   ("judge_dist")."""
@@ -124,6 +126,7 @@ def pair_row(
     if st.driver == "audio":
       source.update(mel=pair.mel)
     systems["model"] = st(**source, style_exp=pair.style)
+    systems["canonical"] = st(**source, style_code=s_t, canonical_only=True)
     for name, exp in systems.items():
       logits = models.classify(exp) if models.classify else None
       scores = benchmark.score(pair, exp, st.style_code(exp), s_t, logits, fm)

@@ -93,15 +93,15 @@ class Stylizer:
       )
       return c.mean(0)
 
-    def step(v, source, s_src, s_t, carry):
+    def step(v, source, s_src, s_t, carry, canonical_only):
       def forward(m):
         z = m.content(source, s_src)  # [1, C, 64]
-        return m.stylize(z, s_t, carry)
+        return m.stylize(z, s_t, carry, canonical_only=canonical_only)
 
       return generator.apply(v, method=forward)
 
     self._codes = jax.jit(codes)
-    self._step = jax.jit(step)
+    self._step = jax.jit(step, static_argnums=5)
 
   @classmethod
   def load(cls, workdir: str, driver: str | None = None, **kw) -> "Stylizer":
@@ -211,12 +211,14 @@ class Stylizer:
     style_exp=None,
     style_code=None,
     source_code=None,
+    canonical_only: bool = False,
   ):
     """Yields [<= chunk, 64] pieces; their concatenation equals __call__.
 
     source_exp [T0, 64] (T0 >= 1); audio: mel [T, 80, 16] and blink [T]
     (default none); the target style as style_exp [T', 64] or style_code
-    [S]; source_code [S] overrides the source style s_src.
+    [S]; source_code [S] overrides the source style s_src. canonical_only:
+    the adapter's canonical branch alone (an ablation to evaluate with).
     """
     source_exp, mel, blink, t, s_src, s_t = self._inputs(
       source_exp, mel, blink, style_exp, style_code
@@ -233,7 +235,9 @@ class Stylizer:
         else bucket(stop - start, self.chunk)
       )
       source = self._source(source_exp, mel, blink, start, stop, size)
-      exp, carry = self._step(self.variables, source, s_src, s_t, carry)
+      exp, carry = self._step(
+        self.variables, source, s_src, s_t, carry, canonical_only
+      )
       yield np.asarray(exp[0, : stop - start])
 
   def __call__(self, **inputs) -> np.ndarray:

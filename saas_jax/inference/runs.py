@@ -44,7 +44,7 @@ def load_run(workdir: str, kind: str, role: str | None = None) -> Run:
   )
   config = workdir_lib.require_run(workdir, trainer, setting, hint)
   spec = workdir_lib.read_spec(workdir)
-  if trainer == "motion":
+  if kind in ("audio_driven", "video_driven"):  # "motion": either driver
     driver = kind.split("_")[0]
     if spec["driver"] != driver:
       raise RunError(
