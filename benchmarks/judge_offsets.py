@@ -1,0 +1,84 @@
+"""Where an expression run's output leaves the real clips' statistics, as
+the style judge (saas_jax/evaluators/judge.py) sees it.
+
+  python benchmarks/judge_offsets.py --runs runs [--pairs 20] [--top 8]
+
+On the first --pairs test pairs with a seen style, each judge feature's
+squared distance from the style clip's class mean (in within-style std
+units), for the generated clip and for the ground truth; the features that
+dominate; and by coefficient group (mouth 0-17, 18-42, 43-63) the mean
+absolute offset of the generated clip's mean coefficients from the ground
+truth's and the landmark shift that offset makes through the shipped
+468-point basis (face-model units; the face is 1.5 wide).
+"""
+
+import argparse
+import os
+import sys
+import types
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from saas_jax import evaluate, face_model
+from saas_jax.evaluators import judge
+from saas_jax.inference import Stylizer
+
+GROUPS = ((0, 18), (18, 43), (43, 64))
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--runs", required=True)
+  p.add_argument("--pairs", type=int, default=20)
+  p.add_argument("--top", type=int, default=8)
+  args = p.parse_args(argv)
+  items = evaluate.Items.load(
+    types.SimpleNamespace(
+      data_dir=None,
+      data_config=None,
+      pairs_dir=None,
+      split="test",
+      seed=0,
+      max_pairs=0,
+      max_clips=1,
+      driver="audio",
+    ),
+    args.runs,
+  )
+  j = items.judge
+  stylizer = Stylizer.load(os.path.join(args.runs, "audio_driven"), "audio")
+  pairs = [p for p in items.pairs if p.style_label >= 0][: args.pairs]
+  names = [
+    f"{k}[{i}]" for k in ("mean", "log_std", "log_vel") for i in range(64)
+  ]
+  model_sq, target_sq, offsets = [], [], []
+  for pair in pairs:
+    out = stylizer(source_exp=pair.content, mel=pair.mel, style_exp=pair.style)
+    c = int(np.searchsorted(j.classes, pair.style_label))
+    for x, acc in ((out, model_sq), (pair.target, target_sq)):
+      acc.append((judge.features(x) / j.scale - j.means[c]) ** 2)
+    offsets.append(out.mean(0) - pair.target.mean(0))
+  m, t = np.mean(model_sq, 0), np.mean(target_sq, 0)  # [192]
+  print(
+    f"{len(pairs)} pairs; squared distance model {m.sum():.0f}, truth {t.sum():.0f}"
+  )
+  for k in np.argsort(-m)[: args.top]:
+    print(f"  {names[k]:12s} model {m[k]:8.1f}  truth {t[k]:6.1f}")
+  fm = face_model.load("mediapipe")
+  off = np.mean(offsets, 0)  # [64]
+  rest = np.asarray(fm.points(np.zeros((1, 64), np.float32)))
+  for lo, hi in GROUPS:
+    e = np.zeros((1, 64), np.float32)
+    e[0, lo:hi] = off[lo:hi]
+    shift = np.linalg.norm(np.asarray(fm.points(e)) - rest, axis=-1).mean()
+    print(
+      f"  coefficients {lo}-{hi - 1}: mean |offset| "
+      f"{np.abs(off[lo:hi]).mean():.4f}, landmark shift {shift:.5f}"
+    )
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
