@@ -72,6 +72,9 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       w_recon=1000.0,
       # MSE of coefficients 18-63 of rec against A's; 0: the official loss
       w_rest=1000.0 if driver == "audio" else 0.0,
+      # MSE of res's mean coefficients 18-63 against style B's; 0: official
+      w_stats=0.0,
+      stats_scale="batch",  # per-coefficient standardised; "raw"
       w_mouth=20.0,
       w_temporal=1.0,
       w_style_adv=50.0,
@@ -131,9 +134,13 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       c.model.quantized_style = False
     elif ablation == "unstyled_decoder":
       c.model.decoder_style = False
+    elif ablation == "style_stats":
+      c.loss.w_stats = 50.0
+    elif ablation == "style_stats_raw":
+      c.loss.update(w_stats=1000.0, stats_scale="raw")
     else:
       raise ValueError(
         f"unknown ablation '{ablation}' (no_hyperstyle, no_style_branch, "
-        "continuous, unstyled_decoder)"
+        "continuous, unstyled_decoder, style_stats, style_stats_raw)"
       )
   return c

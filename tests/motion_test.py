@@ -159,6 +159,31 @@ def test_streaming_equals_one_pass_on_60_seconds():
   np.testing.assert_allclose(np.concatenate(parts), whole, atol=2e-5)
 
 
+def test_style_stats_against_a_direct_computation():
+  """The style-statistics term: res's mean coefficients 18-63 against the
+  mean of B's two clips, raw or divided by the batch's spread."""
+  rng = np.random.default_rng(0)
+  b, t = 4, 32
+  batch = {
+    k: rng.normal(size=(b, t, 64)).astype(np.float32)
+    for k in ("exp", "style_exp", "pos_exp", "neg_exp")
+  }
+  target = 0.5 * (batch["style_exp"].mean(1) + batch["pos_exp"].mean(1))
+  res = np.repeat(target[:, None], t, axis=1)  # [B, T, 64]: B's means
+  res[..., :18] = 7.0  # the mouth is not a style statistic
+  for scale in ("raw", "batch"):
+    assert float(motion.style_stats(res, batch, scale)) < 1e-10
+  shifted = res.copy()
+  shifted[:, :, 50] += 0.3  # one coefficient off by 0.3 in every clip
+  raw = float(motion.style_stats(shifted, batch, "raw"))
+  np.testing.assert_allclose(raw, 0.3**2 / 46, rtol=1e-4)
+  means = np.concatenate([batch[k][..., 50].mean(1) for k in batch])
+  z = float(motion.style_stats(shifted, batch, "batch"))
+  np.testing.assert_allclose(z, (0.3 / (means.std() + 1e-3)) ** 2 / 46, 1e-4)
+  with pytest.raises(ValueError, match="stats_scale"):
+    motion.style_stats(res, batch, "per_clip")
+
+
 # ------------------------------------------------------------- training ---
 
 
@@ -175,6 +200,7 @@ def test_training_through_the_engine(driver, smoke_runs):
   terms = {
     "recon",
     "rest",
+    "stats",
     "mouth",
     "temporal",
     "style_adv",

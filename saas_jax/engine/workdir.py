@@ -125,6 +125,8 @@ def _flatten(tree, prefix=""):
 ADDED_SETTINGS = {
   "loss.reconstruct": "all",  # style_vqvae
   "loss.w_rest": 0.0,  # audio_driven, video_driven
+  "loss.w_stats": 0.0,  # audio_driven, video_driven
+  "loss.stats_scale": "batch",  # audio_driven, video_driven
   "model.decoder_style": True,  # audio_driven, video_driven
 }
 

@@ -25,6 +25,12 @@ Generator loss (official weights):
                  max(d(res, B) + d(rec, A) + d(res, B+) - d(res, B-)
                      - d(res, A) + 5, 0), d = MSE
   1000 x cycle   video: MSE + mesh MSE of back against A
+Departures (config.loss; 0 gives the official loss): w_rest, the MSE of
+rec's coefficients 18-63 against A's; w_stats, the MSE of res's time-mean
+coefficients 18-63 against the mean of B's two clips (style and positive),
+standardised per coefficient (style_stats).
+Past the mouth a clip's mean is its style, not its speech (static offsets,
+brows, blinks), and no official term asks res for it directly.
 Critics: temporal PatchGAN LSGAN (real A and B -> 1, res and rec -> 0);
 conditional style critic LSGAN (+1 real with its label, -1 generated with
 the label it was asked for) plus R1 = 0.5 * 10 * E ||grad_x D(real)||^2.
@@ -194,6 +200,27 @@ def critic_loss(params, batch, fake, *, nets: Nets, cfg):
   return total, {"critic/temporal": tem, "critic/style": sty, "critic/r1": r1}
 
 
+def style_stats(res, batch, scale: str):
+  """MSE of res's time-mean coefficients 18-63 against B's (the mean of
+  B's two clips); scale "batch" divides each coefficient's error by the
+  spread of window means across the batch's real clips, so that the
+  low-variance coefficients (whose offsets name a style as surely as the
+  large ones) weigh alike; "raw": coefficient units."""
+  m = motion_decoder.MOUTH
+  means = {
+    k: batch[k][..., m:].mean(1)  # [B, 46]
+    for k in ("exp", "style_exp", "pos_exp", "neg_exp")
+  }
+  target = 0.5 * (means["style_exp"] + means["pos_exp"])  # [B, 46]
+  err = res[..., m:].mean(1) - target
+  if scale == "batch":
+    spread = jnp.concatenate(list(means.values())).std(0)  # [46]
+    err = err / (spread + 1e-3)
+  elif scale != "raw":
+    raise ValueError(f"loss.stats_scale: 'batch' or 'raw', not {scale!r}")
+  return jnp.mean(err**2)
+
+
 def generator_loss(outs, critic_params, frozen, batch, codes, *, nets, cfg):
   res, rec, a = outs["res"], outs["rec"], batch["exp"]
   la, lb = batch["label"], batch["style_label"]
@@ -210,6 +237,7 @@ def generator_loss(outs, critic_params, frozen, batch, codes, *, nets, cfg):
   # Coefficients past the mouth, against A's directly (loss.w_rest; 0 in
   # the official loss, where only the mesh term reaches them).
   rest = jnp.mean((rec[..., mouth_dims:] - a[..., mouth_dims:]) ** 2)
+  stats = style_stats(res, batch, cfg.stats_scale)
   gaps = lip_gaps_sq(fm, a)
   mouth = jnp.mean(jnp.abs(lip_gaps_sq(fm, res) - gaps)) + jnp.mean(
     jnp.abs(lip_gaps_sq(fm, rec) - gaps)
@@ -251,6 +279,7 @@ def generator_loss(outs, critic_params, frozen, batch, codes, *, nets, cfg):
   terms = {
     "recon": recon,
     "rest": rest,
+    "stats": stats,
     "mouth": mouth,
     "temporal": temporal_adv,
     "style_adv": style_adv,
