@@ -3,7 +3,8 @@ its three ablations at cpu size, one run per seed, scores each run, then
 compares them.
 
   python benchmarks/ablations.py --base runs --out runs_ablation \
-      [--seeds 0 1 2] [--size cpu] [--results benchmarks/results/ablations]
+      [--seeds 0 1 2] [--size cpu] [--results benchmarks/results/ablations] \
+      [--options style_stats,unstyled_decoder]
   python -m saas_jax.evaluate --compare \
       full=benchmarks/results/ablations/full_s0,... --out eval/ablation
       # the command, over every result present, is printed at the end
@@ -83,12 +84,19 @@ def main():
   p.add_argument("--size", default="cpu", help="audio_driven config variant")
   p.add_argument("--variants", nargs="+", default=list(VARIANTS))
   p.add_argument(
+    "--options",
+    default="",
+    help="audio_driven options added to every variant, e.g. style_stats "
+    "(use another --out and --results: the runs differ)",
+  )
+  p.add_argument(
     "--results",
     default=os.path.join(ROOT, "benchmarks", "results", "ablations"),
     help="each run's evaluation goes to RESULTS/<variant>_s<seed>/",
   )
   args = p.parse_args()
   base = os.path.abspath(args.base)
+  options = "".join(f",{o}" for o in args.options.split(",") if o)
   results = os.path.abspath(args.results)
   os.makedirs(args.out, exist_ok=True)
   times_path = os.path.join(args.out, "times.json")
@@ -115,7 +123,8 @@ def main():
           sys.executable,
           "-m",
           "saas_jax.main",
-          f"--config=configs/audio_driven.py:{args.size}{VARIANTS[variant]}",
+          f"--config=configs/audio_driven.py:{args.size}{VARIANTS[variant]}"
+          + options,
           f"--workdir={os.path.join(folder, 'audio_driven')}",
           f"--config.seed={seed}",
           f"--config.frozen.style={base}/style_vqvae",
@@ -144,7 +153,8 @@ def main():
           "run": name,
           "variant": variant,
           "seed": seed,
-          "config": f"configs/audio_driven.py:{args.size}{VARIANTS[variant]}",
+          "config": f"configs/audio_driven.py:{args.size}{VARIANTS[variant]}"
+          + options,
           "train_seconds": times[name],
           "eval_seconds": eval_seconds,
           "date": datetime.date.today().isoformat(),

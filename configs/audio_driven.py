@@ -20,7 +20,18 @@ Ablations (the paper's claims), same budget, e.g.:
   0.21 against 0.18 for the full model, exp_rest 0.106 both); unstyled,
   the style branch does carry style (0.087 against 0.011 for the canonical
   branch) but less than D did, and exp_rest is 0.186 (content copy
-  0.169): the default stays the official decoder.
+  0.169): the default stays the official decoder. style_stats (not the
+  paper's): loss.w_stats = 50, res's mean coefficients 18-63 against the
+  style clips' means, standardised per coefficient (generated clips missed
+  the low-variance coefficients 43-63 that the judge sees). Seed 0,
+  benchmarks/results/style_stats; model (canonical branch alone):
+    official D + style_stats: judge 0.30 (0.29), exp_rest 0.076 (0.076),
+      mouth_lmk 0.0210 (0.0211); without style_stats 0.18 (0.21),
+      0.106 (0.106), 0.0251 (0.0252)
+    unstyled_decoder + style_stats: judge 0.25 [0.16, 0.35] (0 [0, 0]),
+      exp_rest 0.076 (0.125), mouth_lmk 0.0196 (0.0263), style-code
+      distance 70 (524): the style branch carries the style
+  Not yet the default: one seed (README, "Stylized expression").
 
 Paper size and weights follow the official code: batch 128, Adam 2e-4 for
 the generator and for the critics; loss 1000 recon (mesh + soft-DTW on the
