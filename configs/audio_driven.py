@@ -30,8 +30,10 @@ Ablations (the paper's claims), same budget, e.g.:
       0.106 (0.106), 0.0251 (0.0252)
     unstyled_decoder + style_stats: judge 0.25 [0.16, 0.35] (0 [0, 0]),
       exp_rest 0.076 (0.125), mouth_lmk 0.0196 (0.0263), style-code
-      distance 70 (524): the style branch carries the style
-  Not yet the default: one seed (README, "Stylized expression").
+      distance 70 (524): the style branch carries the style; seed 1
+      repeats it (0.18 vs 0, exp_rest 0.107 vs 0.127)
+  Not yet the default: seeds of the ablations to come (README,
+  "Stylized expression").
 
 Paper size and weights follow the official code: batch 128, Adam 2e-4 for
 the generator and for the critics; loss 1000 recon (mesh + soft-DTW on the
