@@ -14,6 +14,14 @@ As in the style stage, the codebook is an EMA codebook with dead-code
 restarts initialised from the first batch (model.ema=False: the official
 gradient-trained one), tokens are quantized one by one, and the pose is
 standardised per channel (see saas_jax.models.pose_codebook).
+
+model.relative (default; False: the official absolute pose) codes the pose
+about each clip's mean pose; generated poses move about the source's mean
+pose. Measured at cpu size on the default data (1500 steps, held-out
+clips): L1 0.0349 -> 0.0241 (angles 0.0338 -> 0.0143 rad), 0.85 -> 0.59 of
+the error of each clip's mean pose; and the pose generator trained on it
+(README, "Head pose") puts right-style samples closer than wrong-style ones
+in 76 % of pairs instead of 50 %.
 """
 
 import ml_collections
@@ -36,6 +44,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       grouping="token",  # "channel_major": the official layout (weights)
       attn_scale="head",  # "hidden": the official 1/sqrt(256)
       dropout=0.0,  # transformer dropout (the official model has none)
+      relative=True,  # pose about the clip's mean pose (False: official)
     )
   )
   # 64-frame pose windows, each cut into two 32-frame windows: 128 windows.

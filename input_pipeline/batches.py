@@ -27,8 +27,9 @@ Builders and what one batch holds (B = batch size):
                       B (style, another person): style_exp [B,32,64],
                       style_label [B]; B's pos_exp/neg_exp [B,32,64].
   video_pairs         the same without mel.
-  pose_windows        pose [B,64,6] (angles, trans), mfcc [B,64,28,12],
-                      style_exp [B,32,64] (a window of the same clip), label.
+  pose_windows        pose [B,64,6] (angles, trans), pose_offset [B,6] (the
+                      clip's mean pose), mfcc [B,64,28,12], style_exp
+                      [B,32,64] (a window of the same clip), label.
 
 Evaluation reads whole clips from `load_table` (saas_jax.evaluators).
 
@@ -487,8 +488,13 @@ def _pose_windows(
   idx = mfcc_start[..., None] + np.arange(features.MFCC_WINDOW)
   idx = np.clip(idx, 0, local.mfcc_len[clips][:, None, None] - 1)
   style_starts = _random_starts(rng, local, clips, style_window)
+  offset = [
+    local.pose[local.start[c] : local.start[c] + local.length[c]].mean(0)
+    for c in clips
+  ]
   return {
     "pose": local.pose[local.start[clips][:, None] + frame],
+    "pose_offset": np.stack(offset).astype(local.pose.dtype),
     "mfcc": local.mfcc[local.mfcc_start[clips][:, None, None] + idx],
     "style_exp": _windows(local, local.exp, clips, style_starts, style_window),
     "label": local.label[clips],

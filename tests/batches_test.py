@@ -162,6 +162,8 @@ def test_pose_windows(data):
     c = int(b["pose"][k, 0, 0])
     assert np.all(b["pose"][k, :, 0] == c)
     assert _clip_of(b["style_exp"][k]) == c
+    clip_pose = t.pose[t.start[c] : t.start[c] + t.length[c]]
+    np.testing.assert_allclose(b["pose_offset"][k], clip_pose.mean(0))
     first = int(b["pose"][k, 0, 1])
     clip_mfcc = t.mfcc[t.mfcc_start[c] : t.mfcc_start[c] + t.mfcc_len[c]]
     if t.length[c] >= 64:

@@ -11,6 +11,7 @@ import subprocess
 
 import conftest
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import soundfile
@@ -168,9 +169,14 @@ def _direct(pipe, req):
     num_samples=req.num_samples,
   )[0]
   codebook = builders.pose_codebook_model(ps.run.spec["pose_model"])
+  assert codebook.relative  # the default: about the source's mean pose
+  head = jnp.asarray(req.source.pose.mean(0), jnp.float32)
   frames = sampling.decode_sliding(
     lambda idx: codebook.apply(
-      ps.codebook_variables, idx, method=codebook.decode_tokens
+      ps.codebook_variables,
+      idx,
+      jnp.broadcast_to(head, (len(idx), 6)),
+      method=codebook.decode_tokens,
     ),
     tokens,
   )

@@ -208,6 +208,75 @@ def test_pose_metrics_tell_styles_apart():
   assert pose_metrics.diversity(np.stack(slow)) > 0
 
 
+def test_smoothed_style_reference_measures_the_smoothed_pose():
+  rng = np.random.default_rng(1)
+  clips = [rng.normal(0, 0.02, (120, 6)).cumsum(0) for _ in range(4)]
+  ref = pose_metrics.StyleReference.from_clips(clips, [0, 0, 1, 1], smooth=13)
+  for p in clips:
+    np.testing.assert_allclose(
+      ref.stats(p),
+      pose_metrics.motion_stats(scipy.signal.savgol_filter(p, 13, 2, axis=0)),
+    )
+  raw = pose_metrics.StyleReference.from_clips(clips, [0, 0, 1, 1])
+  assert raw.smooth == 0 and not np.allclose(raw.scale, ref.scale)
+  short = clips[0][:10]  # shorter than the filter: measured as it is
+  np.testing.assert_allclose(ref.stats(short), pose_metrics.motion_stats(short))
+
+
+def test_relative_codebook_codes_motion_about_the_offset():
+  cfg = dict(
+    hidden=16, layers=1, heads=2, mlp_dim=16, num_codes=8, beta=0.25,
+    ema=False, restart_dead=False, grouping="token", attn_scale="head",
+  )  # fmt: skip
+  mean, std = np.arange(6) * 0.1, np.full(6, 0.05)
+  model = builders.pose_codebook_model({**cfg, "relative": True}, mean, std)
+  rng = np.random.default_rng(0)
+  pose = jnp.asarray(rng.normal(0, 0.05, (3, 32, 6)), jnp.float32)
+  offset = jnp.asarray(rng.normal(0, 0.3, (3, 6)), jnp.float32)
+  v = model.init(jax.random.key(0), pose, offset)
+  tokens = jax.jit(lambda p, o: model.apply(v, p, o, method=model.tokens))
+  shift = jnp.asarray([0.2, -0.1, 0.05, 1.0, 2.0, -3.0], jnp.float32)
+  # Moving the head and its mean pose together leaves the code unchanged.
+  np.testing.assert_array_equal(
+    tokens(pose, offset), tokens(pose + shift, offset + shift)
+  )
+  with pytest.raises(ValueError, match="offset="):
+    model.apply(v, pose, method=model.tokens)
+  idx = tokens(pose, offset)
+  dec = lambda o: model.apply(v, idx, o, method=model.decode_tokens)  # noqa: E731
+  np.testing.assert_allclose(
+    dec(offset), dec(None) - mean + offset[:, None], atol=1e-5
+  )
+  # An absolute codebook ignores offsets.
+  absolute = builders.pose_codebook_model(cfg, mean, std)
+  va = absolute.init(jax.random.key(0), pose)
+  a = absolute.apply(va, pose, offset, method=absolute.tokens)
+  np.testing.assert_array_equal(
+    a, absolute.apply(va, pose, method=absolute.tokens)
+  )
+
+
+def test_pose_norm_of_a_relative_codebook():
+  from types import SimpleNamespace
+
+  from saas_jax.trainers import pose_vqvae
+
+  rng = np.random.default_rng(0)
+  clips = [rng.normal(k, 0.1 + k, (20 + 5 * k, 6)) for k in range(3)]
+  table = SimpleNamespace(
+    pose=np.concatenate(clips),
+    start=np.array([0, 20, 45]),
+    length=np.array([20, 25, 30]),
+    num_clips=3,
+  )
+  mean, std = pose_vqvae.pose_norm(table, relative=True)
+  np.testing.assert_allclose(mean, np.mean([c.mean(0) for c in clips], 0))
+  motion = np.concatenate([c - c.mean(0) for c in clips])
+  np.testing.assert_allclose(std, motion.std(0) + 1e-6)
+  mean, std = pose_vqvae.pose_norm(table, relative=False)
+  np.testing.assert_allclose(mean, table.pose.mean(0))
+
+
 # --------------------------------------------------- through the engine ---
 
 

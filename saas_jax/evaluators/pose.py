@@ -9,6 +9,13 @@ motion_stats      per-clip statistics of the head angles: amplitude (log
 StyleReference    the statistics of real clips per style; distance of a
                   clip's statistics to a style's mean, per feature in units
                   of the pooled within-style std (RMS over the features).
+                  smooth=13: every pose (reference clips and the measured
+                  one) is first smoothed as the pose sampler smooths its
+                  output (Savitzky-Golay, 13 frames, order 2), so that the
+                  statistics compare head motion and not frame-to-frame
+                  tremor: the unsmoothed velocity feature puts real clips,
+                  smoothed so, 4.1 from their style (1.3 unsmoothed) on
+                  the default data, whatever the motion.
 nod_alignment     how well head nods line up with audio energy onsets:
                   mean over onsets of exp(-d^2 / 2 sigma^2), d = frames to
                   the nearest nod (1: every onset has a nod on it).
@@ -19,6 +26,7 @@ diversity         mean pairwise RMS difference of the angles of samples.
 import dataclasses
 
 import numpy as np
+import scipy.signal
 
 from input_pipeline import features
 
@@ -35,14 +43,26 @@ def motion_stats(pose: np.ndarray) -> np.ndarray:
   )
 
 
+def smoothed(pose: np.ndarray, window: int, order: int = 2) -> np.ndarray:
+  """Savitzky-Golay along time (window 0 or a clip shorter than it: as is)."""
+  pose = np.asarray(pose, np.float64)
+  if not window or len(pose) < window:
+    return pose
+  return scipy.signal.savgol_filter(pose, window, order, axis=0)
+
+
 @dataclasses.dataclass
 class StyleReference:
   centroids: dict  # label -> [9]
   scale: np.ndarray  # [9] pooled within-style std
+  smooth: int = 0  # Savitzky-Golay window applied before the statistics
+
+  def stats(self, pose) -> np.ndarray:
+    return motion_stats(smoothed(pose, self.smooth))
 
   @classmethod
-  def from_clips(cls, poses, labels) -> "StyleReference":
-    stats = np.stack([motion_stats(p) for p in poses])
+  def from_clips(cls, poses, labels, smooth: int = 0) -> "StyleReference":
+    stats = np.stack([motion_stats(smoothed(p, smooth)) for p in poses])
     labels = np.asarray(labels)
     classes = sorted(set(labels.tolist()))
     cent = {c: stats[labels == c].mean(0) for c in classes}
@@ -50,10 +70,10 @@ class StyleReference:
       [stats[labels == c].var(0) for c in classes if (labels == c).sum() > 1],
       axis=0,
     )
-    return cls(cent, np.sqrt(var) + 1e-9)
+    return cls(cent, np.sqrt(var) + 1e-9, smooth)
 
   def distance(self, pose, label) -> float:
-    d = (motion_stats(pose) - self.centroids[label]) / self.scale
+    d = (self.stats(pose) - self.centroids[label]) / self.scale
     return float(np.sqrt(np.mean(d**2)))
 
 

@@ -82,12 +82,13 @@ def _classifier(path):
 def _pose_codebook(path):
   run = runs.load_run(path, "pose_vqvae")
   model = builders.pose_codebook_model(run.spec["model"])
-  fn = jax.jit(lambda v, x: model.apply(v, x, train=False)["recon"])
+  fn = jax.jit(lambda v, x, o: model.apply(v, x, o, train=False)["recon"])
   variables = {"params": run.params, **run.extra}
 
   def recon(pose_seq):  # -> (reconstructed, original) [W, 32, 6] windows
     x, n = _windows(pose_seq)
-    return np.asarray(fn(variables, x))[:n], np.asarray(x)[:n]
+    offset = np.repeat(np.mean(pose_seq, 0, keepdims=True), len(x), 0)
+    return np.asarray(fn(variables, x, offset))[:n], np.asarray(x)[:n]
 
   return recon
 

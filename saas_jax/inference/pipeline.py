@@ -310,6 +310,7 @@ class Pipeline:
         seed=req.seed,
         temperature=req.temperature,
         top_p=req.top_p,
+        offset=req.source.pose.mean(0),  # the source's head position
       )
       return
     clip = req.style if req.pose == "style" else req.source

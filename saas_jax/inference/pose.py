@@ -67,6 +67,11 @@ class PoseSampler:
     self.chunk_tokens = chunk_tokens
     self.code_size = style_model.vq.hidden  # S, the style codes' width
     self.savgol = (savgol_window, savgol_order)
+    # A relative codebook decodes motion about the training clips' average
+    # head position; `offset` moves it to the caller's head (savgol keeps
+    # constants, so shifting after smoothing is the same).
+    self.relative = codebook.relative
+    self.mean_pose = np.asarray(codebook_variables["pose_norm"]["mean"])
 
     def codes(v, x):  # [W, 32, 64] -> [S]: the mean window code
       return style_model.apply(v, x, method=style_model.style_code).mean(0)
@@ -122,10 +127,23 @@ class PoseSampler:
     seed: int = 0,
     temperature: float = 0.7,
     top_p: float = 0.9,
+    offset=None,
   ):
-    """Yields [N, <= 8 chunk_tokens, 6] pieces of the N sampled poses."""
+    """Yields [N, <= 8 chunk_tokens, 6] pieces of the N sampled poses.
+
+    offset: [6] mean head pose to move about (a relative codebook's runs;
+    default the training clips' average; an absolute codebook places the
+    head itself and ignores it)."""
     mfcc = check_frames("mfcc windows", mfcc, MFCC_SHAPE)
     style = check_code("style_code", style_code, self.code_size)
+    shift = 0.0
+    if offset is not None and self.relative:
+      offset = np.asarray(offset, np.float32)
+      if offset.shape != (6,) or not np.all(np.isfinite(offset)):
+        raise DataError(
+          "offset", f"expected a finite [6] pose, got {offset.tolist()}"
+        )
+      shift = offset - self.mean_pose
     if not 0.0 < temperature < float("inf"):
       raise DataError("temperature", f"must be > 0, got {temperature}")
     if not 0.0 <= top_p <= 1.0:
@@ -162,7 +180,7 @@ class PoseSampler:
       if emitted < t and pose.shape[1]:
         part = pose[:, : t - emitted]
         emitted += part.shape[1]
-        yield part
+        yield part + shift
 
   def __call__(self, mfcc, **kw) -> np.ndarray:
     """-> [N, T, 6] (same arguments as `stream`)."""

@@ -85,6 +85,7 @@ def pose_codebook_model(
     vq=vqvae.SequenceVQVAE.from_config(
       model_cfg, in_dim=POSE_DIM, seq_len=WINDOW
     ),
+    relative=bool(model_cfg.get("relative", False)),
     **kw,
   )
 

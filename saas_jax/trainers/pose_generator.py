@@ -31,6 +31,9 @@ Evaluation on held-out clips (config.data.eval_split):
                       (clip, seed) with right < wrong; style_dist_wrong_own:
                       wrong-style samples to the wrong style they were given.
                       style_dist_real: the held-out real clips themselves.
+                      *_smooth: the same with every pose (the reference
+                      clips too) Savitzky-Golay smoothed as the sampler
+                      smooths (evaluators.pose.StyleReference.smooth).
   diversity           mean pairwise RMS (rad) of the angles across seeds;
                       real_angle_std: the real clips' angle std, for scale.
   same_seed_max_diff  max |difference| of two draws with one seed (0: bit
@@ -82,16 +85,18 @@ def frozen_models(cfg):
   return style, pose
 
 
-def frozen_features(cfg, frozen, style_exp, pose):
-  """Style codes [B, S] of [B, 32, 64] and pose tokens [B, 2T/32*4]."""
+def frozen_features(cfg, frozen, style_exp, pose, offset):
+  """Style codes [B, S] of [B, 32, 64] and pose tokens [B, 2T/32*4] of
+  pose [B, 2T, 6] (offset [B, 6]: the clip's mean pose)."""
   style_model, pose_model = frozen_models(cfg)
   style = style_model.apply(
     frozen["style"], style_exp, method=style_model.style_code
   )
-  b = pose.shape[0]
+  b, t = pose.shape[:2]
   tokens = pose_model.apply(
     frozen["pose_vqvae"],
     pose.reshape(-1, WINDOW, pose.shape[-1]),
+    jnp.repeat(offset, t // WINDOW, 0),
     method=pose_model.tokens,
   ).reshape(b, -1)
   return jax.lax.stop_gradient(style), tokens
@@ -102,7 +107,11 @@ def frozen_features(cfg, frozen, style_exp, pose):
 
 def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
   style, tokens = frozen_features(
-    cfg, extra["frozen"], batch["style_exp"], batch["pose"]
+    cfg,
+    extra["frozen"],
+    batch["style_exp"],
+    batch["pose"],
+    batch["pose_offset"],
   )  # [B, S], [B, 8]
   past, target = tokens[:, :NUM_PAST], tokens[:, NUM_PAST:]
   b = past.shape[0]
@@ -162,15 +171,15 @@ def token_metrics(state, model, table, batch_size=64) -> dict:
     mfcc = _mfcc(table, c, t)
     for s in range(0, max(t - 2 * WINDOW, 0) + 1, WINDOW):
       idx = features.ping_pong_index(np.array(t), s + np.arange(2 * WINDOW))
-      rows.append((pose[idx], mfcc[idx[WINDOW:]], exp[:WINDOW]))
+      rows.append((pose[idx], pose.mean(0), mfcc[idx[WINDOW:]], exp[:WINDOW]))
   if not rows:
     return {}
-  pose, mfcc, exp = (np.stack(x) for x in zip(*rows, strict=True))
+  pose, offset, mfcc, exp = (np.stack(x) for x in zip(*rows, strict=True))
   gen = {"params": state.params, "batch_stats": state.extra["batch_stats"]}
 
   @jax.jit
-  def run(frozen, gen, pose, mfcc, exp):
-    style, tokens = frozen_features(state.cfg, frozen, exp, pose)
+  def run(frozen, gen, pose, offset, mfcc, exp):
+    style, tokens = frozen_features(state.cfg, frozen, exp, pose, offset)
     past, target = tokens[:, :NUM_PAST], tokens[:, NUM_PAST:]
     keep = jnp.full((past.shape[0],), NUM_PAST)
     logits = model.apply(gen, mfcc, style, past, keep)[:, :NUM_PAST]
@@ -181,7 +190,9 @@ def token_metrics(state, model, table, batch_size=64) -> dict:
 
   nll, hit = [], []
   for sl in _chunks(len(pose), batch_size):
-    a, b = run(state.extra["frozen"], gen, pose[sl], mfcc[sl], exp[sl])
+    a, b = run(
+      state.extra["frozen"], gen, pose[sl], offset[sl], mfcc[sl], exp[sl]
+    )
     nll.append(np.asarray(a))
     hit.append(np.asarray(b))
   nll, hit = np.concatenate(nll), np.concatenate(hit)
@@ -193,14 +204,16 @@ def token_metrics(state, model, table, batch_size=64) -> dict:
 
 def unigram_perplexity(state, table, num_codes, max_clips=256) -> float:
   """Perplexity of the training tokens' marginal distribution."""
-  wins = []
+  wins, offsets = [], []
   for c in range(min(table.num_clips, max_clips)):
     p = _clip(table, c, "pose")
-    wins += [p[s : s + WINDOW] for s in range(0, len(p) - WINDOW + 1, WINDOW)]
+    starts = range(0, len(p) - WINDOW + 1, WINDOW)
+    wins += [p[s : s + WINDOW] for s in starts]
+    offsets += [p.mean(0)] * len(starts)
   _, pose_model = frozen_models(state.cfg)
-  tok = jax.jit(lambda v, x: pose_model.apply(v, x, method=pose_model.tokens))(
-    state.extra["frozen"]["pose_vqvae"], np.stack(wins)
-  )
+  tok = jax.jit(
+    lambda v, x, o: pose_model.apply(v, x, o, method=pose_model.tokens)
+  )(state.extra["frozen"]["pose_vqvae"], np.stack(wins), np.stack(offsets))
   return codebook.perplexity(codebook.usage(tok, num_codes))
 
 
@@ -253,9 +266,13 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
     )(frozen["style"], exp)
   )
   code_of = dict(zip(labels, codes, strict=True))
-  reference = pose_metrics.StyleReference.from_clips(
-    [_clip(train, c, "pose") for c in range(train.num_clips)], train.label
-  )
+  train_poses = [_clip(train, c, "pose") for c in range(train.num_clips)]
+  references = {  # "_smooth": head motion without the frame-to-frame tremor
+    suffix: pose_metrics.StyleReference.from_clips(
+      train_poses, train.label, smooth=smooth
+    )
+    for suffix, smooth in (("", 0), ("_smooth", eval_cfg.savgol_window))
+  }
 
   clips = [
     c
@@ -300,13 +317,18 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
   again, _ = draw(right, key)
   gen_wrong, _ = draw(wrong, key)
 
-  res = {k: [] for k in ("right", "wrong", "wrong_own", "real", "closer")}
+  res = {
+    k + suffix: []
+    for k in ("right", "wrong", "wrong_own", "real", "closer")
+    for suffix in references
+  }
   align = {"gen": [], "real": [], "shuffled": []}
   div, jit_gen, jit_real, real_std, distinct = [], [], [], [], []
   for i, c in enumerate(clips):
     t = lengths[i]
     real = _clip(table, c, "pose")
-    res["real"].append(reference.distance(real, right[i]))
+    for suffix, ref in references.items():
+      res["real" + suffix].append(ref.distance(real, right[i]))
     real_std.append(float(real[:, :3].std(0).mean()))
     jit_real.append(pose_metrics.jitter(real))
     energy = pose_metrics.frame_energy(
@@ -329,12 +351,13 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
     )
     for s in range(num):
       g, w = gen_right[i, s, :t], gen_wrong[i, s, :t]
-      d_right = reference.distance(g, right[i])
-      d_wrong = reference.distance(w, right[i])
-      res["right"].append(d_right)
-      res["wrong"].append(d_wrong)
-      res["wrong_own"].append(reference.distance(w, wrong[i]))
-      res["closer"].append(float(d_right < d_wrong))
+      for suffix, ref in references.items():
+        d_right = ref.distance(g, right[i])
+        d_wrong = ref.distance(w, right[i])
+        res["right" + suffix].append(d_right)
+        res["wrong" + suffix].append(d_wrong)
+        res["wrong_own" + suffix].append(ref.distance(w, wrong[i]))
+        res["closer" + suffix].append(float(d_right < d_wrong))
       jit_gen.append(pose_metrics.jitter(g))
       nod_frames = pose_metrics.nods(g)
       align["gen"].append(pose_metrics.nod_alignment(onsets, nod_frames))
@@ -353,12 +376,19 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
     xs = [x for x in xs if x is not None]
     return float(np.mean(xs)) if xs else float("nan")
 
+  styled = {}
+  for suffix in references:
+    styled.update(
+      {
+        f"style_dist_right{suffix}": mean(res["right" + suffix]),
+        f"style_dist_wrong{suffix}": mean(res["wrong" + suffix]),
+        f"style_closer_rate{suffix}": mean(res["closer" + suffix]),
+        f"style_dist_wrong_own{suffix}": mean(res["wrong_own" + suffix]),
+        f"style_dist_real{suffix}": mean(res["real" + suffix]),
+      }
+    )
   return {
-    "style_dist_right": mean(res["right"]),
-    "style_dist_wrong": mean(res["wrong"]),
-    "style_closer_rate": mean(res["closer"]),
-    "style_dist_wrong_own": mean(res["wrong_own"]),
-    "style_dist_real": mean(res["real"]),
+    **styled,
     "diversity": mean(div),
     "real_angle_std": mean(real_std),
     "same_seed_max_diff": float(np.abs(again - gen_right).max()),
@@ -428,7 +458,9 @@ def train_and_evaluate(config, workdir: str):
       jnp.zeros((n, WINDOW, 64)),
       method=style_model.style_code,
     )
-    pose = pose_model.init({"params": k3}, jnp.zeros((n, WINDOW, 6)))
+    pose = pose_model.init(
+      {"params": k3}, jnp.zeros((n, WINDOW, 6)), jnp.zeros((n, 6))
+    )
     return {**variables, "frozen": {"style": style, "pose_vqvae": pose}}
 
   stage = loop.Stage(

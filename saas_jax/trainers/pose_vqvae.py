@@ -2,7 +2,8 @@
 
 Loss = L1(reconstruction, pose) + VQ, on standardised pose (see
 models.pose_codebook), over 32-frame windows: each 64-frame window of the
-pose batches is cut in two.
+pose batches is cut in two. model.relative: the pose about the clip's mean
+pose (batch["pose_offset"]), standardised by the spread about it.
 
 Evaluation on held-out clips (config.data.eval_split), every 32-frame window
 (stride 16):
@@ -33,9 +34,11 @@ POSE_DIM = builders.POSE_DIM
 def loss_fn(params, extra, batch, rng, *, apply_fn):
   pose = batch["pose"]  # [B, 64, 6]
   x = pose.reshape(-1, WINDOW, POSE_DIM)  # [2B, 32, 6]
+  offset = jnp.repeat(batch["pose_offset"], pose.shape[1] // WINDOW, 0)
   out, updates = apply_fn(
     {"params": params, **extra},
     x,
+    offset,  # [2B, 6]; unused by an absolute codebook
     train=True,
     mutable=[k for k in extra if k != "pose_norm"],
     rngs={"vq": rng, "dropout": jax.random.fold_in(rng, 1)},  # model.dropout
@@ -61,7 +64,7 @@ def train_step(state, batch, rng):
 
 
 def _forward(variables, x, *, apply_fn):
-  out = apply_fn(variables, x, train=False)
+  out = apply_fn(variables, x["pose"], x["offset"], train=False)
   return {"recon": out["recon"], "indices": out["indices"]}
 
 
@@ -70,10 +73,12 @@ def evaluate_table(state, mesh, table, num_codes, batch_size=256) -> dict:
   w = windows.Windows.of(clips)
   fn = functools.partial(_forward, apply_fn=state.apply_fn)
   variables = {"params": state.params, **state.extra}
-  out = windows.batched_apply(fn, variables, w.x, mesh, batch_size)
+  clip_mean = np.stack([clips[c].mean(0) for c in w.owner])  # [W, 6]
+  out = windows.batched_apply(
+    fn, variables, {"pose": w.x, "offset": clip_mean}, mesh, batch_size
+  )
   err = np.abs(out["recon"] - w.x)  # [W, 32, 6]
-  clip_mean = np.stack([clips[c].mean(0) for c in w.owner])[:, None]
-  base = np.abs(w.x - clip_mean).mean()
+  base = np.abs(w.x - clip_mean[:, None]).mean()
   return {
     "recon_l1": float(err.mean()),
     "recon_l1_angles": float(err[..., :3].mean()),
@@ -89,18 +94,34 @@ def evaluate_table(state, mesh, table, num_codes, batch_size=256) -> dict:
 def pose_batches(config, inputs):
   """Pose windows only (the pose stage needs no audio on the device)."""
   make = data_lib.batch_iterator(batches_lib.pose_windows, config, inputs)
-  return lambda start: ({"pose": b["pose"]} for b in make(start))
+  keys = ("pose", "pose_offset")
+  return lambda start: ({k: b[k] for k in keys} for b in make(start))
+
+
+def pose_norm(table, relative: bool):
+  """(mean [6], std [6]) that standardise the codebook's input: of the
+  pose, or (relative) the mean of the clips' mean poses and the spread
+  about each clip's own mean."""
+  clips = windows.table_clips(table, "pose")
+  means = np.stack([c.mean(0) for c in clips])
+  if not relative:
+    pose = np.concatenate(clips)
+    return pose.mean(0), pose.std(0) + 1e-6
+  motion = np.concatenate([c - m for c, m in zip(clips, means, strict=True)])
+  return means.mean(0), motion.std(0) + 1e-6
 
 
 def train_and_evaluate(config, workdir: str):
   inputs = data_lib.load(config, with_audio=True)
-  pose = inputs.train.partners.table.pose
-  model = builders.pose_codebook_model(
-    config.model, pose.mean(0), pose.std(0) + 1e-6
+  mean, std = pose_norm(
+    inputs.train.partners.table, config.model.get("relative", False)
   )
+  model = builders.pose_codebook_model(config.model, mean, std)
   dummy = jnp.zeros((2, WINDOW, POSE_DIM))
   stage = loop.Stage(
-    init=lambda rng: model.init({"params": rng}, dummy, train=False),
+    init=lambda rng: model.init(
+      {"params": rng}, dummy, jnp.zeros((2, POSE_DIM)), train=False
+    ),
     apply_fn=model.apply,
     train_step=train_step,
     batches=pose_batches(config, inputs),
