@@ -9,7 +9,8 @@ figures.
 Prints, per treatment (real, smoothed, codebook, codebook + smoothing):
 the distance of the motion statistics to the clip's style (raw and
 smoothed reference, in within-style std units), the L1 to the real pose,
-jitter, and nod alignment with the clip's own audio and another clip's.
+jitter, and the onset-locked nod response (evaluators.pose.NodTemplate,
+built on the training clips) with the clip's own audio and another clip's.
 """
 
 import argparse
@@ -69,12 +70,16 @@ def main():
       poses, styles, smooth=SAVGOL
     ),
   }
-  energy = [
-    pose_metrics.frame_energy(
-      features.log_mel(c.wav), len(c.pose), features.MODEL_FPS
-    )
-    for _, c in test
-  ]
+
+  def onsets(clip):
+    mel = features.log_mel(clip.wav)
+    energy = pose_metrics.frame_energy(mel, len(clip.pose), features.MODEL_FPS)
+    return pose_metrics.energy_onsets(energy)
+
+  template = pose_metrics.NodTemplate.from_clips(
+    poses, [onsets(c) for _, c in train]
+  )
+  heard = [onsets(c) for _, c in test]
   smooth = lambda x: pose_metrics.smoothed(x, SAVGOL)  # noqa: E731
   treatments = {
     "real": lambda x: x,
@@ -83,7 +88,7 @@ def main():
     "codebook+smoothed": lambda x: smooth(recon(x)),
   }
   print(
-    f"{'':18s} dist raw  dist smoothed  L1      jitter   nods own / shuffled"
+    f"{'':18s} dist raw  dist smoothed  L1      jitter   nod response own / shuffled"
   )
   for name, fn in treatments.items():
     dist = {k: [] for k in refs}
@@ -94,15 +99,11 @@ def main():
         dist[k].append(ref.distance(q, labels[style]))
       l1.append(np.abs(q - clip.pose[: len(q)]).mean())
       jit.append(pose_metrics.jitter(q))
-      nods = pose_metrics.nods(q)
       j = (i + 1) % len(test)  # another clip's audio: chance
-      m = min(len(q), len(energy[j]))
-      for out, e in ((own, energy[i][: len(q)]), (other, energy[j][:m])):
-        a = pose_metrics.nod_alignment(
-          pose_metrics.energy_onsets(e), nods[nods < len(e)]
-        )
-        if a is not None:
-          out.append(a)
+      for out, o in ((own, heard[i]), (other, heard[j])):
+        r = template.response(q, o[o < len(q)])
+        if r is not None:
+          out.append(r)
     print(
       f"{name:18s} {np.mean(dist['raw']):8.2f}  {np.mean(dist['smoothed']):13.2f}"
       f"  {np.mean(l1):.4f}  {np.mean(jit):.5f}  "

@@ -47,6 +47,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       relative=True,  # pose about the clip's mean pose (False: official)
     )
   )
+  # L1 + w_velocity x L1 of the frame-to-frame differences (official: 0).
+  c.loss = ml_collections.ConfigDict(dict(w_velocity=0.0))
   # 64-frame pose windows, each cut into two 32-frame windows: 128 windows.
   c.data.batch_size = 64
   if arg == "cpu":

@@ -223,6 +223,36 @@ def test_smoothed_style_reference_measures_the_smoothed_pose():
   np.testing.assert_allclose(ref.stats(short), pose_metrics.motion_stats(short))
 
 
+def test_nod_response_finds_nods_locked_to_onsets():
+  rng = np.random.default_rng(2)
+  lags = pose_metrics.NOD_LAGS
+  shape = -0.01 * np.exp(-(lags**2) / 8.0)  # a 10 mrad dip on the onset
+
+  def clip(onsets, nods=True):
+    p = rng.normal(0, 0.001, (300, 6)).cumsum(0) * 0.1
+    if nods:
+      for o in onsets:
+        p[o + lags, 0] += shape
+    return p
+
+  onsets = [
+    [30 + 40 * k + int(rng.integers(5)) for k in range(6)] for _ in range(5)
+  ]
+  template = pose_metrics.NodTemplate.from_clips(
+    [clip(o) for o in onsets], onsets
+  )
+  assert np.argmin(template.kernel) == np.flatnonzero(lags == 0)[0]
+  own = [30, 95, 170, 240]
+  moved = [o + 17 for o in own]  # between the nods
+  p = clip(own)
+  assert template.response(p, own) == pytest.approx(1.0, abs=0.25)
+  assert abs(template.response(p, moved)) < 0.3
+  assert abs(template.response(clip(own, nods=False), own)) < 0.3
+  assert template.response(p, [2, 295]) is None  # lags outside the clip
+  empty = pose_metrics.NodTemplate.from_clips([p], [[]])
+  assert empty.response(p, own) is None
+
+
 def test_relative_codebook_codes_motion_about_the_offset():
   cfg = dict(
     hidden=16, layers=1, heads=2, mlp_dim=16, num_codes=8, beta=0.25,
@@ -275,6 +305,36 @@ def test_pose_norm_of_a_relative_codebook():
   np.testing.assert_allclose(std, motion.std(0) + 1e-6)
   mean, std = pose_vqvae.pose_norm(table, relative=False)
   np.testing.assert_allclose(mean, table.pose.mean(0))
+
+
+def test_velocity_loss_weighs_the_error_of_frame_differences():
+  from types import SimpleNamespace
+
+  from saas_jax.trainers import pose_vqvae
+
+  cfg = dict(
+    hidden=16, layers=1, heads=2, mlp_dim=16, num_codes=8, beta=0.25,
+    ema=False, restart_dead=False, grouping="token", attn_scale="head",
+    relative=True,
+  )  # fmt: skip
+  model = builders.pose_codebook_model(cfg, np.zeros(6), np.full(6, 0.05))
+  rng = np.random.default_rng(0)
+  batch = {
+    "pose": jnp.asarray(rng.normal(0, 0.05, (2, 64, 6)), jnp.float32),
+    "pose_offset": jnp.zeros((2, 6)),
+  }
+  v = model.init(jax.random.key(0), batch["pose"][:, :32], jnp.zeros((2, 6)))
+  extra = {k: x for k, x in v.items() if k != "params"}
+
+  def loss(w):
+    fn = pose_vqvae.loss_fn
+    out = fn(v["params"], extra, batch, jax.random.key(1),
+             apply_fn=model.apply, cfg=SimpleNamespace(w_velocity=w))  # fmt: skip
+    return out[0], out[1][0]
+
+  (l0, m0), (l2, _) = loss(0.0), loss(2.0)
+  assert float(m0["velocity_l1"]) > 0
+  np.testing.assert_allclose(l2 - l0, 2.0 * m0["velocity_l1"], rtol=1e-5)
 
 
 # --------------------------------------------------- through the engine ---
@@ -348,6 +408,7 @@ def test_pose_stages_run_through_the_engine(smoke_runs):
     "style_dist_wrong",
     "diversity",
     "nod_align_gen",
+    "nod_response_real",
     "jitter_gen",
   ):
     assert np.isfinite(res[k]), k

@@ -18,7 +18,16 @@ StyleReference    the statistics of real clips per style; distance of a
                   the default data, whatever the motion.
 nod_alignment     how well head nods line up with audio energy onsets:
                   mean over onsets of exp(-d^2 / 2 sigma^2), d = frames to
-                  the nearest nod (1: every onset has a nod on it).
+                  the nearest nod (1: every onset has a nod on it). Weak:
+                  it counts peaks, and real poses score 0.494 with their
+                  own audio against 0.468 with another clip's.
+NodTemplate       the onset-locked response: the high-passed pitch around
+                  each audio onset (+-12 frames), averaged over the real
+                  training clips' onsets, is the template; a clip's
+                  response is its onset-locked pitch projected on it (1:
+                  the real clips' average nod, 0: none locked to the
+                  audio). Real held-out poses: 1.06 with their own audio,
+                  -0.34 with another clip's (default data).
 jitter            mean |second difference| of the angles (rad / frame^2).
 diversity         mean pairwise RMS difference of the angles of samples.
 """
@@ -107,6 +116,48 @@ def nods(pose: np.ndarray) -> np.ndarray:
   """Frames of nod peaks: local maxima of |pitch - its 0.5 s average|."""
   pitch = np.asarray(pose, np.float64)[:, 0]
   return _peaks(np.abs(pitch - _smooth(pitch, 13)), 1.0)
+
+
+NOD_LAGS = np.arange(-12, 13)  # frames around an onset
+
+
+def highpassed_pitch(pose: np.ndarray) -> np.ndarray:
+  """[T, 6] -> [T] pitch minus its 0.5 s average (what a nod moves)."""
+  pitch = np.asarray(pose, np.float64)[:, 0]
+  return pitch - _smooth(pitch, 13)
+
+
+def onset_locked(pose: np.ndarray, onsets) -> np.ndarray:
+  """[n, 25]: the high-passed pitch around each onset that has all lags."""
+  h = highpassed_pitch(pose)
+  rows = [
+    h[o + NOD_LAGS]
+    for o in np.asarray(onsets, np.int64)
+    if o + NOD_LAGS[0] >= 0 and o + NOD_LAGS[-1] < len(h)
+  ]
+  return np.reshape(rows, (len(rows), len(NOD_LAGS)))
+
+
+@dataclasses.dataclass
+class NodTemplate:
+  kernel: np.ndarray  # [25] mean onset-locked high-passed pitch (rad)
+
+  @classmethod
+  def from_clips(cls, poses, onsets) -> "NodTemplate":
+    rows = np.concatenate(
+      [onset_locked(p, o) for p, o in zip(poses, onsets, strict=True)]
+    )
+    # No onsets at all (a tiny corpus): an empty template, no responses.
+    return cls(rows.mean(0) if len(rows) else np.zeros(len(NOD_LAGS)))
+
+  def response(self, pose, onsets) -> float | None:
+    """Mean projection of the clip's onset-locked pitch on the template
+    (None: no onset with all lags inside the clip, or an empty template)."""
+    rows = onset_locked(pose, onsets)
+    if not len(rows) or not np.any(self.kernel):
+      return None
+    k = self.kernel
+    return float((rows @ k).mean() / (k @ k + 1e-12))
 
 
 def nod_alignment(onsets, nod_frames, sigma: float = 3.0) -> float | None:

@@ -42,6 +42,12 @@ Evaluation on held-out clips (config.data.eval_split):
   nod_align_*         nods at audio energy onsets (evaluators.pose): generated,
                       real, and generated against another clip's audio
                       (chance level).
+  nod_response_*      the onset-locked pitch projected on the real training
+                      clips' nod template (evaluators.pose.NodTemplate; 1:
+                      an average real nod at every onset): generated, real,
+                      generated against another clip's onsets; gain: per
+                      clip generated minus shuffled, mean over seeds, with
+                      a 95 % bootstrap interval over clips (_low, _high).
   jitter_gen, jitter_real   mean |second difference| of the angles.
 """
 
@@ -59,7 +65,7 @@ from saas_jax.engine import data as data_lib
 from saas_jax.engine import loop
 from saas_jax.engine import workdir as workdir_lib
 from saas_jax.engine.train_state import apply_loss
-from saas_jax.evaluators import codebook
+from saas_jax.evaluators import codebook, stats
 from saas_jax.evaluators import pose as pose_metrics
 from saas_jax.models import builders
 
@@ -149,6 +155,13 @@ def train_step(state, batch, rng):
 def _clip(table, c, stream):
   s = table.start[c]
   return getattr(table, stream)[s : s + table.length[c]]
+
+
+def _onsets(table, c):
+  """Audio energy onsets (frames) of clip c."""
+  mel = table.mel[table.mel_start[c] : table.mel_start[c] + table.mel_len[c]]
+  energy = pose_metrics.frame_energy(mel, int(table.length[c]), table.fps)
+  return pose_metrics.energy_onsets(energy)
 
 
 def _mfcc(table, c, num_frames):
@@ -273,6 +286,10 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
     )
     for suffix, smooth in (("", 0), ("_smooth", eval_cfg.savgol_window))
   }
+  heard = [c for c in range(train.num_clips) if train.has_audio[c]]
+  template = pose_metrics.NodTemplate.from_clips(
+    [train_poses[c] for c in heard], [_onsets(train, c) for c in heard]
+  )
 
   clips = [
     c
@@ -323,6 +340,7 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
     for suffix in references
   }
   align = {"gen": [], "real": [], "shuffled": []}
+  nod = {"gen": [], "real": [], "shuffled": [], "gain": []}
   div, jit_gen, jit_real, real_std, distinct = [], [], [], [], []
   for i, c in enumerate(clips):
     t = lengths[i]
@@ -331,24 +349,16 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
       res["real" + suffix].append(ref.distance(real, right[i]))
     real_std.append(float(real[:, :3].std(0).mean()))
     jit_real.append(pose_metrics.jitter(real))
-    energy = pose_metrics.frame_energy(
-      table.mel[table.mel_start[c] : table.mel_start[c] + table.mel_len[c]],
-      t,
-      table.fps,
-    )
-    onsets = pose_metrics.energy_onsets(energy)
+    onsets = _onsets(table, c)
     align["real"].append(
       pose_metrics.nod_alignment(onsets, pose_metrics.nods(real))
     )
+    nod["real"].append(template.response(real, onsets))
     j = (i + 1) % len(clips)  # another clip's audio: chance alignment
-    other = pose_metrics.frame_energy(
-      table.mel[
-        table.mel_start[clips[j]] : table.mel_start[clips[j]]
-        + table.mel_len[clips[j]]
-      ],
-      lengths[j],
-      table.fps,
-    )
+    m = min(t, lengths[j])
+    other = _onsets(table, clips[j])
+    other = other[other < m]
+    gain = []
     for s in range(num):
       g, w = gen_right[i, s, :t], gen_wrong[i, s, :t]
       for suffix, ref in references.items():
@@ -361,16 +371,22 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
       jit_gen.append(pose_metrics.jitter(g))
       nod_frames = pose_metrics.nods(g)
       align["gen"].append(pose_metrics.nod_alignment(onsets, nod_frames))
-      m = min(t, lengths[j])
       align["shuffled"].append(
-        pose_metrics.nod_alignment(
-          pose_metrics.energy_onsets(other[:m]), nod_frames[nod_frames < m]
-        )
+        pose_metrics.nod_alignment(other, nod_frames[nod_frames < m])
       )
+      own, chance = template.response(g, onsets), template.response(g, other)
+      nod["gen"].append(own)
+      nod["shuffled"].append(chance)
+      if own is not None and chance is not None:
+        gain.append(own - chance)
+    if gain:
+      nod["gain"].append(float(np.mean(gain)))  # per clip, over seeds
     div.append(pose_metrics.diversity(gen_right[i, :, :t]))
     for a in range(num):
       for b in range(a + 1, num):
         distinct.append(float(np.any(tok_right[i, a] != tok_right[i, b])))
+
+  gain_ci = stats.interval(nod["gain"])
 
   def mean(xs):
     xs = [x for x in xs if x is not None]
@@ -396,6 +412,17 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
     "nod_align_gen": mean(align["gen"]),
     "nod_align_real": mean(align["real"]),
     "nod_align_shuffled": mean(align["shuffled"]),
+    "nod_response_gen": mean(nod["gen"]),
+    "nod_response_real": mean(nod["real"]),
+    "nod_response_shuffled": mean(nod["shuffled"]),
+    **{
+      f"nod_response_gain{k}": v
+      for k, v in (
+        ("", gain_ci["mean"]),
+        ("_low", gain_ci["low"]),
+        ("_high", gain_ci["high"]),
+      )
+    },
     "jitter_gen": mean(jit_gen),
     "jitter_real": mean(jit_real),
     "sampled_clips": float(len(clips)),

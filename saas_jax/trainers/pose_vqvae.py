@@ -4,6 +4,8 @@ Loss = L1(reconstruction, pose) + VQ, on standardised pose (see
 models.pose_codebook), over 32-frame windows: each 64-frame window of the
 pose batches is cut in two. model.relative: the pose about the clip's mean
 pose (batch["pose_offset"]), standardised by the spread about it.
+loss.w_velocity adds that weight times the L1 of the frame-to-frame
+differences (what a nod is made of: a few mrad within a few frames).
 
 Evaluation on held-out clips (config.data.eval_split), every 32-frame window
 (stride 16):
@@ -18,6 +20,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from input_pipeline import batches as batches_lib
@@ -31,7 +34,7 @@ WINDOW = builders.WINDOW
 POSE_DIM = builders.POSE_DIM
 
 
-def loss_fn(params, extra, batch, rng, *, apply_fn):
+def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
   pose = batch["pose"]  # [B, 64, 6]
   x = pose.reshape(-1, WINDOW, POSE_DIM)  # [2B, 32, 6]
   offset = jnp.repeat(batch["pose_offset"], pose.shape[1] // WINDOW, 0)
@@ -43,10 +46,13 @@ def loss_fn(params, extra, batch, rng, *, apply_fn):
     mutable=[k for k in extra if k != "pose_norm"],
     rngs={"vq": rng, "dropout": jax.random.fold_in(rng, 1)},  # model.dropout
   )
-  l1 = jnp.mean(jnp.abs(out["recon_norm"] - out["target_norm"]))
-  loss = l1 + out["vq_loss"]
+  err = out["recon_norm"] - out["target_norm"]  # [2B, 32, 6]
+  l1 = jnp.mean(jnp.abs(err))
+  velocity = jnp.mean(jnp.abs(jnp.diff(err, axis=1)))
+  loss = l1 + cfg.w_velocity * velocity + out["vq_loss"]
   metrics = {
     "l1": l1,
+    "velocity_l1": velocity,
     "vq": out["vq_loss"],
     "l1_pose_units": jnp.mean(jnp.abs(out["recon"] - x)),
     "perplexity": out["perplexity"],
@@ -56,7 +62,7 @@ def loss_fn(params, extra, batch, rng, *, apply_fn):
 
 
 def train_step(state, batch, rng):
-  fn = functools.partial(loss_fn, apply_fn=state.apply_fn)
+  fn = functools.partial(loss_fn, apply_fn=state.apply_fn, cfg=state.cfg)
   return apply_loss(state, batch, rng, fn)
 
 
@@ -128,6 +134,7 @@ def train_and_evaluate(config, workdir: str):
     evaluate=lambda state, mesh: evaluate_table(
       state, mesh, inputs.eval_table, config.model.num_codes
     ),
+    cfg=ml_collections.FrozenConfigDict(config.loss),
     describe=lambda state: {"model": config.model.to_dict()},
   )
   return loop.train_and_evaluate(config, workdir, stage)
