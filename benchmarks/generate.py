@@ -41,7 +41,6 @@ from saas_jax.models import builders  # noqa: E402
 from saas_jax.trainers import motion  # noqa: E402
 
 NUM_CLASSES = 1323  # MEAD's styles (sizes the frozen classifier only)
-NUM_CODES = 200
 
 
 def _config(name, size):
@@ -58,7 +57,7 @@ def random_pipeline(size: str) -> Pipeline:
 
   pose_cfg = _config("pose_generator", size)
   codebook_cfg = _config("pose_vqvae", size).model.to_dict()
-  model = builders.pose_generator_model(pose_cfg.model, NUM_CODES)
+  model = builders.pose_generator_model(pose_cfg.model, codebook_cfg)
   keys = jax.random.split(jax.random.key(1), 3)
   variables = jax.jit(model.init)(
     keys[0],
@@ -68,7 +67,9 @@ def random_pipeline(size: str) -> Pipeline:
     jnp.full((1,), 4),
   )
   codebook = builders.pose_codebook_model(codebook_cfg)
-  codebook_vars = jax.jit(codebook.init)(keys[1], jnp.zeros((1, 32, 6)))
+  codebook_vars = jax.jit(codebook.init)(
+    keys[1], jnp.zeros((1, 32, 6)), jnp.zeros((1, 6))
+  )
   style_enc = builders.style_encoder(style_model)
   style_vars = jax.jit(
     lambda k: style_enc.init(

@@ -45,7 +45,8 @@ def codebook_fn(workdir):
     idx = np.asarray(tokens(jnp.asarray(w), jnp.asarray(offset))).reshape(-1)
     mean = jnp.asarray(pose.mean(0))
     fn = lambda i: decode(i, jnp.broadcast_to(mean, (len(i), 6)))  # noqa: E731
-    return np.asarray(sampling.decode_sliding(fn, jnp.asarray(idx)))
+    per_window = 32 // 2**model.vq.factor  # tokens per 32 frames
+    return np.asarray(sampling.decode_sliding(fn, jnp.asarray(idx), per_window))
 
   return recon
 

@@ -163,7 +163,7 @@ def main():
   parser.add_argument("--steps", type=int, default=2)
   args = parser.parse_args()
   config = config_lib.load(args.config)
-  model = builders.pose_generator_model(config.model, NUM_CODES)
+  model = builders.pose_generator_model(config.model, {"num_codes": NUM_CODES})
   variables = jax.jit(model.init)(
     jax.random.key(0),
     jnp.zeros((1, 32, 28, 12)),

@@ -22,6 +22,16 @@ clips): L1 0.0349 -> 0.0241 (angles 0.0338 -> 0.0143 rad), 0.85 -> 0.59 of
 the error of each clip's mean pose; and the pose generator trained on it
 (README, "Head pose") puts right-style samples closer than wrong-style ones
 in 76 % of pairs instead of 50 %.
+
+Nods (benchmarks/pose_floor.py: held-out real poses coded, decoded and
+smoothed; onset-locked nod response with the clip's own audio / another
+clip's, real poses 1.06 / -0.27): this codebook keeps none (-0.02 /
+-0.07), nor does it with loss.w_velocity 1 or 4 (0.09 / -0.14, 0.06 /
+-0.13) or velocity inputs (velocity_scale 4: -0.04 / -0.11). model.factor
+2 (32 frames -> 8 tokens of 4 frames; official 3: 4 of 8) keeps them (0.35
+/ -0.06), with L1 0.0204 and smoothed style distance 1.72 (1.98 at factor
+3; real 1.33); the cpu pose generator on it does not make them yet (README,
+"Head pose"), so the official 3 stays the default.
 """
 
 import ml_collections
@@ -45,6 +55,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       attn_scale="head",  # "hidden": the official 1/sqrt(256)
       dropout=0.0,  # transformer dropout (the official model has none)
       relative=True,  # pose about the clip's mean pose (False: official)
+      velocity_scale=0.0,  # > 0: the encoder also reads frame velocities
+      factor=3,  # 32 frames -> 32 / 2**factor tokens
     )
   )
   # L1 + w_velocity x L1 of the frame-to-frame differences (official: 0).

@@ -31,6 +31,11 @@ repeating its last frame, so every token gets its own window.
 Randomness: sample i of utterance b draws from fold_in(fold_in(key, b), i),
 then fold_in(., step): bit-reproducible for a key, and sample i is the same
 whether 1 or 8 are drawn.
+
+The figures above are the official codebook's (32 frames -> 4 tokens of 8
+frames); a codebook with model.factor 2 codes 32 frames as 8 tokens of 4
+frames, and every function here takes that count as `num_past` (the
+model's `num_tokens`).
 """
 
 import functools
@@ -40,9 +45,9 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.signal
 
-TOKEN_FRAMES = 8  # frames per pose token
 WINDOW = 32  # frames of audio per step
-NUM_PAST = WINDOW // TOKEN_FRAMES  # 4
+TOKEN_FRAMES = 8  # frames per pose token (the official codebook)
+NUM_PAST = WINDOW // TOKEN_FRAMES  # 4 tokens per window (the official)
 
 
 # ------------------------------------------------------------- nucleus ---
@@ -73,17 +78,20 @@ def sample_keys(key, batch: int, num_samples: int):
   return keys.reshape(batch * num_samples)
 
 
-def num_tokens(num_frames: int) -> int:
-  """Tokens that cover num_frames (at least one 4-token window)."""
-  return max(-(-num_frames // TOKEN_FRAMES), NUM_PAST)
+def num_tokens(num_frames: int, num_past: int = NUM_PAST) -> int:
+  """Tokens that cover num_frames (at least one window of num_past)."""
+  return max(-(-num_frames // (WINDOW // num_past)), num_past)
 
 
-def pad_audio(mfcc: np.ndarray, num_frames: int, tokens: int = 0):
-  """[T, ...] per-frame windows -> [8 n + 24, ...]: the window of every
-  token (n = max(tokens, num_tokens(T))), by repeating the last frame (as
-  the official sampler pads)."""
-  n = max(tokens, num_tokens(num_frames))
-  need = TOKEN_FRAMES * n + WINDOW - TOKEN_FRAMES
+def pad_audio(
+  mfcc: np.ndarray, num_frames: int, tokens: int = 0, num_past=NUM_PAST
+):
+  """[T, ...] per-frame windows -> [8 n + 24, ...] (8: the frames per
+  token): the window of every token (n = max(tokens, num_tokens(T))), by
+  repeating the last frame (as the official sampler pads)."""
+  n = max(tokens, num_tokens(num_frames, num_past))
+  f = WINDOW // num_past
+  need = f * n + WINDOW - f
   idx = np.minimum(np.arange(need), num_frames - 1)
   return mfcc[idx]
 
@@ -91,19 +99,21 @@ def pad_audio(mfcc: np.ndarray, num_frames: int, tokens: int = 0):
 # ------------------------------------------------------------- sampler ---
 
 
-def _keep(step, seeded: bool):
-  return jnp.asarray(NUM_PAST if seeded else jnp.minimum(step, NUM_PAST))
+def _keep(step, seeded: bool, num_past: int):
+  return jnp.asarray(num_past if seeded else jnp.minimum(step, num_past))
 
 
-def steps_of(num_audio_frames: int) -> int:
+def steps_of(num_audio_frames: int, num_past: int = NUM_PAST) -> int:
   """The steps that padded audio of this length covers; anything but
   pad_audio's 8 n + 24 frames (n >= 4) is an error (it used to cover a
   part of the utterance silently)."""
-  n, rest = divmod(num_audio_frames - (WINDOW - TOKEN_FRAMES), TOKEN_FRAMES)
-  if rest or n < NUM_PAST:
+  f = WINDOW // num_past
+  n, rest = divmod(num_audio_frames - (WINDOW - f), f)
+  if rest or n < num_past:
     raise ValueError(
       f"{num_audio_frames} audio frames: pad the per-frame windows with "
-      "sampling.pad_audio (8 n + 24 frames for n >= 4 tokens)"
+      f"sampling.pad_audio ({f} n + {WINDOW - f} frames for n >= "
+      f"{num_past} tokens)"
     )
   return n
 
@@ -112,9 +122,10 @@ def speaker_stream(model, variables, mfcc, style):
   """mfcc [B, 8n + 24, 28, 12] (pad_audio), style [B, S] -> [B, n, 4, D]:
   the speaker tokens of every step, the audio CNN run once per frame."""
   b, t = mfcc.shape[:2]
-  n = steps_of(t)
+  n = steps_of(t, model.num_tokens)
+  f = WINDOW // model.num_tokens
   feats = model.apply(variables, mfcc, method=model.audio_features)  # [B,T,A]
-  idx = TOKEN_FRAMES * jnp.arange(n)[:, None] + jnp.arange(WINDOW)  # [n, 32]
+  idx = f * jnp.arange(n)[:, None] + jnp.arange(WINDOW)  # [n, 32]
   windows = feats[:, idx].reshape(b * n, WINDOW, -1)  # [B n, 32, A]
   speaker = model.apply(
     variables,
@@ -125,10 +136,10 @@ def speaker_stream(model, variables, mfcc, style):
   return speaker.reshape(b, n, *speaker.shape[1:])
 
 
-def initial_past(seed_tokens, batch: int, num_samples: int):
+def initial_past(seed_tokens, batch: int, num_samples: int, num_past=NUM_PAST):
   """[B N, 4] the past of the first step (zeros, all masked, by default)."""
   if seed_tokens is None:
-    return jnp.zeros((batch * num_samples, NUM_PAST), jnp.int32)
+    return jnp.zeros((batch * num_samples, num_past), jnp.int32)
   return jnp.repeat(jnp.asarray(seed_tokens, jnp.int32), num_samples, axis=0)
 
 
@@ -151,7 +162,8 @@ def draw(
 
   def step(past, xs):
     j, spk = xs  # spk [M, 4, D]
-    keep = jnp.broadcast_to(_keep(j, seeded), (past.shape[0],))
+    keep = _keep(j, seeded, past.shape[1])
+    keep = jnp.broadcast_to(keep, (past.shape[0],))
     logits = model.apply(variables, past, keep, spk, method=model.predict)
     step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, j)
     tok = jax.vmap(nucleus_sample, (0, 0, None, None))(
@@ -189,7 +201,7 @@ def sample_tokens(
     model,
     variables,
     jnp.repeat(speaker, num_samples, axis=0),
-    initial_past(seed_tokens, b, num_samples),
+    initial_past(seed_tokens, b, num_samples, model.num_tokens),
     sample_keys(key, b, num_samples),
     0,
     temperature=temperature,
@@ -230,17 +242,19 @@ def sample_tokens_naive(
   """The step-by-step form (as the official sampler computes): the whole
   model, audio CNN included, per step and per sample. Same tokens."""
   b, t = mfcc.shape[:2]
-  n = steps_of(t)
+  n = steps_of(t, model.num_tokens)
+  f = WINDOW // model.num_tokens
   mfcc = jnp.repeat(mfcc, num_samples, axis=0)
   style = jnp.repeat(style, num_samples, axis=0)
   keys = sample_keys(key, b, num_samples)
   seeded = seed_tokens is not None
-  past = initial_past(seed_tokens, b, num_samples)
+  past = initial_past(seed_tokens, b, num_samples, model.num_tokens)
   forward = _whole_model(model)
   out = []
   for j in range(n):
-    window = mfcc[:, TOKEN_FRAMES * j : TOKEN_FRAMES * j + WINDOW]
-    keep = jnp.broadcast_to(_keep(j, seeded), (past.shape[0],))
+    window = mfcc[:, f * j : f * j + WINDOW]
+    keep = _keep(j, seeded, model.num_tokens)
+    keep = jnp.broadcast_to(keep, (past.shape[0],))
     logits = forward(variables, window, style, past, keep)
     step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, j)
     tok = jax.vmap(nucleus_sample, (0, 0, None, None))(
@@ -259,23 +273,25 @@ def _whole_model(model):
 # ------------------------------------------------------------ decoding ---
 
 
-def decode_sliding(decode_fn, tokens):
+def decode_sliding(decode_fn, tokens, num_past: int = NUM_PAST):
   """[..., n] tokens -> [..., 8 n, C] frames: sliding 4-token windows, the
-  first 8 frames of each and all 32 of the last (the official decoding).
+  first 8 frames of each and all 32 of the last (the official decoding;
+  num_past tokens of 32 / num_past frames for another codebook).
 
   decode_fn: [W, 4] int -> [W, 32, C].
   """
   lead, n = tokens.shape[:-1], tokens.shape[-1]
-  w = n - NUM_PAST + 1
-  idx = jnp.arange(w)[:, None] + jnp.arange(NUM_PAST)  # [w, 4]
+  f = WINDOW // num_past
+  w = n - num_past + 1
+  idx = jnp.arange(w)[:, None] + jnp.arange(num_past)  # [w, 4]
   windows = tokens.reshape(-1, n)[:, idx]  # [M, w, 4]
   m = windows.shape[0]
-  frames = decode_fn(windows.reshape(m * w, NUM_PAST))
+  frames = decode_fn(windows.reshape(m * w, num_past))
   frames = frames.reshape(m, w, WINDOW, -1)
   c = frames.shape[-1]
-  head = frames[:, :-1, :TOKEN_FRAMES].reshape(m, (w - 1) * TOKEN_FRAMES, c)
+  head = frames[:, :-1, :f].reshape(m, (w - 1) * f, c)
   out = jnp.concatenate([head, frames[:, -1]], axis=1)  # [M, 8 n, C]
-  return out.reshape(*lead, n * TOKEN_FRAMES, c)
+  return out.reshape(*lead, n * f, c)
 
 
 @functools.cache

@@ -160,10 +160,11 @@ def _direct(pipe, req):
   pose_style = builders.style_encoder(ps.run.spec["style_model"])
   p_t = code(pose_style, ps.style_variables, req.style.exp)
   mfcc = features.mfcc_windows(features.mfcc(wav), t)
+  per_window = ps.model.num_tokens  # tokens per 32 frames
   tokens = sampling.sample_tokens(
     ps.model,
     ps.variables,
-    sampling.pad_audio(mfcc, t)[None],
+    sampling.pad_audio(mfcc, t, num_past=per_window)[None],
     p_t[None],
     jax.random.key(req.seed),
     num_samples=req.num_samples,
@@ -179,6 +180,7 @@ def _direct(pipe, req):
       method=codebook.decode_tokens,
     ),
     tokens,
+    per_window,
   )
   pose = sampling.savgol(frames)[:, :t]
   return np.asarray(exp), np.asarray(pose)
@@ -323,24 +325,28 @@ def test_streaming_decoder_and_filter_equal_the_one_pass_forms():
   rng = np.random.default_rng(0)
   table = rng.normal(size=(50, 32, 6)).astype(np.float32)
 
-  def decode(w):  # [M, 4] -> [M, 32, 6], depends on all four tokens
-    return table[w[:, 0]] + 0.1 * table[w[:, 1]] + 0.01 * table[w[:, 3]]
+  def decode(w):  # [M, p] -> [M, 32, 6], depends on the first and last
+    return table[w[:, 0]] + 0.1 * table[w[:, 1]] + 0.01 * table[w[:, -1]]
 
-  for n in (4, 5, 33, 64):
-    for k in (1, 3, 32):
-      tokens = rng.integers(0, 50, size=(2, n))
-      want = np.asarray(sampling.decode_sliding(decode, tokens))
-      want_s = np.asarray(sampling.savgol(want))
-      dec, smooth = SlidingDecoder(decode, n), StreamingSavgol(8 * n)
-      raw, smoothed = [], []
-      for j in range(0, n, k):
-        part = dec.push(tokens[:, j : j + k])
-        raw.append(part)
-        smoothed.append(smooth.push(part))
-      raw = np.concatenate([r for r in raw if r.shape[1]], 1)
-      smoothed = np.concatenate([s for s in smoothed if s.shape[1]], 1)
-      np.testing.assert_allclose(raw, want, atol=1e-6)
-      np.testing.assert_allclose(smoothed, want_s, atol=1e-4)
+  # 4 tokens per 32 frames (the official codebook) and 8 (model.factor 2).
+  cases = [
+    (p, n, k) for p in (4, 8) for n in (p, p + 1, 33, 64) for k in (1, 3, 32)
+  ]
+  for p, n, k in cases:
+    tokens = rng.integers(0, 50, size=(2, n))
+    want = np.asarray(sampling.decode_sliding(decode, tokens, p))
+    assert want.shape[1] == 32 // p * n
+    want_s = np.asarray(sampling.savgol(want))
+    dec, smooth = SlidingDecoder(decode, n, p), StreamingSavgol(32 // p * n)
+    raw, smoothed = [], []
+    for j in range(0, n, k):
+      part = dec.push(tokens[:, j : j + k])
+      raw.append(part)
+      smoothed.append(smooth.push(part))
+    raw = np.concatenate([r for r in raw if r.shape[1]], 1)
+    smoothed = np.concatenate([s for s in smoothed if s.shape[1]], 1)
+    np.testing.assert_allclose(raw, want, atol=1e-6)
+    np.testing.assert_allclose(smoothed, want_s, atol=1e-4)
 
 
 # ------------------------------------------------------------------ CLI ---

@@ -161,6 +161,34 @@ def test_sampler_matches_step_by_step_and_is_reproducible(small_generator):
   assert np.any(s != a)
 
 
+def test_sampler_with_eight_tokens_per_window():
+  # A model.factor 2 codebook: 32 frames -> 8 tokens of 4 frames.
+  model = pose_generator.PoseGenerator(**SMALL, factor=2)
+  assert model.num_tokens == 8
+  v = jax.jit(model.init)(
+    jax.random.key(0),
+    jnp.zeros((1, 32, 28, 12)),
+    jnp.zeros((1, 8)),
+    jnp.zeros((1, 8), jnp.int32),
+    jnp.full((1,), 8),
+  )
+  frames = 44  # 11 tokens of 4 frames
+  n = sampling.num_tokens(frames, 8)
+  assert n == 11
+  audio = np.asarray(jax.random.normal(jax.random.key(1), (1, frames, 28, 12)))
+  mfcc = sampling.pad_audio(audio[0], frames, num_past=8)[None]
+  assert mfcc.shape == (1, 4 * n + 28, 28, 12)
+  with pytest.raises(ValueError, match="4 n \\+ 28 frames"):
+    sampling.steps_of(4 * n + 26, 8)
+  style = jax.random.normal(jax.random.key(2), (1, 8))
+  key = jax.random.key(7)
+  a = sampling.sampler(model, num_samples=2)(v, mfcc, style, key)
+  assert a.shape == (1, 2, n)
+  np.testing.assert_array_equal(
+    a, sampling.sample_tokens_naive(model, v, mfcc, style, key, num_samples=2)
+  )
+
+
 def test_decoding_windows_and_savgol():
   # A fake decoder that writes (first token of the window, frame) per frame.
   def decode(idx):  # [W, 4] -> [W, 32, 2]

@@ -130,6 +130,8 @@ ADDED_SETTINGS = {
   "model.decoder_style": True,  # audio_driven, video_driven
   "model.relative": False,  # pose_vqvae (runs before it were absolute)
   "loss.w_velocity": 0.0,  # pose_vqvae
+  "model.velocity_scale": 0.0,  # pose_vqvae
+  "model.factor": 3,  # pose_vqvae
 }
 
 

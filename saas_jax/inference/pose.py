@@ -37,8 +37,6 @@ from saas_jax.models import builders
 
 MFCC_SHAPE = (28, 12)
 CHUNK_TOKENS = 32  # 256 frames per chunk
-TOKEN_FRAMES = sampling.TOKEN_FRAMES
-NUM_PAST = sampling.NUM_PAST
 WINDOW = sampling.WINDOW
 
 
@@ -98,7 +96,7 @@ class PoseSampler:
     spec = run.spec
     frozen = run.extra["frozen"]
     sampler = cls(
-      builders.pose_generator_model(spec["model"], spec["num_codes"]),
+      builders.pose_generator_model(spec["model"], spec["pose_model"]),
       {"params": run.params, "batch_stats": run.extra["batch_stats"]},
       builders.pose_codebook_model(spec["pose_model"]),
       frozen["pose_vqvae"],
@@ -151,19 +149,21 @@ class PoseSampler:
     if num_samples < 1:
       raise DataError("num_samples", f"must be >= 1, got {num_samples}")
     t = len(mfcc)
-    n = sampling.num_tokens(t)
+    per_window = self.model.num_tokens  # 4: 8 frames per token
+    f = WINDOW // per_window
+    n = sampling.num_tokens(t, per_window)
     k = self.chunk_tokens
     chunks = -(-n // k)
-    audio = sampling.pad_audio(mfcc, t, chunks * k)  # [8 K c + 24, 28, 12]
+    audio = sampling.pad_audio(mfcc, t, chunks * k, per_window)  # [8Kc+24,..]
     keys = sampling.sample_keys(jax.random.key(seed), 1, num_samples)
-    past = sampling.initial_past(None, 1, num_samples)
-    decoder = SlidingDecoder(self._decode_windows, n)
-    smoother = StreamingSavgol(TOKEN_FRAMES * n, *self.savgol)
+    past = sampling.initial_past(None, 1, num_samples, per_window)
+    decoder = SlidingDecoder(self._decode_windows, n, per_window)
+    smoother = StreamingSavgol(f * n, *self.savgol)
     emitted = 0
     style = jnp.asarray(style[None])
     for c in range(chunks):
       j0 = c * k
-      frames = audio[TOKEN_FRAMES * j0 : TOKEN_FRAMES * (j0 + k - 1) + WINDOW]
+      frames = audio[f * j0 : f * (j0 + k - 1) + WINDOW]
       speaker = self._speaker(self.variables, jnp.asarray(frames[None]), style)
       tokens, past = self._draw(
         self.variables,
@@ -199,9 +199,12 @@ class SlidingDecoder:
   """Streams sampling.decode_sliding: window w (tokens w..w+3) gives frames
   8w..8w+7, and the last window (w = n - 4) all 32 of its frames."""
 
-  def __init__(self, decode_fn, num_tokens: int):
+  def __init__(
+    self, decode_fn, num_tokens: int, num_past: int = sampling.NUM_PAST
+  ):
     self.decode_fn = decode_fn  # [M, 4] -> [M, 32, C]
     self.n = num_tokens
+    self.num_past = num_past  # tokens per 32-frame window
     self.tokens = None  # [N, <= 3] tokens of the next windows
     self.next_window = 0
 
@@ -212,16 +215,17 @@ class SlidingDecoder:
       if self.tokens is None
       else np.concatenate([self.tokens, tokens], 1)
     )
-    count = buf.shape[1] - NUM_PAST + 1  # windows with all 4 tokens
+    p = self.num_past
+    count = buf.shape[1] - p + 1  # windows with all 4 tokens
     if count <= 0:
       self.tokens = buf
       return np.zeros((len(buf), 0, 0), np.float32)
     num = len(buf)
-    idx = np.arange(count)[:, None] + np.arange(NUM_PAST)  # [W, 4]
-    windows = buf[:, idx].reshape(num * count, NUM_PAST)
+    idx = np.arange(count)[:, None] + np.arange(p)  # [W, 4]
+    windows = buf[:, idx].reshape(num * count, p)
     frames = self.decode_fn(windows).reshape(num, count, WINDOW, -1)
-    last = self.next_window + count - 1 == self.n - NUM_PAST
-    head = frames[:, : count - 1 if last else count, :TOKEN_FRAMES]
+    last = self.next_window + count - 1 == self.n - p
+    head = frames[:, : count - 1 if last else count, : WINDOW // p]
     out = head.reshape(num, -1, frames.shape[-1])
     if last:
       out = np.concatenate([out, frames[:, -1]], 1)

@@ -94,11 +94,14 @@ def pose_codebook_model(
 
 
 def pose_generator_model(
-  model_cfg, num_codes: int
+  model_cfg, codebook_cfg
 ) -> pose_generator.PoseGenerator:
+  """G_p over the tokens of a pose codebook (its `model` config): its code
+  count and tokens per 32-frame window."""
   m = model_cfg
   return pose_generator.PoseGenerator(
-    num_codes=num_codes,
+    num_codes=int(codebook_cfg["num_codes"]),
+    factor=int(codebook_cfg.get("factor", 3)),
     conv_channels=tuple(m["conv_channels"]),
     fc_hidden=m["fc_hidden"],
     audio_dim=m["audio_dim"],

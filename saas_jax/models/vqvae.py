@@ -59,7 +59,7 @@ class SequenceVQVAE(nn.Module):
     return cls(
       in_dim=in_dim,
       seq_len=seq_len,
-      factor=3,
+      factor=m.get("factor", 3),
       dropout=m.get("dropout", 0.0),
       velocity_scale=m.get("velocity_scale", 0.0),
       official_numerics=m.get("official_numerics", False),

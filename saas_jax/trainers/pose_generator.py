@@ -1,7 +1,7 @@
 """Pose generator stage: G_p trained with teacher forcing (reference §2.6).
 
 Per 64-frame window: past = the frozen pose codebook's 4 tokens of frames
-0-31, targets = its 4 tokens of frames 32-63, audio = MFCC windows of frames
+0-31 (8 with a model.factor 2 codebook), targets = its tokens of frames 32-63, audio = MFCC windows of frames
 32-63, style = the frozen style encoder's code of a 32-frame expression
 window of the same clip. Loss = CE of output positions 0..3 against the
 targets. Random masking of the past as the official code does: k ~ U{0..20}
@@ -70,7 +70,6 @@ from saas_jax.evaluators import pose as pose_metrics
 from saas_jax.models import builders
 
 WINDOW = sampling.WINDOW  # 32
-NUM_PAST = sampling.NUM_PAST  # 4
 FROZEN = {"style": "style_vqvae", "pose_vqvae": "pose_vqvae"}
 
 
@@ -118,13 +117,14 @@ def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
     batch["style_exp"],
     batch["pose"],
     batch["pose_offset"],
-  )  # [B, S], [B, 8]
-  past, target = tokens[:, :NUM_PAST], tokens[:, NUM_PAST:]
+  )  # [B, S], [B, 2n]
+  n = tokens.shape[1] // 2  # tokens per 32 frames
+  past, target = tokens[:, :n], tokens[:, n:]
   b = past.shape[0]
   k = jax.random.randint(
     rng, (b,), 0, cfg.max_mask_len + 1 + cfg.extra_unmasked
   )
-  keep = jnp.minimum(k, NUM_PAST)
+  keep = jnp.minimum(k, n)
   logits, updates = apply_fn(
     {"params": params, "batch_stats": extra["batch_stats"]},
     batch["mfcc"][:, WINDOW:],
@@ -134,7 +134,7 @@ def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
     train=True,
     mutable=["batch_stats"],
   )
-  logits = logits[:, :NUM_PAST]  # [B, 4, K]
+  logits = logits[:, :n]  # [B, n, K]
   ce = losses.cross_entropy(logits, target)
   metrics = {
     "ce": ce,
@@ -193,9 +193,10 @@ def token_metrics(state, model, table, batch_size=64) -> dict:
   @jax.jit
   def run(frozen, gen, pose, offset, mfcc, exp):
     style, tokens = frozen_features(state.cfg, frozen, exp, pose, offset)
-    past, target = tokens[:, :NUM_PAST], tokens[:, NUM_PAST:]
-    keep = jnp.full((past.shape[0],), NUM_PAST)
-    logits = model.apply(gen, mfcc, style, past, keep)[:, :NUM_PAST]
+    n = model.num_tokens
+    past, target = tokens[:, :n], tokens[:, n:]
+    keep = jnp.full((past.shape[0],), n)
+    logits = model.apply(gen, mfcc, style, past, keep)[:, :n]
     nll = -jnp.take_along_axis(
       jax.nn.log_softmax(logits), target[..., None], -1
     )[..., 0]
@@ -248,6 +249,7 @@ def pose_sampler(state, model, eval_cfg, num_samples):
     frames = sampling.decode_sliding(
       lambda idx: pose_model.apply(v, idx, method=pose_model.decode_tokens),
       tokens,
+      model.num_tokens,
     )
     return sampling.savgol(
       frames, eval_cfg.savgol_window, eval_cfg.savgol_order
@@ -304,10 +306,11 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
   right = [int(table.label[c]) for c in clips]
   wrong = [int(rng.choice([lb for lb in labels if lb != r])) for r in right]
   lengths = [int(table.length[c]) for c in clips]
-  n = max(sampling.num_tokens(t) for t in lengths)
+  per_window = model.num_tokens
+  n = max(sampling.num_tokens(t, per_window) for t in lengths)
   mfcc = np.stack(
     [
-      sampling.pad_audio(_mfcc(table, c, t), t, n)
+      sampling.pad_audio(_mfcc(table, c, t), t, n, per_window)
       for c, t in zip(clips, lengths, strict=True)
     ]
   )
@@ -468,7 +471,7 @@ def train_and_evaluate(config, workdir: str):
   cfg = stage_cfg(config)  # fails early, naming a missing frozen run
   inputs = data_lib.load(config, with_audio=True)
   style_model, pose_model = frozen_models(cfg)
-  model = builders.pose_generator_model(config.model, cfg.pose_model.num_codes)
+  model = builders.pose_generator_model(config.model, cfg.pose_model)
   n = 2
 
   def init(rng):
@@ -477,8 +480,8 @@ def train_and_evaluate(config, workdir: str):
       {"params": k1},
       jnp.zeros((n, WINDOW, 28, 12)),
       jnp.zeros((n, cfg.style_model.hidden)),
-      jnp.zeros((n, NUM_PAST), jnp.int32),
-      jnp.full((n,), NUM_PAST),
+      jnp.zeros((n, model.num_tokens), jnp.int32),
+      jnp.full((n,), model.num_tokens),
     )
     style = style_model.init(
       {"params": k2},
