@@ -91,7 +91,7 @@ def train_step_time(config, nets, batch_size, steps=2, profile=False):
 
     result = profiling.profile(run, compiled.as_text(), depth=3)
     profiling.print_table(result, title=f"train step, batch {batch_size}")
-  return gen, compile_s, float(np.median(times))
+  return gen, compile_s, float(np.median(times)), profiling.memory(compiled)
 
 
 def generator_pass_time(config, nets, batch_size, steps=2):
@@ -125,7 +125,7 @@ def generator_pass_time(config, nets, batch_size, steps=2):
     t0 = time.perf_counter()
     jax.block_until_ready(compiled(gen))
     times.append(time.perf_counter() - t0)
-  return float(np.median(times))
+  return float(np.median(times)), profiling.memory(compiled)
 
 
 def inference_time(nets, style_model, seconds=60.0, profile=False):
@@ -169,6 +169,7 @@ def main():
   parser.add_argument("--driver", default="audio", choices=["audio", "video"])
   parser.add_argument("--batch", type=int, nargs="*", default=None)
   parser.add_argument("--ablation", default="")
+  parser.add_argument("--steps", type=int, default=2, help="timed steps")
   parser.add_argument("--no_inference", action="store_true")
   parser.add_argument("--no_train", action="store_true")
   parser.add_argument(
@@ -187,17 +188,18 @@ def main():
     f"{jax.device_count()} {jax.devices()[0].platform} device(s)"
   )
   for b in [] if args.no_train else batches:
-    gen, compile_s, step_s = train_step_time(
-      config, nets, b, profile=args.profile
+    gen, compile_s, step_s, mem = train_step_time(
+      config, nets, b, args.steps, profile=args.profile
     )
     print(
       f"train step, batch {b}: generator {gen:.2f} M params, compile "
-      f"{compile_s:.1f} s, step {step_s:.3f} s (generator + critics, "
-      "style encoder, optimizers)"
+      f"{compile_s:.1f} s, step {step_s:.3f} s, {1 / step_s:.2f} steps/s "
+      f"(generator + critics, style encoder, optimizers), {mem}"
     )
+    pass_s, mem = generator_pass_time(config, nets, b, args.steps)
     print(
-      f"generator pass, batch {b}: {generator_pass_time(config, nets, b):.3f}"
-      " s (official scope: encoder + adapter x2 + decoder x2, fwd+bwd)"
+      f"generator pass, batch {b}: {pass_s:.3f} s (official scope: encoder "
+      f"+ adapter x2 + decoder x2, fwd+bwd), {mem}"
     )
   if not args.no_inference:
     mel_s, first, steady = inference_time(nets, style, profile=args.profile)

@@ -29,6 +29,29 @@ _OP_NAME = re.compile(r'op_name="([^"]*)"')
 _SKIP = {"jit", "pjit", "jvp", "transpose", "vmap", "remat", "checkpoint"}
 
 
+def memory(compiled) -> str:
+  """A compiled call's device memory: its arguments + outputs + scratch
+  (XLA's static analysis; donated buffers counted once), and the device's
+  peak so far where the backend reports one (GPU, TPU; not XLA:CPU)."""
+  m = compiled.memory_analysis()
+  gib = 2.0**30
+  text = "memory n/a"
+  if m is not None:
+    total = (
+      m.argument_size_in_bytes
+      + m.output_size_in_bytes
+      - m.alias_size_in_bytes
+      + m.temp_size_in_bytes
+    )
+    text = (
+      f"memory {total / gib:.2f} GiB (scratch {m.temp_size_in_bytes / gib:.2f})"
+    )
+  stats = jax.devices()[0].memory_stats() or {}
+  if "peak_bytes_in_use" in stats:
+    text += f", device peak {stats['peak_bytes_in_use'] / gib:.2f} GiB"
+  return text
+
+
 def _hlo_ops(text: str) -> dict[str, tuple[str, str]]:
   """HLO instruction name -> (opcode, name stack) from `as_text()`."""
   ops = {}

@@ -61,12 +61,15 @@ def time_batch(params, net, b, reps, rng) -> dict:
   }
   if net is None:
     return row
-  ti = torch.from_numpy(image).permute(0, 3, 1, 2).contiguous()
-  td = torch.from_numpy(driving).permute(0, 2, 1).contiguous()
+  device = next(net.parameters()).device
+  ti = torch.from_numpy(image).permute(0, 3, 1, 2).contiguous().to(device)
+  td = torch.from_numpy(driving).permute(0, 2, 1).contiguous().to(device)
 
   def torch_call():
     with torch.no_grad():
       net(ti, td)
+    if device.type == "cuda":
+      torch.cuda.synchronize()
 
   torch_call()  # warm-up
   torch_s = _median_time(torch_call, reps)
@@ -91,9 +94,15 @@ def main():
 
   torch.set_num_threads(args.threads)
   net = torch_pirender.random_generator(0, scale=30.0)
-  sd = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+  sd = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
   params, _ = convert_lib.convert_state_dict(sd, "random weights")
-  results = {"device": str(jax.devices()[0]), "threads": args.threads}
+  if torch.cuda.is_available():  # beside a GPU jax, PyTorch on the GPU too
+    net = net.cuda()
+  results = {
+    "device": str(jax.devices()[0]),
+    "torch_device": str(next(net.parameters()).device),
+    "threads": args.threads,
+  }
   rng = np.random.default_rng(0)
   for b in map(int, args.batches.split(",")):
     row = time_batch(params, None if args.no_torch else net, b, args.reps, rng)

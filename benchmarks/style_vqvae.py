@@ -91,7 +91,8 @@ def main():
     print(
       f"batch {batch_size:4d}, reconstruct {scope:6s}: compile {compile_s:6.1f} s, "
       f"step {step_s * 1e3:8.1f} ms, "
-      f"{batch_size / step_s:8.1f} examples/s, loss {float(m['loss']):.3f}"
+      f"{1 / step_s:7.2f} steps/s, {batch_size / step_s:8.1f} examples/s, "
+      f"loss {float(m['loss']):.3f}, {profiling.memory(compiled)}"
     )
     if args.profile:
       _profile(compiled, state, batch, f"batch {batch_size} {scope}")

@@ -42,15 +42,24 @@ import dataclasses
 import os
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
 
-import input_pipeline.talking_face  # noqa: F401  (registers the builder)
 from input_pipeline import features
 from saas_jax.errors import DataError
 
 STYLE_WINDOW = 32
 POSE_WINDOW = 64
+
+
+def _tensorflow():
+  """(tf, tfds), imported on first use: the stages' train steps import this
+  module's types and samplers, and run (benchmarks on a machine with jax
+  alone) without TensorFlow."""
+  import tensorflow as tf
+  import tensorflow_datasets as tfds
+
+  import input_pipeline.talking_face  # noqa: F401  (registers the builder)
+
+  return tf, tfds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +107,7 @@ def prepared_builder(data_dir: str, config: str):
     f"make it with: python -m input_pipeline.prepare --layout {config} "
     f"--manual_dir CORPUS --data_dir {data_dir}"
   )
+  _, tfds = _tensorflow()
   try:
     builder = tfds.builder(f"talking_face/{config}", data_dir=data_dir)
   except (ValueError, KeyError) as e:  # an unknown builder config
@@ -138,6 +148,7 @@ def load_table(
   meta = builder.info.metadata
   persons = {p: i for i, p in enumerate(meta["persons"])}
   emotions = {e: i for i, e in enumerate(meta["emotions"])}
+  _, tfds = _tensorflow()
   sub = tfds.even_splits(split, n=num_shards)[shard]
   keys = [
     "clip_id",
@@ -292,6 +303,7 @@ def _rng(seed: int, shard: int, step, salt: int):
 
 def _as_dataset(sample_fn, example, start_step, num_steps):
   """tf.data over step numbers; sample_fn(step) -> dict of numpy arrays."""
+  tf, _ = _tensorflow()
   keys = sorted(example)
   dtypes = [tf.as_dtype(example[k].dtype) for k in keys]
 
