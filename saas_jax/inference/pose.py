@@ -196,16 +196,18 @@ class PoseSampler:
 
 
 class SlidingDecoder:
-  """Streams sampling.decode_sliding: window w (tokens w..w+3) gives frames
-  8w..8w+7, and the last window (w = n - 4) all 32 of its frames."""
+  """Streams sampling.decode_sliding. With p = num_past tokens per 32-frame
+  window (s = 32 / p frames per token): window w (tokens w..w+p-1) gives
+  frames s*w..s*w+s-1, and the last window (w = n - p) all 32 of its
+  frames. p = 4 (the default codebook): frames 8w..8w+7."""
 
   def __init__(
     self, decode_fn, num_tokens: int, num_past: int = sampling.NUM_PAST
   ):
-    self.decode_fn = decode_fn  # [M, 4] -> [M, 32, C]
+    self.decode_fn = decode_fn  # [M, p] -> [M, 32, C]
     self.n = num_tokens
     self.num_past = num_past  # tokens per 32-frame window
-    self.tokens = None  # [N, <= 3] tokens of the next windows
+    self.tokens = None  # [N, < p] tokens of the next windows
     self.next_window = 0
 
   def push(self, tokens: np.ndarray) -> np.ndarray:
@@ -216,7 +218,7 @@ class SlidingDecoder:
       else np.concatenate([self.tokens, tokens], 1)
     )
     p = self.num_past
-    count = buf.shape[1] - p + 1  # windows with all 4 tokens
+    count = buf.shape[1] - p + 1  # windows with all p tokens
     if count <= 0:
       self.tokens = buf
       return np.zeros((len(buf), 0, 0), np.float32)
