@@ -57,10 +57,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       mlp_dim=128,
       past_layers=1,
       attn_scale="head",  # "hidden": the official 1/sqrt(hidden)
+      audio_values=False,  # True: the style stream attends to the audio
     )
   )
   c.loss = ml_collections.ConfigDict(
-    dict(max_mask_len=4, extra_unmasked=16)  # k ~ U{0..20}, keep min(k, 4)
+    dict(
+      max_mask_len=4,
+      extra_unmasked=16,  # k ~ U{0..20}, keep min(k, 4)
+      # Style code of a window of the clip itself ("clip", as the official
+      # code) or of another clip of its style class ("class").
+      style_from="clip",
+    )
   )
   c.eval = ml_collections.ConfigDict(
     dict(

@@ -29,7 +29,9 @@ Builders and what one batch holds (B = batch size):
   video_pairs         the same without mel.
   pose_windows        pose [B,64,6] (angles, trans), pose_offset [B,6] (the
                       clip's mean pose), mfcc [B,64,28,12], style_exp
-                      [B,32,64] (a window of the same clip), label.
+                      [B,32,64] (a window of the same clip), label;
+                      style_pos_exp [B,32,64]: a window of another clip of
+                      the same style class (the clip itself if alone).
 
 Evaluation reads whole clips from `load_table` (saas_jax.evaluators).
 
@@ -490,7 +492,6 @@ def _pairs(local, partners, n, rng, with_audio=True, window=STYLE_WINDOW):
 def _pose_windows(
   local, partners, n, rng, window=POSE_WINDOW, style_window=STYLE_WINDOW
 ):
-  del partners
   eligible = _audio_clips(local, style_window)
   clips = eligible[rng.integers(len(eligible), size=n)]
   starts = _random_starts(rng, local, clips, window)
@@ -504,11 +505,15 @@ def _pose_windows(
     local.pose[local.start[c] : local.start[c] + local.length[c]].mean(0)
     for c in clips
   ]
+  g = partners.table
+  pos = partners.positive(rng, _global_rows(local, partners, clips))
+  pos_starts = _random_starts(rng, g, pos, style_window)
   return {
     "pose": local.pose[local.start[clips][:, None] + frame],
     "pose_offset": np.stack(offset).astype(local.pose.dtype),
     "mfcc": local.mfcc[local.mfcc_start[clips][:, None, None] + idx],
     "style_exp": _windows(local, local.exp, clips, style_starts, style_window),
+    "style_pos_exp": _windows(g, g.exp, pos, pos_starts, style_window),
     "label": local.label[clips],
   }
 

@@ -162,6 +162,7 @@ def test_pose_windows(data):
     c = int(b["pose"][k, 0, 0])
     assert np.all(b["pose"][k, :, 0] == c)
     assert _clip_of(b["style_exp"][k]) == c
+    assert t.label[_clip_of(b["style_pos_exp"][k])] == t.label[c]
     clip_pose = t.pose[t.start[c] : t.start[c] + t.length[c]]
     np.testing.assert_allclose(b["pose_offset"][k], clip_pose.mean(0))
     first = int(b["pose"][k, 0, 1])
@@ -170,6 +171,9 @@ def test_pose_windows(data):
       np.testing.assert_array_equal(
         b["mfcc"][k], features.mfcc_windows(clip_mfcc, 64, 25.0, start=first)
       )
+  # Another clip of the style class where it has one.
+  pos = [_clip_of(w) for w in b["style_pos_exp"]]
+  assert any(p != int(c) for p, c in zip(pos, b["pose"][:, 0, 0], strict=True))
 
 
 @pytest.mark.parametrize(

@@ -108,6 +108,30 @@ def test_generator_shapes_and_past_masking(small_generator):
   assert not np.allclose(f[:, 5], g[:, 5])
 
 
+def test_style_stream_reads_the_audio_only_with_audio_values():
+  """Official roles (audio queries, keys/values from the style stream, one
+  style vector repeated over the frames): at init, where the stream's
+  position code is zero, every value is the same and the speaker tokens
+  cannot depend on the audio. audio_values=True lets the stream attend to
+  the audio."""
+  mfcc = jax.random.normal(jax.random.key(1), (2, 2, 32, 28, 12))
+  style = jax.random.normal(jax.random.key(2), (2, 8))
+  for audio_values in (False, True):
+    model = pose_generator.PoseGenerator(**SMALL, audio_values=audio_values)
+    v = _init_generator(model)
+
+    @jax.jit
+    def speaker(v, m, model=model):
+      feats = model.apply(v, m, method=model.audio_features)
+      return model.apply(v, feats, style, method=model.speaker_tokens)
+
+    a, b = speaker(v, mfcc[0]), speaker(v, mfcc[1])
+    assert a.shape == (2, 4, 16)
+    change = float(jnp.abs(a - b).max() / jnp.abs(a).max())
+    # Measured: 0.0 with the official roles, 1.7e-3 with audio_values.
+    assert change > 1e-4 if audio_values else change < 1e-6, change
+
+
 def test_nucleus_sampling_keeps_the_top_mass():
   logits = jnp.log(jnp.array([0.5, 0.3, 0.15, 0.05]))
   keys = jax.random.split(jax.random.key(0), 4000)

@@ -132,6 +132,8 @@ ADDED_SETTINGS = {
   "loss.w_velocity": 0.0,  # pose_vqvae
   "model.velocity_scale": 0.0,  # pose_vqvae
   "model.factor": 3,  # pose_vqvae
+  "model.audio_values": False,  # pose_generator
+  "loss.style_from": "clip",  # pose_generator
 }
 
 

@@ -115,6 +115,7 @@ def pose_generator_model(
     mlp_dim=m["mlp_dim"],
     past_layers=m["past_layers"],
     attn_scale=m["attn_scale"],
+    audio_values=bool(m.get("audio_values", False)),  # older runs: False
   )
 
 

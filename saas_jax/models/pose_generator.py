@@ -85,13 +85,20 @@ class CrossModalBlock(nn.Module):
   """x_b + Attn(Q = x_a, K/V = LN(x_b)); x_b + MLP(LN(x_b)).
 
   Only the style stream x_b is normalised and updated; the audio stream is
-  the (unnormalised) query of every block, as in the official code.
+  the (unnormalised) query of every block, as in the official code. There
+  the style stream is one style vector repeated over the frames (+ a
+  position code), so every key and value is nearly the same and the
+  attention's output hardly depends on its audio queries: trained at cpu
+  size, G_p's held-out perplexity did not change when the audio was
+  shuffled across windows. audio_values=True swaps the roles (Q = LN(x_b),
+  K/V = LN(x_a)): the style stream reads the audio.
   """
 
   dim: int
   heads: int
   mlp_dim: int
   attn_scale: str = "head"
+  audio_values: bool = False
 
   @nn.compact
   def __call__(self, xa, xb):  # [B, T, D] each -> [B, T, D]
@@ -101,7 +108,11 @@ class CrossModalBlock(nn.Module):
     dense = lambda name: nn.DenseGeneral(  # noqa: E731
       shape, use_bias=False, kernel_init=_INIT, name=name
     )
-    q, k, v = dense("query")(xa), dense("key")(h), dense("value")(h)
+    if self.audio_values:
+      ha = nn.LayerNorm(epsilon=1e-5, name="ln_audio")(xa)
+      q, k, v = dense("query")(h), dense("key")(ha), dense("value")(ha)
+    else:
+      q, k, v = dense("query")(xa), dense("key")(h), dense("value")(h)
     scale = 1 / math.sqrt(head_dim if self.attn_scale == "head" else self.dim)
     out = jax.nn.dot_product_attention(q, k, v, scale=scale)
     xb = xb + nn.DenseGeneral(
@@ -132,6 +143,7 @@ class PoseGenerator(nn.Module):
   mlp_dim: int = 128
   past_layers: int = 1
   attn_scale: str = "head"  # "hidden": the official 1/sqrt(hidden)
+  audio_values: bool = False  # CrossModalBlock; False: the official roles
 
   @property
   def num_tokens(self) -> int:
@@ -152,7 +164,11 @@ class PoseGenerator(nn.Module):
     )
     self.speaker_blocks = [
       CrossModalBlock(
-        self.speaker_dim, self.speaker_heads, self.speaker_mlp, self.attn_scale
+        self.speaker_dim,
+        self.speaker_heads,
+        self.speaker_mlp,
+        self.attn_scale,
+        self.audio_values,
       )
       for _ in range(self.speaker_layers)
     ]

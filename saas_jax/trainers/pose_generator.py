@@ -114,7 +114,7 @@ def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
   style, tokens = frozen_features(
     cfg,
     extra["frozen"],
-    batch["style_exp"],
+    batch["style_pos_exp" if cfg.get("style_from") == "class" else "style_exp"],
     batch["pose"],
     batch["pose_offset"],
   )  # [B, S], [B, 2n]
