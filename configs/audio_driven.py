@@ -32,8 +32,11 @@ Ablations (the paper's claims), same budget, e.g.:
       exp_rest 0.076 (0.125), mouth_lmk 0.0196 (0.0263), style-code
       distance 70 (524): the style branch carries the style; seed 1
       repeats it (0.18 vs 0, exp_rest 0.107 vs 0.127)
-  Not yet the default: seeds of the ablations to come (README,
-  "Stylized expression").
+  Three seeds of the paper's ablations with both (README, "Stylized
+  expression"): full beats its canonical branch, no style branch and no
+  HyperStyle on style and mouth, but not no HyperStyle on exp_rest (0.096
+  vs 0.116, intervals overlap) nor continuous codes on anything; not yet
+  the default.
 
 Paper size and weights follow the official code: batch 128, Adam 2e-4 for
 the generator and for the critics; loss 1000 recon (mesh + soft-DTW on the
