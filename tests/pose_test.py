@@ -12,6 +12,7 @@ import scipy.signal
 
 from saas_jax import sampling
 from saas_jax.engine import checkpoint, config_lib, loop
+from saas_jax.errors import DataError
 from saas_jax.evaluators import pose as pose_metrics
 from saas_jax.models import builders, pose_codebook, pose_generator, vqvae
 from saas_jax.trainers import pose_generator as pose_generator_trainer
@@ -408,6 +409,10 @@ def _smoke(name, data, **overrides):
 
 def test_missing_frozen_runs_are_named(tmp_path, prepared_corpus):
   c = _smoke("pose_generator", prepared_corpus)
+  c.loss.style_from = "classes"
+  with pytest.raises(DataError, match=r"config\.loss\.style_from.*'classes'"):
+    pose_generator_trainer.train_and_evaluate(c, str(tmp_path / "gen"))
+  c.loss.style_from = "class"
   c.frozen.style = str(tmp_path / "nowhere")
   c.frozen.pose_vqvae = str(tmp_path / "nowhere")
   with pytest.raises(FileNotFoundError, match=r"config\.frozen\.style = .*"):

@@ -65,6 +65,7 @@ from saas_jax.engine import data as data_lib
 from saas_jax.engine import loop
 from saas_jax.engine import workdir as workdir_lib
 from saas_jax.engine.train_state import apply_loss
+from saas_jax.errors import DataError
 from saas_jax.evaluators import codebook, stats
 from saas_jax.evaluators import pose as pose_metrics
 from saas_jax.models import builders
@@ -446,6 +447,11 @@ def evaluate(state, mesh, model, inputs, config) -> dict:
 
 
 def stage_cfg(config) -> ml_collections.FrozenConfigDict:
+  if config.loss.style_from not in ("clip", "class"):
+    raise DataError(
+      "config.loss.style_from",
+      f"must be 'clip' or 'class', got {config.loss.style_from!r}",
+    )
   return ml_collections.FrozenConfigDict(
     {
       **config.loss.to_dict(),
