@@ -36,7 +36,12 @@ perplexity unchanged with the audio shuffled); model.audio_values and
 loss.style_from="class" are the measured alternatives, off by default
 (README: on the factor-2 codebook the latter gave nod gains 0.26, 0.18
 and 0.14 at seeds 0-2, each interval reaching 0; right style closer in
-72.2 % of pairs).
+72.2 % of pairs). Three seeds pooled by `python -m saas_jax.evaluate
+--compare` (README, "Head pose"; benchmarks/results/pose_seeds): nod gain
+over chance 0.04 [-0.01, 0.09] with this config, 0.12 [0.01, 0.24] with
+style_from=class on the factor-2 codebook (six seeds: 0.10 [-0.00,
+0.20], not established); B's style closer than the speaker's own in
+68-69 % of pairs either way.
 """
 
 import ml_collections

@@ -10,8 +10,9 @@ Pairs (A's speech in B's style): expression against the ground truth
 (landmark and coefficient errors, mouth soft-DTW; the synthetic corpus has
 it, real corpora do not), style (classifier, style-code distance to B),
 lip sync (mouth opening against A's speech energy, best lag), sampled head
-pose (motion statistics near B's style or A's, jitter, diversity, nods at
-speech onsets); "content/" is A's own expression, the do-nothing baseline.
+pose (motion statistics near B's style or A's, raw and smoothed, jitter,
+diversity, nods at speech onsets and their gain over chance); "content/" is
+A's own expression, the do-nothing baseline.
 Clips: classifier accuracy, pose-codebook reconstruction, style retrieval
 (first half finds second half) and codebook use.
 
@@ -311,7 +312,7 @@ class Items:
   data_dir: str
   pairs: list
   clips: list
-  reference: tuple
+  reference: object  # evaluators.suite.PoseReference
   has_truth: bool
   judge: object = None  # evaluators.judge.Judge fitted on the train split
   judge_clean: bool = False  # and on its noise-free renderings
@@ -319,7 +320,7 @@ class Items:
   @classmethod
   def none(cls) -> "Items":
     """Nothing to score: every run was read from an earlier evaluation."""
-    return cls("", [], [], (), False)
+    return cls("", [], [], None, False)
 
   @classmethod
   def load(cls, args, runs_dir: str) -> "Items":
@@ -353,9 +354,7 @@ class Items:
     ]
     # Each style's head-motion statistics: its training clips and the
     # held-out ones (a held-out person's styles have no training clips).
-    train = batches_lib.load_table(
-      data_dir, data_config, "train", with_audio=False
-    )
+    train = batches_lib.load_table(data_dir, data_config, "train")
     # The judge: the training clips, and on the synthetic corpus also their
     # noise-free renderings (evaluators/judge.py says why).
     judged = windows_lib.table_clips(train, "exp")
@@ -372,7 +371,7 @@ class Items:
       f"{data_dir} ({data_config})",
       pairs,
       clips,
-      suite.pose_reference([train, *tables]),
+      suite.PoseReference.of([train, *tables], heard=train),
       any(p.target is not None for p in pairs),
       judge.Judge.fit(judged, labels),
       len(judged) > len(train.label),

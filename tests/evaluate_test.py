@@ -44,6 +44,12 @@ def test_writes_per_clip_summary_and_report(one_process):
     assert float(r["model/mouth_lmk"]) > 0
     assert -1 <= float(r["model/sync_corr"]) <= 1
     assert float(r["pose/diversity"]) > 0  # 2 samples that differ
+    # Head motion against each style smoothed as the sampler smooths, and
+    # the onset-locked nod with its chance baseline, for samples and for A.
+    assert float(r["pose/dist_style_smooth"]) >= 0
+    assert float(r["pose/real_dist_smooth"]) >= 0
+    for k in ("pose/nod_response", "pose/nod_gain", "pose/real_nod_gain"):
+      assert k in r
     # The independent judge measures every system and the ground truth; it
     # abstains (empty) on all of them alike when B's style is a held-out
     # person's, which it was not fitted on.

@@ -28,6 +28,10 @@ NodTemplate       the onset-locked response: the high-passed pitch around
                   the real clips' average nod, 0: none locked to the
                   audio). Real held-out poses: 1.06 with their own audio,
                   -0.34 with another clip's (default data).
+                  nod_gain: a pose's response to its own audio's onsets
+                  minus that to the same onsets moved half the clip on
+                  (circularly), a chance baseline with the same onset rate
+                  that needs no second clip.
 jitter            mean |second difference| of the angles (rad / frame^2).
 diversity         mean pairwise RMS difference of the angles of samples.
 """
@@ -158,6 +162,33 @@ class NodTemplate:
       return None
     k = self.kernel
     return float((rows @ k).mean() / (k @ k + 1e-12))
+
+
+def table_onsets(table, c) -> np.ndarray:
+  """Audio energy onsets (frames) of clip c of a batches table with audio."""
+  mel = table.mel[table.mel_start[c] : table.mel_start[c] + table.mel_len[c]]
+  return energy_onsets(frame_energy(mel, int(table.length[c]), table.fps))
+
+
+def table_template(table) -> NodTemplate:
+  """The nod template of a table's clips that have audio."""
+  heard = [c for c in range(table.num_clips) if table.has_audio[c]]
+  poses = [
+    table.pose[table.start[c] : table.start[c] + table.length[c]] for c in heard
+  ]
+  return NodTemplate.from_clips(poses, [table_onsets(table, c) for c in heard])
+
+
+def shifted_onsets(onsets, num_frames: int) -> np.ndarray:
+  """The onsets moved half the clip on, circularly: chance alignment."""
+  return np.sort((np.asarray(onsets, np.int64) + num_frames // 2) % num_frames)
+
+
+def nod_gain(template: NodTemplate, pose, onsets) -> float | None:
+  """Response to the clip's own onsets minus to its shifted onsets."""
+  own = template.response(pose, onsets)
+  chance = template.response(pose, shifted_onsets(onsets, len(pose)))
+  return None if own is None or chance is None else own - chance
 
 
 def nod_alignment(onsets, nod_frames, sigma: float = 3.0) -> float | None:

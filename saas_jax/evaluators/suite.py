@@ -19,6 +19,7 @@ from saas_jax import face_model as face_lib
 from saas_jax.evaluators import benchmark, codebook, pose, style
 from saas_jax.evaluators import windows as windows_lib
 from saas_jax.inference import PoseSampler, StyleSpace, Stylizer, runs
+from saas_jax.inference import pose as pose_inference
 from saas_jax.models import builders, critics
 
 FACE_MODEL = "mediapipe"  # when no expression run names one
@@ -147,43 +148,82 @@ def pair_row(
   return row
 
 
-def pose_scores(samples, pair, reference) -> dict:
+def pose_scores(samples, pair, reference: "PoseReference") -> dict:
   """Sampled head poses of a pair: distance of their motion statistics to
   the style clip's style and to the content clip's (in within-style std
-  units), how often the asked style is the closer, jitter, spread of the
-  samples, nods at A's speech onsets."""
-  ref, b = reference
-  style_label = b[pair.style_id]
-  content_label = b[pair.content_id]
-  to_style = [ref.distance(s, style_label) for s in samples]
-  to_content = [ref.distance(s, content_label) for s in samples]
-  onsets = pose.energy_onsets(pair.energy)
-  nods = [pose.nod_alignment(onsets, pose.nods(s)) for s in samples]
-  nods = [n for n in nods if n is not None]
-  return {
-    "pose/dist_style": float(np.mean(to_style)),
-    "pose/dist_content": float(np.mean(to_content)),
-    "pose/style_closer": float(
+  units; "_smooth": every pose smoothed as the sampler smooths), how often
+  the asked style is the closer, jitter, spread of the samples, nods at A's
+  speech onsets (alignment of peaks; the onset-locked response to A's
+  speech and its gain over the same onsets shifted half the clip on)."""
+  by_id = reference.labels
+  style_label = by_id[pair.style_id]
+  content_label = by_id[pair.content_id]
+  row = {}
+  for suffix, ref in (("", reference.raw), ("_smooth", reference.smooth)):
+    to_style = [ref.distance(s, style_label) for s in samples]
+    to_content = [ref.distance(s, content_label) for s in samples]
+    row[f"pose/dist_style{suffix}"] = float(np.mean(to_style))
+    row[f"pose/dist_content{suffix}"] = float(np.mean(to_content))
+    row[f"pose/style_closer{suffix}"] = float(
       np.mean(np.less(to_style, to_content))
       if style_label != content_label
       else np.nan
-    ),
+    )
+  # Where A's own recorded motion sits from its style: the floor.
+  row["pose/real_dist_smooth"] = reference.smooth.distance(
+    pair.content_pose, content_label
+  )
+  onsets = pose.energy_onsets(pair.energy)
+  nods = [pose.nod_alignment(onsets, pose.nods(s)) for s in samples]
+  nods = [n for n in nods if n is not None]
+  response = [reference.template.response(s, onsets) for s in samples]
+  gain = [pose.nod_gain(reference.template, s, onsets) for s in samples]
+  real_gain = pose.nod_gain(reference.template, pair.content_pose, onsets)
+
+  def mean(xs):
+    xs = [x for x in xs if x is not None]
+    return float(np.mean(xs)) if xs else float("nan")
+
+  return {
+    **row,
     "pose/jitter": float(np.mean([pose.jitter(s) for s in samples])),
     "pose/diversity": pose.diversity(samples),
-    "pose/nod_align": float(np.mean(nods)) if nods else float("nan"),
+    "pose/nod_align": mean(nods),
+    "pose/nod_response": mean(response),
+    "pose/nod_gain": mean(gain),
+    "pose/real_nod_gain": mean([real_gain]),
     "pose/real_jitter": pose.jitter(pair.content_pose),
   }
 
 
-def pose_reference(tables):
-  """(StyleReference over every clip of the tables, clip id -> label)."""
-  poses, labels, by_id = [], [], {}
-  for t in tables:
-    for c, cid in enumerate(t.clip_ids):
-      poses.append(t.pose[t.start[c] : t.start[c] + t.length[c]])
-      labels.append(int(t.label[c]))
-      by_id[str(cid)] = int(t.label[c])
-  return pose.StyleReference.from_clips(poses, labels), by_id
+@dataclasses.dataclass
+class PoseReference:
+  """What sampled head motion is measured against: each style's motion
+  statistics (raw, and smoothed as the pose sampler smooths), clip id ->
+  style, and the real clips' onset-locked nod."""
+
+  raw: pose.StyleReference
+  smooth: pose.StyleReference
+  labels: dict
+  template: pose.NodTemplate
+
+  @classmethod
+  def of(cls, tables, heard) -> "PoseReference":
+    """tables: the clips of every style; heard: a table with audio (the
+    training split) for the nod template."""
+    smooth = pose_inference.SAVGOL_WINDOW  # as PoseSampler smooths
+    poses, labels, by_id = [], [], {}
+    for t in tables:
+      for c, cid in enumerate(t.clip_ids):
+        poses.append(t.pose[t.start[c] : t.start[c] + t.length[c]])
+        labels.append(int(t.label[c]))
+        by_id[str(cid)] = int(t.label[c])
+    return cls(
+      pose.StyleReference.from_clips(poses, labels),
+      pose.StyleReference.from_clips(poses, labels, smooth=smooth),
+      by_id,
+      pose.table_template(heard),
+    )
 
 
 # ----------------------------------------------------------------- clips ---

@@ -38,6 +38,7 @@ from saas_jax.models import builders
 MFCC_SHAPE = (28, 12)
 CHUNK_TOKENS = 32  # 256 frames per chunk
 WINDOW = sampling.WINDOW
+SAVGOL_WINDOW = 13  # frames of the Savitzky-Golay filter on sampled poses
 
 
 class PoseSampler:
@@ -51,7 +52,7 @@ class PoseSampler:
     style_variables: dict,
     *,
     chunk_tokens: int = CHUNK_TOKENS,
-    savgol_window: int = 13,
+    savgol_window: int = SAVGOL_WINDOW,
     savgol_order: int = 2,
   ):
     if chunk_tokens < 1:

@@ -158,13 +158,6 @@ def _clip(table, c, stream):
   return getattr(table, stream)[s : s + table.length[c]]
 
 
-def _onsets(table, c):
-  """Audio energy onsets (frames) of clip c."""
-  mel = table.mel[table.mel_start[c] : table.mel_start[c] + table.mel_len[c]]
-  energy = pose_metrics.frame_energy(mel, int(table.length[c]), table.fps)
-  return pose_metrics.energy_onsets(energy)
-
-
 def _mfcc(table, c, num_frames):
   s = table.mfcc_start[c]
   m = table.mfcc[s : s + table.mfcc_len[c]]
@@ -289,10 +282,7 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
     )
     for suffix, smooth in (("", 0), ("_smooth", eval_cfg.savgol_window))
   }
-  heard = [c for c in range(train.num_clips) if train.has_audio[c]]
-  template = pose_metrics.NodTemplate.from_clips(
-    [train_poses[c] for c in heard], [_onsets(train, c) for c in heard]
-  )
+  template = pose_metrics.table_template(train)
 
   clips = [
     c
@@ -353,14 +343,14 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
       res["real" + suffix].append(ref.distance(real, right[i]))
     real_std.append(float(real[:, :3].std(0).mean()))
     jit_real.append(pose_metrics.jitter(real))
-    onsets = _onsets(table, c)
+    onsets = pose_metrics.table_onsets(table, c)
     align["real"].append(
       pose_metrics.nod_alignment(onsets, pose_metrics.nods(real))
     )
     nod["real"].append(template.response(real, onsets))
     j = (i + 1) % len(clips)  # another clip's audio: chance alignment
     m = min(t, lengths[j])
-    other = _onsets(table, clips[j])
+    other = pose_metrics.table_onsets(table, clips[j])
     other = other[other < m]
     gain = []
     for s in range(num):
