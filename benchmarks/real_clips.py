@@ -30,6 +30,9 @@ style   the style run (RUNS/style_vqvae) on every real clip long enough for
         quantizer) and with the half's mean expression;
         and whether the furious_talk2_clip* family (one speaker) lies closer
         to itself than to the other clips (mean distance ratio, < 1: closer).
+        speaker_retrieval: the nearest second half is of the clip's speaker
+        (its own or another clip of the same person, by file name), where
+        the half retrieval counts another clip of the same person a miss.
 """
 
 import argparse
@@ -231,6 +234,22 @@ def _family_ratio(names, codes) -> float:
   return float(within.mean() / dist[np.ix_(fam, ~fam)].mean())
 
 
+def _speaker(name: str) -> str:
+  """The speaker of a StyleTalk sample clip: its name before "_clip"."""
+  return name.split("_clip")[0]
+
+
+def _speaker_retrieval(names, first, second) -> float:
+  """How often a clip's first half is nearest to a second half of the same
+  speaker (its own or another clip of that speaker)."""
+  d = ((first[:, None] - second[None]) ** 2).sum(-1)
+  same = [
+    _speaker(names[j]) == _speaker(n)
+    for n, j in zip(names, d.argmin(1), strict=True)
+  ]
+  return float(np.mean(same))
+
+
 def style(runs: str, data: str) -> dict:
   from saas_jax.inference import StyleSpace
 
@@ -258,10 +277,10 @@ def style(runs: str, data: str) -> dict:
       np.stack([e.mean(0) for e in whole]),
     ),
   ):
+    first, second = half[0::2], half[1::2]
     out[key] = {
-      "half_retrieval": float(
-        style_lib.retrieval(half[0::2], half[1::2]).mean()
-      ),
+      "half_retrieval": float(style_lib.retrieval(first, second).mean()),
+      "speaker_retrieval": _speaker_retrieval(names, first, second),
       "family_distance_ratio": _family_ratio(names, per_clip),
     }
   return out
