@@ -38,9 +38,9 @@ loss.style_from="class" are the measured alternatives, off by default
 and 0.14 at seeds 0-2, each interval reaching 0; right style closer in
 72.2 % of pairs). Three seeds pooled by `python -m saas_jax.evaluate
 --compare` (README, "Head pose"; benchmarks/results/pose_seeds): nod gain
-over chance 0.04 [-0.01, 0.09] with this config, 0.12 [0.01, 0.24] with
-style_from=class on the factor-2 codebook (six seeds: 0.10 [-0.00,
-0.20], not established); B's style closer than the speaker's own in
+over another pair's onsets 0.03 [-0.03, 0.09] with this config, -0.01
+[-0.11, 0.08] with style_from=class on the factor-2 codebook (recorded
+poses: 1.31 [1.04, 1.58]); B's style closer than the speaker's own in
 68-69 % of pairs either way.
 """
 

@@ -11,8 +11,8 @@ Pairs (A's speech in B's style): expression against the ground truth
 it, real corpora do not), style (classifier, style-code distance to B),
 lip sync (mouth opening against A's speech energy, best lag), sampled head
 pose (motion statistics near B's style or A's, raw and smoothed, jitter,
-diversity, nods at speech onsets and their gain over chance); "content/" is
-A's own expression, the do-nothing baseline.
+diversity, nods at speech onsets and their gain over another pair's
+onsets); "content/" is A's own expression, the do-nothing baseline.
 Clips: classifier accuracy, pose-codebook reconstruction, style retrieval
 (first half finds second half) and codebook use.
 
@@ -248,6 +248,8 @@ def main(argv=None) -> int:
             args.num_samples,
             args.seed,
             items.judge,
+            # Nods' chance baseline: the next pair's speech onsets.
+            items.pairs[(i + 1) % len(items.pairs)],
           )
         )
         progress.step("pairs")

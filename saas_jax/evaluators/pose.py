@@ -29,9 +29,10 @@ NodTemplate       the onset-locked response: the high-passed pitch around
                   audio). Real held-out poses: 1.06 with their own audio,
                   -0.34 with another clip's (default data).
                   nod_gain: a pose's response to its own audio's onsets
-                  minus that to the same onsets moved half the clip on
-                  (circularly), a chance baseline with the same onset rate
-                  that needs no second clip.
+                  minus that to another clip's onsets (chance: they fall
+                  where speech starts and stops as often, so motion tied
+                  to the clip's start cancels, which onsets moved along
+                  the clip would not do).
 jitter            mean |second difference| of the angles (rad / frame^2).
 diversity         mean pairwise RMS difference of the angles of samples.
 """
@@ -179,16 +180,13 @@ def table_template(table) -> NodTemplate:
   return NodTemplate.from_clips(poses, [table_onsets(table, c) for c in heard])
 
 
-def shifted_onsets(onsets, num_frames: int) -> np.ndarray:
-  """The onsets moved half the clip on, circularly: chance alignment."""
-  return np.sort((np.asarray(onsets, np.int64) + num_frames // 2) % num_frames)
-
-
-def nod_gain(template: NodTemplate, pose, onsets) -> float | None:
-  """Response to the clip's own onsets minus to its shifted onsets."""
+def nod_gain(template: NodTemplate, pose, onsets, chance) -> float | None:
+  """Response to the clip's own onsets minus to another clip's (`chance`,
+  those inside this clip)."""
+  chance = np.asarray(chance, np.int64)
   own = template.response(pose, onsets)
-  chance = template.response(pose, shifted_onsets(onsets, len(pose)))
-  return None if own is None or chance is None else own - chance
+  other = template.response(pose, chance[chance < len(pose)])
+  return None if own is None or other is None else own - other
 
 
 def nod_alignment(onsets, nod_frames, sigma: float = 3.0) -> float | None:

@@ -108,7 +108,13 @@ def _windows(seq) -> tuple[jnp.ndarray, int]:
 
 
 def pair_row(
-  models: Models, pair, reference, num_samples: int, seed: int, judge=None
+  models: Models,
+  pair,
+  reference,
+  num_samples: int,
+  seed: int,
+  judge=None,
+  chance=None,
 ):
   """End to end on one pair: A's speech in B's style (expression and head
   pose) against the ground truth and B's motion statistics; A's own
@@ -117,7 +123,8 @@ def pair_row(
   model minus canonical). With a style judge
   (evaluators.judge), its verdict on each system and on the ground truth
   ("target/judge_accuracy") and their distance to B in its feature space
-  ("judge_dist")."""
+  ("judge_dist"). chance: another pair, whose speech onsets are the nods'
+  chance baseline."""
   fm = models.face
   row, systems = {}, {}
   st = models.stylizer
@@ -144,17 +151,17 @@ def pair_row(
     samples = models.sampler(
       pair.mfcc, style_code=code, num_samples=num_samples, seed=seed
     )  # [N, T, 6]
-    row.update(pose_scores(samples, pair, reference))
+    row.update(pose_scores(samples, pair, reference, chance or pair))
   return row
 
 
-def pose_scores(samples, pair, reference: "PoseReference") -> dict:
+def pose_scores(samples, pair, reference: "PoseReference", chance) -> dict:
   """Sampled head poses of a pair: distance of their motion statistics to
   the style clip's style and to the content clip's (in within-style std
   units; "_smooth": every pose smoothed as the sampler smooths), how often
   the asked style is the closer, jitter, spread of the samples, nods at A's
   speech onsets (alignment of peaks; the onset-locked response to A's
-  speech and its gain over the same onsets shifted half the clip on)."""
+  speech and its gain over the onsets of another pair's speech, `chance`)."""
   by_id = reference.labels
   style_label = by_id[pair.style_id]
   content_label = by_id[pair.content_id]
@@ -177,8 +184,10 @@ def pose_scores(samples, pair, reference: "PoseReference") -> dict:
   nods = [pose.nod_alignment(onsets, pose.nods(s)) for s in samples]
   nods = [n for n in nods if n is not None]
   response = [reference.template.response(s, onsets) for s in samples]
-  gain = [pose.nod_gain(reference.template, s, onsets) for s in samples]
-  real_gain = pose.nod_gain(reference.template, pair.content_pose, onsets)
+  other = pose.energy_onsets(chance.energy)
+  template = reference.template
+  gain = [pose.nod_gain(template, s, onsets, other) for s in samples]
+  real_gain = pose.nod_gain(template, pair.content_pose, onsets, other)
 
   def mean(xs):
     xs = [x for x in xs if x is not None]
