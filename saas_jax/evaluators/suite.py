@@ -183,9 +183,8 @@ def pose_scores(samples, pair, reference: "PoseReference", chance) -> dict:
   onsets = pose.energy_onsets(pair.energy)
   nods = [pose.nod_alignment(onsets, pose.nods(s)) for s in samples]
   nods = [n for n in nods if n is not None]
-  response = [reference.template.response(s, onsets) for s in samples]
-  other = pose.energy_onsets(chance.energy)
-  template = reference.template
+  template, other = reference.template, pose.energy_onsets(chance.energy)
+  response = [template.response(s, onsets) for s in samples]
   gain = [pose.nod_gain(template, s, onsets, other) for s in samples]
   real_gain = pose.nod_gain(template, pair.content_pose, onsets, other)
 
