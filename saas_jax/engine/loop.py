@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -146,11 +147,35 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
     shardings,
   )
 
-  # ------------------------------------------------------ restore or init --
+  # ------------------------------------------------------ step and data --
   ckpt = checkpoint.Checkpointer(
     workdir, config.ckpt.every, config.ckpt.keep, config.ckpt.async_save
   )
   latest = ckpt.latest_step()
+  start = latest or 0
+  train_step = jax.jit(
+    stage.train_step,
+    in_shardings=(shardings, batch_sh, repl),
+    out_shardings=(shardings, repl),
+    donate_argnums=0,
+  )
+  step_compile = first_batch = None
+  if start < total:
+    batches = stage.batches(start)
+    first_batch = mesh_lib.to_global(mesh, next(batches))
+    # The step compiles (or loads from the cache) in a thread while the
+    # state is initialised or restored: both need only shapes, and XLA
+    # compiles outside the GIL, so the two overlap.
+    step_compile = _Background(
+      _compile,
+      mesh,
+      train_step,
+      abstract,
+      first_batch,
+      jax.random.fold_in(step_key, start),
+    )
+
+  # ------------------------------------------------------ restore or init --
   if latest is not None:
     try:
       state = ckpt.restore(latest, abstract)
@@ -188,26 +213,21 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
     saved = json.loads(config.to_json())
     workdir_lib.write_json(os.path.join(workdir, "config.json"), saved)
   write_spec(state)
-  start = int(state.step)
+  if int(state.step) != start:
+    raise workdir_lib.RunError(
+      f"{ckpt.directory}: checkpoint {latest} holds step {int(state.step)}"
+    )
   _say(
     f"{count_params(state.params) / 1e6:.2f} M parameters, mesh "
     f"{dict(mesh.shape)}, steps {start} -> {total}"
   )
-
-  # ---------------------------------------------------------------- step --
-  train_step = jax.jit(
-    stage.train_step,
-    in_shardings=(shardings, batch_sh, repl),
-    out_shardings=(shardings, repl),
-    donate_argnums=0,
-  )
+  compiled_step = step_compile.result() if step_compile else None
 
   # ---------------------------------------------------------------- loop --
   writer = metrics_lib.MetricWriter(
     workdir, enabled=is_main, tensorboard=config.log.tensorboard
   )
   progress = metrics_lib.Progress(total, start, enabled=is_main)
-  batches = stage.batches(start)
   pending = []
   eval_results = None
 
@@ -222,10 +242,13 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
 
   with jax.set_mesh(mesh):
     for step in range(start, total):
-      batch = mesh_lib.to_global(mesh, next(batches))
+      if step == start:
+        batch, first_batch = first_batch, None
+      else:
+        batch = mesh_lib.to_global(mesh, next(batches))
       rng = jax.random.fold_in(step_key, step)
       t0 = time.perf_counter()
-      state, step_metrics = train_step(state, batch, rng)
+      state, step_metrics = compiled_step(state, batch, rng)
       if step - start < 2:  # the first compiles (or loads from the cache)
         jax.block_until_ready(step_metrics)
         what = (
@@ -261,6 +284,34 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
       json.dump({"step": int(state.step), **eval_results}, f, indent=1)
   writer.close()
   return state
+
+
+class _Background:
+  """fn(*args) in a thread; result() waits and re-raises its error here."""
+
+  def __init__(self, fn, *args):
+    self._out = self._error = None
+
+    def run():
+      try:
+        self._out = fn(*args)
+      except BaseException as e:
+        self._error = e
+
+    self._thread = threading.Thread(target=run, daemon=True)
+    self._thread.start()
+
+  def result(self):
+    self._thread.join()
+    if self._error is not None:
+      raise self._error
+    return self._out
+
+
+def _compile(mesh, train_step, abstract_state, batch, rng):
+  """The step's executable for these shapes (what its first call would do)."""
+  with jax.set_mesh(mesh):
+    return train_step.lower(abstract_state, batch, rng).compile()
 
 
 def _strong(x):
