@@ -1,8 +1,9 @@
 """train_and_evaluate: the loop shared by every stage.
 
 Phases (big_vision style): mesh -> model and optimizer (abstract, then born
-sharded) -> restore or init (workdir checkpoint > config.init_from > scratch)
--> jitted step -> loop with logging, checkpoints and evaluation.
+sharded) -> data and the jitted step, compiled in a thread from shapes ->
+meanwhile restore or init (workdir checkpoint > config.init_from > scratch)
+-> loop with logging, checkpoints and evaluation.
 
 Determinism: the batch of step k is a function of (seed, k) (see
 input_pipeline.batches) and the step's RNG is fold_in(key, k), so a run
