@@ -26,6 +26,7 @@ from input_pipeline import features
 from saas_jax import inference
 from saas_jax.engine import config_lib, loop
 from saas_jax.engine.train_state import TrainState
+from saas_jax.models import audio_encoder
 from saas_jax.trainers import motion
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -94,11 +95,11 @@ def train_step_time(config, nets, batch_size, steps=2, profile=False):
   return gen, compile_s, float(np.median(times)), profiling.memory(compiled)
 
 
-def generator_pass_time(config, nets, batch_size, steps=2):
+def generator_pass(config, nets, batch_size):
   """The official train pass's scope (refbench section b, "full"): content
   encoder, adapter on transfer + reconstruction, decoder on both, an MSE
   to random targets, forward + backward; no critics, no style encoder
-  (random style codes), no optimizer."""
+  (random style codes), no optimizer. -> (compiled gradient, its input)."""
   rng = np.random.default_rng(0)
   style_dim = nets.style.vq.hidden
   variables = dict(motion.init_variables(nets, jax.random.key(0), style_dim))
@@ -118,7 +119,12 @@ def generator_pass_time(config, nets, batch_size, steps=2):
       (outs["rec"] - targets[1]) ** 2
     )
 
-  compiled = jax.jit(jax.grad(loss)).lower(gen).compile()
+  return jax.jit(jax.grad(loss)).lower(gen).compile(), gen
+
+
+def generator_pass_time(config, nets, batch_size, steps=2):
+  """-> median seconds of `steps` passes after a warm-up, memory."""
+  compiled, gen = generator_pass(config, nets, batch_size)
   jax.block_until_ready(compiled(gen))
   times = []
   for _ in range(steps):
@@ -128,7 +134,19 @@ def generator_pass_time(config, nets, batch_size, steps=2):
   return float(np.median(times)), profiling.memory(compiled)
 
 
-def inference_time(nets, style_model, seconds=60.0, profile=False):
+def generator_pass_flops(config, nets, batch_size) -> float:
+  """XLA's operation count of the pass, compiled with the mel CNN's kernel
+  gradient in one piece: XLA counts a loop's body once, and the pieces do
+  the same operations."""
+  chunk = audio_encoder.GRAD_CHUNK
+  audio_encoder.GRAD_CHUNK = 1 << 30
+  try:
+    return profiling.flops(generator_pass(config, nets, batch_size)[0])
+  finally:
+    audio_encoder.GRAD_CHUNK = chunk
+
+
+def inference_time(nets, style_model, seconds=60.0, profile=False, reps=1):
   t = int(seconds * features.MODEL_FPS)
   rng = np.random.default_rng(0)
   style_dim = nets.style.vq.hidden
@@ -152,15 +170,45 @@ def inference_time(nets, style_model, seconds=60.0, profile=False):
   t0 = time.perf_counter()
   stylizer(**inputs)
   first = time.perf_counter() - t0
-  t0 = time.perf_counter()
-  stylizer(**inputs)
-  steady = time.perf_counter() - t0
+  times = []
+  for _ in range(reps):
+    t0 = time.perf_counter()
+    stylizer(**inputs)
+    times.append(time.perf_counter() - t0)
+  steady = float(np.median(times))  # first call apart: compile included
   if profile:
     result = profiling.profile(
       lambda: jax.block_until_ready(stylizer(**inputs))
     )
     profiling.print_table(result, title="inference, 60 s")
   return mel_s, first, steady
+
+
+def inference_flops(nets, seconds=60.0) -> float:
+  """XLA's operation count of generating `seconds` of expression in one
+  call (the content encoder over every frame's mel window, the adapter and
+  the decoder), as inference.Stylizer runs it with chunk = the whole
+  utterance. The LSTMs' recurrent products sit in loops, which XLA counts
+  once: about 0.5 of 259 GFLOP at paper size go uncounted."""
+  t = int(seconds * features.MODEL_FPS)
+  g = nets.generator
+  style_dim = nets.style.vq.hidden
+  variables = motion.init_variables(nets, jax.random.key(0), style_dim)
+  gv = {"params": variables["params"]["generator"]}
+  if "batch_stats" in variables:
+    gv["batch_stats"] = variables["batch_stats"]
+  source = {
+    "mel": jnp.zeros((1, t, 80, 16)),
+    "ref_exp": jnp.zeros((1, 64)),
+    "blink": jnp.zeros((1, t)),
+    "exp": jnp.zeros((1, t, 64)),
+  }
+  s = jnp.zeros((1, style_dim))
+
+  def generate(v, source, s):
+    return g.apply(v, method=lambda m: m.stylize(m.content(source, s), s)[0])
+
+  return profiling.flops(jax.jit(generate).lower(gv, source, s).compile())
 
 
 def main():

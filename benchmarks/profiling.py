@@ -52,6 +52,30 @@ def memory(compiled) -> str:
   return text
 
 
+def flops(compiled) -> float:
+  """XLA's count of a compiled call's floating-point operations (a
+  multiply-add counts 2; a convolution counts only its in-bounds taps)."""
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):  # older jax: one dict per program
+    cost = cost[0] if cost else {}
+  return float((cost or {}).get("flops", 0.0))
+
+
+def matmul_peak(n: int = 2048, reps: int = 5) -> float:
+  """GFLOP/s of XLA's f32 [n, n] x [n, n] product on the default device,
+  the best of `reps`: what this machine does at its most efficient, the
+  yardstick for every step's GFLOP/s."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jax.numpy.float32)
+  f = jax.jit(lambda a: a @ a).lower(a).compile()
+  jax.block_until_ready(f(a))
+  best = float("inf")
+  for _ in range(reps):
+    t0 = time.perf_counter()
+    jax.block_until_ready(f(a))
+    best = min(best, time.perf_counter() - t0)
+  return 2 * n**3 / best / 1e9
+
+
 def _hlo_ops(text: str) -> dict[str, tuple[str, str]]:
   """HLO instruction name -> (opcode, name stack) from `as_text()`."""
   ops = {}

@@ -42,10 +42,7 @@ def main():
   )
   args = parser.parse_args()
   config = config_lib.load(args.config)
-  model = builders.style_codebook_model(config.model, args.classes)
-  tx = optim.make_optimizer(config.optim, config.num_train_steps)
-  variables = model.init(jax.random.key(0), jnp.zeros((2, 32, 64)))
-  params = variables.pop("params")
+  model, tx, params, variables = make_model(config, args.classes)
   print(
     f"{args.config}: {loop.count_params(params) / 1e6:.2f} M parameters, "
     f"{jax.device_count()} {jax.devices()[0].platform} device(s)"
@@ -56,27 +53,9 @@ def main():
     for scope in args.reconstruct.split(",")
   ]
   for batch_size, scope in runs:
-    state = TrainState.create(
-      apply_fn=model.apply,
-      params=jax.tree.map(jnp.array, params),  # fresh: the step donates
-      tx=tx,
-      extra=jax.tree.map(jnp.array, variables),
-      # Unit std for the offset jitter (the trainer uses the data's).
-      cfg=ml_collections.FrozenConfigDict(
-        {
-          **config.loss.to_dict(),
-          "exp_std": (1.0,) * 64,
-          "reconstruct": scope,
-        }
-      ),
+    state, batch = make_inputs(
+      config, model, tx, params, variables, batch_size, scope, args.classes
     )
-    rng = np.random.default_rng(0)
-    batch = {
-      k: jnp.asarray(rng.normal(size=(batch_size, 32, 64)), jnp.float32)
-      for k in ("exp", "pos_exp", "neg_exp", "other_exp")
-    }
-    for k in ("label", "pos_label", "neg_label", "other_label"):
-      batch[k] = jnp.asarray(rng.integers(args.classes, size=batch_size))
     step = jax.jit(style_vqvae.train_step, donate_argnums=0)
     t0 = time.perf_counter()
     compiled = step.lower(state, batch, jax.random.key(0)).compile()
@@ -92,10 +71,48 @@ def main():
       f"batch {batch_size:4d}, reconstruct {scope:6s}: compile {compile_s:6.1f} s, "
       f"step {step_s * 1e3:8.1f} ms, "
       f"{1 / step_s:7.2f} steps/s, {batch_size / step_s:8.1f} examples/s, "
+      f"{profiling.flops(compiled) / 1e9 / step_s:6.1f} GFLOP/s, "
       f"loss {float(m['loss']):.3f}, {profiling.memory(compiled)}"
     )
     if args.profile:
       _profile(compiled, state, batch, f"batch {batch_size} {scope}")
+
+
+def make_model(config, classes):
+  """The stage's model, its optimizer and initial variables (params apart)."""
+  model = builders.style_codebook_model(config.model, classes)
+  tx = optim.make_optimizer(config.optim, config.num_train_steps)
+  variables = model.init(jax.random.key(0), jnp.zeros((2, 32, 64)))
+  params = variables.pop("params")
+  return model, tx, params, variables
+
+
+def make_inputs(
+  config, model, tx, params, variables, batch_size, scope, classes
+):
+  """A fresh train state (the step donates it) and a random batch."""
+  state = TrainState.create(
+    apply_fn=model.apply,
+    params=jax.tree.map(jnp.array, params),
+    tx=tx,
+    extra=jax.tree.map(jnp.array, variables),
+    # Unit std for the offset jitter (the trainer uses the data's).
+    cfg=ml_collections.FrozenConfigDict(
+      {
+        **config.loss.to_dict(),
+        "exp_std": (1.0,) * 64,
+        "reconstruct": scope,
+      }
+    ),
+  )
+  rng = np.random.default_rng(0)
+  batch = {
+    k: jnp.asarray(rng.normal(size=(batch_size, 32, 64)), jnp.float32)
+    for k in ("exp", "pos_exp", "neg_exp", "other_exp")
+  }
+  for k in ("label", "pos_label", "neg_label", "other_label"):
+    batch[k] = jnp.asarray(rng.integers(classes, size=batch_size))
+  return state, batch
 
 
 def _profile(compiled, state, batch, title):
