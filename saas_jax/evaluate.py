@@ -75,6 +75,12 @@ def parse(argv):
   p.add_argument("--max_clips", type=int, default=0, help="0: all")
   p.add_argument("--num_samples", type=int, default=3, help="poses a pair")
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument(
+    "--temperature", type=float, default=0.7, help="pose sampling temperature"
+  )
+  p.add_argument(
+    "--top_p", type=float, default=0.9, help="pose sampling nucleus mass"
+  )
   p.add_argument("--coordinator_address")
   p.add_argument("--num_processes", type=int)
   p.add_argument("--process_id", type=int)
@@ -83,6 +89,10 @@ def parse(argv):
   args = p.parse_args(argv)
   if bool(args.runs) == bool(args.compare):
     p.error("give --runs or --compare (one of them)")
+  if not 0 < args.temperature < float("inf"):
+    p.error(f"--temperature must be > 0, got {args.temperature}")
+  if not 0 <= args.top_p <= 1:
+    p.error(f"--top_p must be within [0, 1], got {args.top_p}")
   return args
 
 
@@ -245,8 +255,12 @@ def main(argv=None) -> int:
             models,
             p,
             items.reference,
-            args.num_samples,
-            args.seed,
+            dict(
+              num_samples=args.num_samples,
+              seed=args.seed,
+              temperature=args.temperature,
+              top_p=args.top_p,
+            ),
             items.judge,
             # Nods' chance baseline: the next pair's speech onsets.
             items.pairs[(i + 1) % len(items.pairs)],
@@ -296,7 +310,8 @@ def main(argv=None) -> int:
       f"data {items.data_dir}, split {args.split}; {len(items.pairs)} pairs "
       f"({'with' if items.has_truth else 'without'} ground truth), "
       f"{len(items.clips)} clips; {args.num_samples} pose samples a pair, "
-      f"seed {args.seed}; {size} process(es); style judge "
+      f"seed {args.seed}, temperature {args.temperature}, top-p "
+      f"{args.top_p}; {size} process(es); style judge "
       f"v{items.judge.version}, fitted on the train split"
       + (" and its noise-free renderings" if items.judge_clean else ""),
     )

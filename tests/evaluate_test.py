@@ -74,6 +74,7 @@ def test_writes_per_clip_summary_and_report(one_process):
   assert 1 <= metrics["set:style/perplexity"]["mean"]
   md = (one_process / "report.md").read_text()
   assert "| pairs:model/mouth_lmk |" in md
+  assert "temperature 0.7, top-p 0.9" in md  # the pose sampling used
   for png in ("pairs.png", "clips.png"):
     assert f"]({png})" in md and (one_process / png).stat().st_size > 5000
 
@@ -86,6 +87,15 @@ def test_two_processes_write_what_one_does(one_process, smoke_runs, tmp_path):
     one_process / "per_clip.csv"
   ).read_text()
   assert "2 process(es)" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+  "flags", [["--temperature", "0"], ["--top_p", "1.5"], ["--top_p", "-0.1"]]
+)
+def test_bad_sampling_settings_are_refused(flags, capsys):
+  with pytest.raises(SystemExit):
+    evaluate.parse(["--runs", "r", *flags])
+  assert flags[0] in capsys.readouterr().err
 
 
 def test_variants_and_seeds_compared():

@@ -111,8 +111,7 @@ def pair_row(
   models: Models,
   pair,
   reference,
-  num_samples: int,
-  seed: int,
+  sampling: dict,
   judge=None,
   chance=None,
 ):
@@ -123,7 +122,8 @@ def pair_row(
   model minus canonical). With a style judge
   (evaluators.judge), its verdict on each system and on the ground truth
   ("target/judge_accuracy") and their distance to B in its feature space
-  ("judge_dist"). chance: another pair, whose speech onsets are the nods'
+  ("judge_dist"). sampling: the pose sampler's num_samples, seed (and
+  temperature, top_p). chance: another pair, whose speech onsets are the nods'
   chance baseline."""
   fm = models.face
   row, systems = {}, {}
@@ -148,9 +148,8 @@ def pair_row(
       row[f"{name}/judge_dist"] = judge.distance(exp, pair.style)
   if models.sampler is not None and pair.mfcc is not None:
     code = models.sampler.style_code(pair.style)
-    samples = models.sampler(
-      pair.mfcc, style_code=code, num_samples=num_samples, seed=seed
-    )  # [N, T, 6]
+    samples = models.sampler(pair.mfcc, style_code=code, **sampling)
+    # [N, T, 6]
     row.update(pose_scores(samples, pair, reference, chance or pair))
   return row
 
