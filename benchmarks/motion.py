@@ -138,12 +138,12 @@ def generator_pass_flops(config, nets, batch_size) -> float:
   """XLA's operation count of the pass, compiled with the mel CNN's kernel
   gradient in one piece: XLA counts a loop's body once, and the pieces do
   the same operations."""
-  chunk = audio_encoder.GRAD_CHUNK
-  audio_encoder.GRAD_CHUNK = 1 << 30
+  piece = audio_encoder.GRAD_PIECE_BYTES
+  audio_encoder.GRAD_PIECE_BYTES = 1 << 62
   try:
     return profiling.flops(generator_pass(config, nets, batch_size)[0])
   finally:
-    audio_encoder.GRAD_CHUNK = chunk
+    audio_encoder.GRAD_PIECE_BYTES = piece
 
 
 def inference_time(nets, style_model, seconds=60.0, profile=False, reps=1):

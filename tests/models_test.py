@@ -239,24 +239,27 @@ def test_factorized_classifier_is_one_linear_layer_with_shared_weights():
   np.testing.assert_allclose(moved[:, [1, 3]], 0.0, atol=1e-6)
 
 
-@pytest.mark.parametrize("chunk", [256, 2])
+@pytest.mark.parametrize("pieces", [1, 3])
 @pytest.mark.parametrize(
   "kernel, strides, padding",
   [(3, (1, 1), 1), (3, (3, 1), 1), (3, (3, 2), 1), (1, (1, 1), 0)],
 )
 def test_mel_cnn_conv_gradient_is_the_convolution_gradient(
-  kernel, strides, padding, chunk, monkeypatch
+  kernel, strides, padding, pieces, monkeypatch
 ):
   """The mel CNN's convolution has its own backward pass (im2col kernel
   gradient, summed over pieces of the batch): both gradients equal those
   of the plain convolution, also when 5 examples make 3 pieces of 2 (the
   last padded)."""
-  monkeypatch.setattr(audio_encoder, "GRAD_CHUNK", chunk)
   kx, kw, kg = jax.random.split(jax.random.key(0), 3)
   x = jax.random.normal(kx, (5, 11, 7, 5))
   w = jax.random.normal(kw, (kernel, kernel, 5, 4))
   pads = ((padding, padding),) * 2
   out = audio_encoder._lax_conv(x, w, strides, pads)
+  patch_bytes = np.prod(out.shape[:3]) * kernel**2 * 5 * 4  # all 5 examples
+  monkeypatch.setattr(
+    audio_encoder, "GRAD_PIECE_BYTES", int(patch_bytes / pieces * 1.2)
+  )
   g = jax.random.normal(kg, out.shape)
 
   def grads(conv):

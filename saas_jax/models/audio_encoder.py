@@ -35,8 +35,8 @@ MEL_CNN = (
 
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
-# Examples per piece of a convolution's kernel gradient (see _conv_bwd).
-GRAD_CHUNK = 256
+# Most bytes of im2col patches per piece of a kernel gradient (_conv_bwd).
+GRAD_PIECE_BYTES = 256 * 2**20
 
 
 def _lax_conv(x, w, strides, padding):  # [N, H, W, C], [kh, kw, C, O]
@@ -73,7 +73,7 @@ def _kernel_grad(x, g, kernel, strides, padding):
 
 def _conv_bwd(strides, padding, res, g):
   """The kernel's gradient as matrix products over im2col patches, summed
-  over chunks of the batch.
+  over pieces of the batch.
 
   XLA:CPU computes it as a convolution over activations transposed to
   [C, H, W, N], recomputing the BatchNorm/ReLU chain inside the transpose:
@@ -81,15 +81,18 @@ def _conv_bwd(strides, padding, res, g):
   the CNN's forward + backward on 1024 windows took 11.7 s against 17.2 s
   (2-core CPU, gradients equal to 3e-5). The patches are 9x the layer's
   input, and XLA:CPU maps its scratch afresh on every call, so the batch is
-  taken GRAD_CHUNK examples at a time, the loop reusing one piece's
-  buffers: the expression generator's forward + backward at batch 32 x 32
-  frames went from 8.6 to 3.6 GiB of scratch and from 23.4 s to 8.9 s a
-  pass, the kernel's time over its compile and four passes from 101 s to
-  12 s (2-core CPU, one sitting). The input's gradient stays XLA's."""
+  taken in pieces of at most GRAD_PIECE_BYTES of patches, a loop reusing
+  one piece's buffers: at paper size, batch 32 x 32 frames, the
+  generator's forward + backward went from 8.6 to 4.1 GiB of scratch and
+  from 18.7 s to 8.9 s a pass, the kernel's time over its compile and four
+  passes from 60 s to 12 s (2-core CPU, one sitting; pieces of 128 or 256
+  windows took the same time). Smaller batches stay in one piece. The
+  input's gradient stays XLA's."""
   x, w = res
   kernel = w.shape[:2]
   n = x.shape[0]
-  k = -(-n // GRAD_CHUNK)  # pieces
+  per_example = g[0, ..., :1].size * w[..., 0].size * x.dtype.itemsize
+  k = min(n, -(-n * per_example // GRAD_PIECE_BYTES))  # pieces
   if k == 1:
     dw = _kernel_grad(x, g, kernel, strides, padding)
   else:
