@@ -148,8 +148,7 @@ def pair_row(
       row[f"{name}/judge_dist"] = judge.distance(exp, pair.style)
   if models.sampler is not None and pair.mfcc is not None:
     code = models.sampler.style_code(pair.style)
-    samples = models.sampler(pair.mfcc, style_code=code, **sampling)
-    # [N, T, 6]
+    samples = models.sampler(pair.mfcc, style_code=code, **sampling)  # [N,T,6]
     row.update(pose_scores(samples, pair, reference, chance or pair))
   return row
 

@@ -90,9 +90,10 @@ def _conv_bwd(strides, padding, res, g):
   does every batch on GPU and TPU, whose allocators keep their memory. The
   input's gradient stays XLA's."""
   x, w = res
-  kernel = w.shape[:2]
-  n = x.shape[0]
-  per_example = g[0, ..., :1].size * w[..., 0].size * x.dtype.itemsize
+  kh, kw, c, _ = w.shape
+  kernel = (kh, kw)
+  n, oh, ow, _ = g.shape
+  per_example = oh * ow * kh * kw * c * x.dtype.itemsize  # bytes of patches
   k = min(n, -(-n * per_example // GRAD_PIECE_BYTES))  # pieces
   if jax.default_backend() != "cpu":  # GPU and TPU pool their memory
     k = 1
