@@ -38,10 +38,15 @@ loss.style_from="class" are the measured alternatives, off by default
 and 0.14 at seeds 0-2, each interval reaching 0; right style closer in
 72.2 % of pairs). Three seeds pooled by `python -m saas_jax.evaluate
 --compare` (README, "Head pose"; benchmarks/results/pose_seeds): nod gain
-over another pair's onsets 0.03 [-0.03, 0.09] with this config, -0.01
+over another pair's onsets 0.03 [-0.03, 0.09] with this config's official
+G_p (motion_dim 0), -0.01
 [-0.11, 0.08] with style_from=class on the factor-2 codebook (recorded
 poses: 1.31 [1.04, 1.58]); B's style closer than the speaker's own in
-68-69 % of pairs either way.
+68-69 % of pairs either way. The cpu variant also reads the style clip's
+head motion (model.motion_dim 32, not in the official model; 0 keeps the
+official G_p): three seeds pooled, B's style closer in 79.7 % [76.1, 83.0]
+of pairs and distance 2.26 against 2.55 without it, nod gain 0.09 [0.02,
+0.16] (`motion` in benchmarks/results/pose_seeds; README, "Head pose").
 """
 
 import ml_collections
@@ -69,6 +74,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       past_layers=1,
       attn_scale="head",  # "hidden": the official 1/sqrt(hidden)
       audio_values=False,  # True: the style stream attends to the audio
+      motion_dim=0,  # > 0: a code of the style clip's head motion too
     )
   )
   c.loss = ml_collections.ConfigDict(
@@ -107,6 +113,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       heads=4,
       mlp_dim=128,
     )
+    c.model.motion_dim = 32  # the style clip's head motion (docstring)
     c.loss.extra_unmasked = 4  # a partial past 4 times in 9, not 4 in 21
     c.data.batch_size = 32
     c.num_train_steps = 800

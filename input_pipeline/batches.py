@@ -31,7 +31,9 @@ Builders and what one batch holds (B = batch size):
                       clip's mean pose), mfcc [B,64,28,12], style_exp
                       [B,32,64] (a window of the same clip), label;
                       style_pos_exp [B,32,64]: a window of another clip of
-                      the same style class (the clip itself if alone).
+                      the same style class (the clip itself if alone);
+                      style_pose, style_pos_pose [B,96,6]: head pose of
+                      the same two clips (96 frames, ping-ponged).
 
 Evaluation reads whole clips from `load_table` (saas_jax.evaluators).
 
@@ -50,6 +52,7 @@ from saas_jax.errors import DataError
 
 STYLE_WINDOW = 32
 POSE_WINDOW = 64
+MOTION_WINDOW = 96  # frames of a style clip's head pose (5 windows of 32)
 
 
 def _tensorflow():
@@ -508,12 +511,16 @@ def _pose_windows(
   g = partners.table
   pos = partners.positive(rng, _global_rows(local, partners, clips))
   pos_starts = _random_starts(rng, g, pos, style_window)
+  own_motion = _random_starts(rng, local, clips, MOTION_WINDOW)
+  pos_motion = _random_starts(rng, g, pos, MOTION_WINDOW)
   return {
     "pose": local.pose[local.start[clips][:, None] + frame],
     "pose_offset": np.stack(offset).astype(local.pose.dtype),
     "mfcc": local.mfcc[local.mfcc_start[clips][:, None, None] + idx],
     "style_exp": _windows(local, local.exp, clips, style_starts, style_window),
+    "style_pose": _windows(local, local.pose, clips, own_motion, MOTION_WINDOW),
     "style_pos_exp": _windows(g, g.exp, pos, pos_starts, style_window),
+    "style_pos_pose": _windows(g, g.pose, pos, pos_motion, MOTION_WINDOW),
     "label": local.label[clips],
   }
 

@@ -45,6 +45,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.signal
 
+from input_pipeline import features
+
 WINDOW = 32  # frames of audio per step
 TOKEN_FRAMES = 8  # frames per pose token (the official codebook)
 NUM_PAST = WINDOW // TOKEN_FRAMES  # 4 tokens per window (the official)
@@ -96,6 +98,19 @@ def pad_audio(
   return mfcc[idx]
 
 
+def normalize_motion(windows, std):
+  """[..., 32, 6] pose windows -> each about its own mean, over std [6]
+  (the pose codebook's spread): how the head moves, not where it is."""
+  return (windows - windows.mean(-2, keepdims=True)) / std
+
+
+def motion_windows(pose: np.ndarray, std) -> np.ndarray:
+  """[T, 6] a style clip's head pose -> [W, 32, 6] normalised windows
+  (stride 16; a clip shorter than 32 frames is mirrored to length)."""
+  windows = features.clip_windows(np.asarray(pose), WINDOW, WINDOW // 2)
+  return np.asarray(normalize_motion(windows, np.asarray(std)), np.float32)
+
+
 # ------------------------------------------------------------- sampler ---
 
 
@@ -118,9 +133,10 @@ def steps_of(num_audio_frames: int, num_past: int = NUM_PAST) -> int:
   return n
 
 
-def speaker_stream(model, variables, mfcc, style):
-  """mfcc [B, 8n + 24, 28, 12] (pad_audio), style [B, S] -> [B, n, 4, D]:
-  the speaker tokens of every step, the audio CNN run once per frame."""
+def speaker_stream(model, variables, mfcc, style, motion=None):
+  """mfcc [B, 8n + 24, 28, 12] (pad_audio), style [B, S] (motion [B, E]
+  with a motion code) -> [B, n, 4, D]: the speaker tokens of every step,
+  the audio CNN run once per frame."""
   b, t = mfcc.shape[:2]
   n = steps_of(t, model.num_tokens)
   f = WINDOW // model.num_tokens
@@ -131,6 +147,7 @@ def speaker_stream(model, variables, mfcc, style):
     variables,
     windows,
     jnp.repeat(style, n, axis=0),
+    motion=None if motion is None else jnp.repeat(motion, n, axis=0),
     method=model.speaker_tokens,
   )  # [B n, 4, D]
   return speaker.reshape(b, n, *speaker.shape[1:])
@@ -189,14 +206,16 @@ def sample_tokens(
   temperature: float = 0.7,
   top_p: float = 0.9,
   seed_tokens=None,
+  motion=None,
 ):
   """mfcc [B, 8n + 24, 28, 12] (pad_audio), style [B, S] -> [B, N, n] tokens.
 
   Jit it with model, num_samples, temperature, top_p static (see `sampler`).
-  seed_tokens [B, 4] (optional): the past of the first step.
+  seed_tokens [B, 4] (optional): the past of the first step. motion [B, E]:
+  the motion code, for a model with one.
   """
   b = mfcc.shape[0]
-  speaker = speaker_stream(model, variables, mfcc, style)  # [B, n, 4, D]
+  speaker = speaker_stream(model, variables, mfcc, style, motion)  # [B,n,4,D]
   tokens, _ = draw(
     model,
     variables,
@@ -212,7 +231,8 @@ def sample_tokens(
 
 
 def sampler(model, *, num_samples=1, temperature=0.7, top_p=0.9):
-  """The compiled sampler: (variables, mfcc, style, key, seed_tokens=None)."""
+  """The compiled sampler: (variables, mfcc, style, key, seed_tokens=None,
+  motion=None)."""
   fn = functools.partial(
     sample_tokens,
     model,
@@ -221,8 +241,8 @@ def sampler(model, *, num_samples=1, temperature=0.7, top_p=0.9):
     top_p=top_p,
   )
   return jax.jit(
-    lambda variables, mfcc, style, key, seed_tokens=None: fn(
-      variables, mfcc, style, key, seed_tokens=seed_tokens
+    lambda variables, mfcc, style, key, seed_tokens=None, motion=None: fn(
+      variables, mfcc, style, key, seed_tokens=seed_tokens, motion=motion
     )
   )
 

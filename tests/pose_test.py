@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 import scipy.signal
 
+from input_pipeline import features
+from input_pipeline import io as io_lib
 from saas_jax import sampling
 from saas_jax.engine import checkpoint, config_lib, loop
 from saas_jax.errors import DataError
 from saas_jax.evaluators import pose as pose_metrics
+from saas_jax.inference import Pipeline, PoseSampler, Request, Stylizer
 from saas_jax.models import builders, pose_codebook, pose_generator, vqvae
 from saas_jax.trainers import pose_generator as pose_generator_trainer
 
@@ -131,6 +134,53 @@ def test_style_stream_reads_the_audio_only_with_audio_values():
     change = float(jnp.abs(a - b).max() / jnp.abs(a).max())
     # Measured: 0.0 with the official roles, 1.7e-3 with audio_values.
     assert change > 1e-4 if audio_values else change < 1e-6, change
+
+
+def test_motion_code_reads_the_style_clips_head_motion():
+  """model.motion_dim: the style clip's head motion, windows about their own
+  mean in the codebook's std units, is encoded, averaged over windows and
+  added to the style stream."""
+  model = pose_generator.PoseGenerator(**SMALL, motion_dim=4)
+  rng = np.random.default_rng(0)
+  std = np.full(6, 0.1, np.float32)
+  pose = rng.normal(size=(70, 6)).astype(np.float32)
+  windows = sampling.motion_windows(pose, std)
+  assert windows.shape == (3, 32, 6)  # starts 0, 16, 32
+  np.testing.assert_allclose(windows.mean(1), 0.0, atol=1e-5)
+  np.testing.assert_allclose(
+    windows[1], (pose[16:48] - pose[16:48].mean(0)) / std, rtol=1e-5
+  )
+  # Where the head is does not matter, how it moves does.
+  np.testing.assert_allclose(
+    sampling.motion_windows(pose + 3.0, std), windows, atol=1e-4
+  )
+  assert sampling.motion_windows(pose[:20], std).shape == (1, 32, 6)  # mirrored
+
+  v = jax.jit(model.init)(
+    jax.random.key(0),
+    jnp.zeros((1, 32, 28, 12)),
+    jnp.zeros((1, 8)),
+    jnp.zeros((1, 4), jnp.int32),
+    jnp.full((1,), 4),
+    motion_windows=jnp.zeros((1, 1, 32, 6)),
+  )
+  code = jax.jit(lambda v, w: model.apply(v, w, method=model.motion_code))
+  one = code(v, windows[None, :1])
+  assert one.shape == (1, 4)
+  np.testing.assert_allclose(
+    code(v, np.repeat(windows[None, :1], 3, 1)), one, rtol=1e-5
+  )
+  feats = jax.random.normal(jax.random.key(3), (1, 32, 16))
+  style = jnp.zeros((1, 8))
+
+  @jax.jit
+  def speaker(v, motion):
+    return model.apply(
+      v, feats, style, motion=motion, method=model.speaker_tokens
+    )
+
+  a, b = speaker(v, one), speaker(v, code(v, windows[None, 1:]))
+  assert float(jnp.abs(a - b).max()) > 1e-6
 
 
 def test_nucleus_sampling_keeps_the_top_mass():
@@ -484,3 +534,73 @@ def test_pose_vqvae_sizes_follow_the_config():
   model = builders.pose_codebook_model(c.model)
   assert isinstance(model.vq, vqvae.SequenceVQVAE)
   assert (model.vq.in_dim, model.vq.num_codes) == (6, 200)
+
+
+def test_a_motion_code_run_trains_and_samples(
+  smoke_runs, prepared_tiny, tmp_path
+):
+  """model.motion_dim through the engine on the smoke pipeline's frozen
+  runs, then sampled as a user would: the sampler asks for the motion code,
+  which reads how the style clip's head moves, not where it is."""
+  c = _smoke("pose_generator", prepared_tiny["data"])
+  c.data.eval_split = "test"
+  c.eval_every = c.num_train_steps  # evaluated at its end
+  c.model.motion_dim = 4
+  c.loss.style_from = "class"
+  c.frozen.style = os.path.join(smoke_runs, "style_vqvae")
+  c.frozen.pose_vqvae = os.path.join(smoke_runs, "pose_vqvae")
+  workdir = str(tmp_path / "gen")
+  pose_generator_trainer.train_and_evaluate(c, workdir)
+  res = json.load(open(os.path.join(workdir, "eval_results.json")))
+  assert np.isfinite(res["style_dist_right"]) and np.isfinite(
+    res["token_perplexity"]
+  )
+
+  sampler = PoseSampler.load(workdir)
+  assert sampler.motion_dim == 4
+  rng = np.random.default_rng(0)
+  mfcc = rng.normal(size=(40, 28, 12)).astype(np.float32)
+  code = sampler.style_code(rng.normal(size=(40, 64)).astype(np.float32))
+  with pytest.raises(DataError, match="motion_code"):
+    sampler(mfcc, style_code=code)
+  pose = (0.05 * rng.normal(size=(50, 6))).astype(np.float32)
+  motion = sampler.motion_code(pose)
+  assert motion.shape == (4,)
+  np.testing.assert_allclose(sampler.motion_code(pose + 1.0), motion, atol=1e-4)
+  out = sampler(mfcc, style_code=code, motion_code=motion, num_samples=2)
+  assert out.shape == (2, 40, 6) and np.all(np.isfinite(out))
+  # The pipeline hands the sampler the style clip's motion code.
+  pipe = Pipeline(
+    Stylizer.load(os.path.join(smoke_runs, "audio_driven")), sampler
+  )
+
+  def clip(n):
+    angles, trans = (0.05 * rng.normal(size=(2, n, 3))).astype(np.float32)
+    return io_lib.Coefficients(
+      exp=(0.3 * rng.normal(size=(n, 64))).astype(np.float32),
+      angles=angles,
+      trans=trans,
+      crop=np.tile(np.float32([1.0, 128.0, 128.0]), (n, 1)),
+      identity=None,
+      fps=25.0,
+    )
+
+  style, source = clip(70), clip(30)
+  wav = (0.1 * rng.normal(size=32000)).astype(np.float32)
+  got = pipe(
+    Request(style=style, source=source, wav=wav, num_samples=2, seed=3)
+  )
+  n = features.num_frames_for_audio(len(wav))
+  want = sampler(
+    features.mfcc_windows(features.mfcc(wav), n),
+    style_code=sampler.style_code(style.exp),
+    motion_code=sampler.motion_code(style.pose),
+    num_samples=2,
+    seed=3,
+    offset=source.pose.mean(0),
+  )
+  np.testing.assert_allclose(got.pose, want, atol=1e-5)
+  with pytest.raises(DataError, match="reads no motion code"):
+    PoseSampler.load(os.path.join(smoke_runs, "pose_generator")).motion_code(
+      pose
+    )

@@ -133,6 +133,7 @@ ADDED_SETTINGS = {
   "model.velocity_scale": 0.0,  # pose_vqvae
   "model.factor": 3,  # pose_vqvae
   "model.audio_values": False,  # pose_generator
+  "model.motion_dim": 0,  # pose_generator
   "loss.style_from": "clip",  # pose_generator
 }
 

@@ -147,8 +147,14 @@ def pair_row(
       row[f"{name}/judge_accuracy"] = judge.hit(exp, pair.style_label)
       row[f"{name}/judge_dist"] = judge.distance(exp, pair.style)
   if models.sampler is not None and pair.mfcc is not None:
-    code = models.sampler.style_code(pair.style)
-    samples = models.sampler(pair.mfcc, style_code=code, **sampling)  # [N,T,6]
+    sampler = models.sampler
+    code = sampler.style_code(pair.style)
+    if sampler.motion_dim:  # the style clip's head motion too
+      sampling = {
+        **sampling,
+        "motion_code": sampler.motion_code(pair.style_pose),
+      }
+    samples = sampler(pair.mfcc, style_code=code, **sampling)  # [N, T, 6]
     row.update(pose_scores(samples, pair, reference, chance or pair))
   return row
 

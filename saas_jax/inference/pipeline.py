@@ -222,24 +222,33 @@ class Pipeline:
 
   # ------------------------------------------------------------ pieces ---
 
-  def _styles(self, req, content_exp):
-    """(expression code, pose code): target (mixed), moved from the
-    source's by style_strength."""
+  def _styles(self, req, content):
+    """(expression code, pose code, motion code or None): each the style
+    clip's (mixed with style2's), moved from the source's (`content`) by
+    style_strength."""
 
-    def code(encoder):
-      target = encoder.style_code(req.style.exp, "style clip")
+    def blend(of):  # of(clip, what, warn) -> code
+      target = of(req.style, "style clip", True)
       if req.style2 is not None:
-        other = encoder.style_code(req.style2.exp, "second style clip")
+        other = of(req.style2, "second style clip", True)
         target = (1.0 - req.mix) * target + req.mix * other
       if req.style_strength == 1.0:
         return target
-      own = encoder.style_code(content_exp, "source", warn=False)
+      own = of(content, "source", False)
       return own + req.style_strength * (target - own)
 
-    pose_code = None
+    def code(encoder):
+      return blend(lambda c, what, warn: encoder.style_code(c.exp, what, warn))
+
+    pose_code = motion_code = None
     if req.pose == "generate":
-      pose_code = code(self.pose_sampler)
-    return code(self.stylizer), pose_code
+      sampler = self.pose_sampler
+      pose_code = code(sampler)
+      if sampler.motion_dim:
+        motion_code = blend(
+          lambda c, what, _: sampler.motion_code(c.pose, f"{what}'s pose")
+        )
+    return code(self.stylizer), pose_code, motion_code
 
   def _prepare(self, req: Request) -> dict:
     req.validate(self.driver)
@@ -268,7 +277,8 @@ class Pipeline:
         raise DataError(
           "audio", f"{len(wav)} samples: shorter than one frame at {FPS:g} fps"
         )
-      content_exp = req.source.exp
+      content = req.source
+      content_exp = content.exp
     out = {
       "req": req,
       "num_frames": num_frames,
@@ -280,7 +290,9 @@ class Pipeline:
       out["mel"] = features.mel_windows(mel, num_frames)
       if req.pose == "generate":
         out["mfcc"] = features.mfcc_windows(features.mfcc(wav), num_frames)
-    out["exp_code"], out["pose_code"] = self._styles(req, content_exp)
+    out["exp_code"], out["pose_code"], out["motion_code"] = self._styles(
+      req, content
+    )
     return out
 
   def _expression(self, p) -> Iterator[np.ndarray]:
@@ -306,6 +318,7 @@ class Pipeline:
       yield from self.pose_sampler.stream(
         p["mfcc"],
         style_code=p["pose_code"],
+        motion_code=p["motion_code"],
         num_samples=req.num_samples,
         seed=req.seed,
         temperature=req.temperature,

@@ -7,6 +7,9 @@ pose, N samples in one call, streamed in chunks of bounded memory.
   for part in sampler.stream(mfcc, style_code=..., num_samples=4):
     ...                                             # [4, <= chunk, 6]
 
+A run trained with a motion code (model.motion_dim > 0) also reads the
+style clip's head pose: motion_code=sampler.motion_code(style_pose).
+
 mfcc: [T, 28, 12] per-frame windows (input_pipeline.features.mfcc_windows).
 Pose: 3 angles (radians) + 3 translations per frame, as the pose codebook
 was trained on.
@@ -34,6 +37,7 @@ from saas_jax.errors import DataError, check_frames
 from saas_jax.inference import runs
 from saas_jax.inference.expression import check_code, style_windows
 from saas_jax.models import builders
+from saas_jax.models.pose_codebook import POSE_DIM
 
 MFCC_SHAPE = (28, 12)
 CHUNK_TOKENS = 32  # 256 frames per chunk
@@ -71,14 +75,19 @@ class PoseSampler:
     # constants, so shifting after smoothing is the same).
     self.relative = codebook.relative
     self.mean_pose = np.asarray(codebook_variables["pose_norm"]["mean"])
+    self.pose_std = np.asarray(codebook_variables["pose_norm"]["std"])
+    self.motion_dim = model.motion_dim  # 0: the run reads no motion code
 
     def codes(v, x):  # [W, 32, 64] -> [S]: the mean window code
       return style_model.apply(v, x, method=style_model.style_code).mean(0)
 
     self._codes = jax.jit(codes)
+    self._motion = jax.jit(
+      lambda v, w: model.apply(v, w, method=model.motion_code)
+    )  # [1, W, 32, 6] -> [1, E]
     self._speaker = jax.jit(
       functools.partial(sampling.speaker_stream, model)
-    )  # (variables, [1, 8K+24, 28, 12], [1, S]) -> [1, K, 4, D]
+    )  # (variables, [1, 8K+24, 28, 12], [1, S], [1, E]) -> [1, K, 4, D]
     self._draw = jax.jit(
       functools.partial(sampling.draw, model),
       static_argnames=("temperature", "top_p", "seeded"),
@@ -115,6 +124,15 @@ class PoseSampler:
     windows = style_windows(what, exp, warn)
     return np.asarray(self._codes(self.style_variables, jnp.asarray(windows)))
 
+  def motion_code(self, pose, what: str = "style clip's pose") -> np.ndarray:
+    """[T, 6] head pose -> [E]: the motion code of its 32-frame windows
+    (a run with model.motion_dim > 0)."""
+    if not self.motion_dim:
+      raise DataError(what, "this pose run reads no motion code")
+    pose = check_frames(what, pose, (POSE_DIM,))
+    windows = sampling.motion_windows(pose, self.pose_std)
+    return np.asarray(self._motion(self.variables, windows[None]))[0]
+
   # -------------------------------------------------------------- API ---
 
   def stream(
@@ -127,14 +145,28 @@ class PoseSampler:
     temperature: float = 0.7,
     top_p: float = 0.9,
     offset=None,
+    motion_code=None,
   ):
     """Yields [N, <= 8 chunk_tokens, 6] pieces of the N sampled poses.
+
+    motion_code: [E] (`motion_code`), required by a run with one.
 
     offset: [6] mean head pose to move about (a relative codebook's runs;
     default the training clips' average; an absolute codebook places the
     head itself and ignores it)."""
     mfcc = check_frames("mfcc windows", mfcc, MFCC_SHAPE)
     style = check_code("style_code", style_code, self.code_size)
+    motion = None
+    if self.motion_dim:
+      if motion_code is None:
+        raise DataError(
+          "motion_code",
+          "this pose run also reads the style clip's head motion: pass "
+          "motion_code=sampler.motion_code(style_pose)",
+        )
+      motion = jnp.asarray(
+        check_code("motion_code", motion_code, self.motion_dim)[None]
+      )
     shift = 0.0
     if offset is not None and self.relative:
       offset = np.asarray(offset, np.float32)
@@ -165,7 +197,9 @@ class PoseSampler:
     for c in range(chunks):
       j0 = c * k
       frames = audio[f * j0 : f * (j0 + k - 1) + WINDOW]
-      speaker = self._speaker(self.variables, jnp.asarray(frames[None]), style)
+      speaker = self._speaker(
+        self.variables, jnp.asarray(frames[None]), style, motion
+      )
       tokens, past = self._draw(
         self.variables,
         jnp.repeat(speaker, num_samples, axis=0),

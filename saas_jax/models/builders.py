@@ -116,6 +116,7 @@ def pose_generator_model(
     past_layers=m["past_layers"],
     attn_scale=m["attn_scale"],
     audio_values=bool(m.get("audio_values", False)),  # older runs: False
+    motion_dim=int(m.get("motion_dim", 0)),  # older runs: none
   )
 
 

@@ -1,13 +1,16 @@
 """Pose generator stage: G_p trained with teacher forcing (reference §2.6).
 
 Per 64-frame window: past = the frozen pose codebook's 4 tokens of frames
-0-31 (8 with a model.factor 2 codebook), targets = its tokens of frames 32-63, audio = MFCC windows of frames
-32-63, style = the frozen style encoder's code of a 32-frame expression
-window of the same clip. Loss = CE of output positions 0..3 against the
-targets. Random masking of the past as the official code does: k ~ U{0..20}
-and only the last min(k, 4) past tokens are embedded, so a full past is
-seen 17 times in 21 and none or part of it otherwise (drawn per example here;
-the official draws one k per batch).
+0-31 (8 with a model.factor 2 codebook), targets = its tokens of frames
+32-63, audio = MFCC windows of frames 32-63, style = the frozen style
+encoder's code of a 32-frame expression window of the same clip (with
+loss.style_from="class": of another clip of its style class); with
+model.motion_dim > 0 also the motion code of 96 frames of that clip's head
+pose (motion_input). Loss = CE of output positions 0..3 against the
+targets. Random masking of the past as the official code does: k ~
+U{0..20} and only the last min(k, 4) past tokens are embedded, so a full
+past is seen 17 times in 21 and none or part of it otherwise (drawn per
+example here; the official draws one k per batch).
 
 Frozen networks (config.frozen, loaded by the engine on a fresh start):
   style       the style stage's workdir (configs/style_vqvae.py): encoder,
@@ -111,11 +114,22 @@ def frozen_features(cfg, frozen, style_exp, pose, offset):
 # ---------------------------------------------------------------- loss ---
 
 
+def motion_input(frozen, pose):
+  """[B, T, 6] a style clip's head pose -> [B, W, 32, 6] its motion windows
+  (stride 16; sampling.normalize_motion, in the frozen pose codebook's std
+  units), as PoseSampler.motion_code windows a style clip."""
+  std = frozen["pose_vqvae"]["pose_norm"]["std"]
+  starts = np.arange(0, pose.shape[1] - WINDOW + 1, WINDOW // 2)
+  idx = starts[:, None] + np.arange(WINDOW)  # [W, 32]
+  return sampling.normalize_motion(pose[:, idx], std)
+
+
 def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
+  by_class = cfg.get("style_from") == "class"
   style, tokens = frozen_features(
     cfg,
     extra["frozen"],
-    batch["style_pos_exp" if cfg.get("style_from") == "class" else "style_exp"],
+    batch["style_pos_exp" if by_class else "style_exp"],
     batch["pose"],
     batch["pose_offset"],
   )  # [B, S], [B, 2n]
@@ -133,6 +147,9 @@ def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
     past,
     keep,
     train=True,
+    motion_windows=motion_input(
+      extra["frozen"], batch["style_pos_pose" if by_class else "style_pose"]
+    ),
     mutable=["batch_stats"],
   )
   logits = logits[:, :n]  # [B, n, K]
@@ -164,6 +181,18 @@ def _mfcc(table, c, num_frames):
   return features.mfcc_windows(m, num_frames, table.fps)  # [T, 28, 12]
 
 
+def _motion_frames(pose):
+  """A clip's first MOTION_WINDOW frames of head pose (ping-ponged), as
+  training draws a style clip's."""
+  t = np.arange(batches_lib.MOTION_WINDOW)
+  return pose[features.ping_pong_index(np.array(len(pose)), t)]
+
+
+def _pad_to(x, pad):
+  """x with its last row repeated `pad` times."""
+  return np.concatenate([x, np.repeat(x[-1:], pad, 0)])
+
+
 def _chunks(n, size):
   return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
@@ -175,22 +204,34 @@ def token_metrics(state, model, table, batch_size=64) -> dict:
   for c in np.flatnonzero(table.has_audio & (table.length >= WINDOW)):
     t = int(table.length[c])
     pose, exp = _clip(table, c, "pose"), _clip(table, c, "exp")
+    motion = _motion_frames(pose)
     mfcc = _mfcc(table, c, t)
     for s in range(0, max(t - 2 * WINDOW, 0) + 1, WINDOW):
       idx = features.ping_pong_index(np.array(t), s + np.arange(2 * WINDOW))
-      rows.append((pose[idx], pose.mean(0), mfcc[idx[WINDOW:]], exp[:WINDOW]))
+      rows.append(
+        (
+          pose[idx],
+          pose.mean(0),
+          mfcc[idx[WINDOW:]],
+          exp[:WINDOW],
+          motion,
+        )
+      )
   if not rows:
     return {}
-  pose, offset, mfcc, exp = (np.stack(x) for x in zip(*rows, strict=True))
+  pose, offset, mfcc, exp, style_pose = (
+    np.stack(x) for x in zip(*rows, strict=True)
+  )
   gen = {"params": state.params, "batch_stats": state.extra["batch_stats"]}
 
   @jax.jit
-  def run(frozen, gen, pose, offset, mfcc, exp):
+  def run(frozen, gen, pose, offset, mfcc, exp, style_pose):
     style, tokens = frozen_features(state.cfg, frozen, exp, pose, offset)
     n = model.num_tokens
     past, target = tokens[:, :n], tokens[:, n:]
     keep = jnp.full((past.shape[0],), n)
-    logits = model.apply(gen, mfcc, style, past, keep)[:, :n]
+    motion = motion_input(frozen, style_pose)
+    logits = model.apply(gen, mfcc, style, past, keep, False, motion)[:, :n]
     nll = -jnp.take_along_axis(
       jax.nn.log_softmax(logits), target[..., None], -1
     )[..., 0]
@@ -199,7 +240,13 @@ def token_metrics(state, model, table, batch_size=64) -> dict:
   nll, hit = [], []
   for sl in _chunks(len(pose), batch_size):
     a, b = run(
-      state.extra["frozen"], gen, pose[sl], offset[sl], mfcc[sl], exp[sl]
+      state.extra["frozen"],
+      gen,
+      pose[sl],
+      offset[sl],
+      mfcc[sl],
+      exp[sl],
+      style_pose[sl],
     )
     nll.append(np.asarray(a))
     hit.append(np.asarray(b))
@@ -226,8 +273,9 @@ def unigram_perplexity(state, table, num_codes, max_clips=256) -> float:
 
 
 def pose_sampler(state, model, eval_cfg, num_samples):
-  """(mfcc [C, Tpad, 28, 12], style [C, S], key) -> smoothed poses
-  [C, N, 8 n, 6] and tokens [C, N, n]; compiled once per shape."""
+  """(mfcc [C, Tpad, 28, 12], style [C, S], motion [C, E] or None, key)
+  -> smoothed poses [C, N, 8 n, 6] and tokens [C, N, n]; compiled once
+  per shape."""
   gen = {"params": state.params, "batch_stats": state.extra["batch_stats"]}
   _, pose_model = frozen_models(state.cfg)
   frozen_pose = state.extra["frozen"]["pose_vqvae"]
@@ -249,8 +297,8 @@ def pose_sampler(state, model, eval_cfg, num_samples):
       frames, eval_cfg.savgol_window, eval_cfg.savgol_order
     )
 
-  def run(mfcc, style, key):
-    tokens = draw(gen, mfcc, style, key)
+  def run(mfcc, style, motion, key):
+    tokens = draw(gen, mfcc, style, key, motion=motion)
     return np.asarray(decode(frozen_pose, tokens)), np.asarray(tokens)
 
   return run
@@ -275,6 +323,17 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
     )(frozen["style"], exp)
   )
   code_of = dict(zip(labels, codes, strict=True))
+  motion_of = dict.fromkeys(labels)  # and the same window's head motion
+  if model.motion_dim:
+    pose = np.stack(
+      [_motion_frames(_clip(train, first[lb], "pose")) for lb in labels]
+    )
+    motion = jax.jit(
+      lambda v, f, p: model.apply(
+        v, motion_input(f, p), method=model.motion_code
+      )
+    )({"params": state.params}, frozen, pose)
+    motion_of = dict(zip(labels, np.asarray(motion), strict=True))
   train_poses = [_clip(train, c, "pose") for c in range(train.num_clips)]
   references = {  # "_smooth": head motion without the frame-to-frame tremor
     suffix: pose_metrics.StyleReference.from_clips(
@@ -313,13 +372,15 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
 
   def draw(style_labels, key):
     style = np.stack([code_of[lb] for lb in style_labels])
+    motion = None
+    if model.motion_dim:
+      motion = np.stack([motion_of[lb] for lb in style_labels])
     poses, tokens = [], []
     for k, sl in enumerate(_chunks(len(clips), size)):
-      m, st = mfcc[sl], style[sl]
-      pad = size - len(m)  # one shape, one compilation
-      m = np.concatenate([m, np.repeat(m[-1:], pad, 0)])
-      st = np.concatenate([st, np.repeat(st[-1:], pad, 0)])
-      p, t = run(m, st, jax.random.fold_in(key, k))
+      pad = size - len(mfcc[sl])  # one shape, one compilation
+      m, st = _pad_to(mfcc[sl], pad), _pad_to(style[sl], pad)
+      mo = None if motion is None else _pad_to(motion[sl], pad)
+      p, t = run(m, st, mo, jax.random.fold_in(key, k))
       poses.append(p[: size - pad])
       tokens.append(t[: size - pad])
     return np.concatenate(poses), np.concatenate(tokens)
@@ -478,6 +539,7 @@ def train_and_evaluate(config, workdir: str):
       jnp.zeros((n, cfg.style_model.hidden)),
       jnp.zeros((n, model.num_tokens), jnp.int32),
       jnp.full((n,), model.num_tokens),
+      motion_windows=jnp.zeros((n, 1, WINDOW, 6)),  # [B, W, 32, 6]
     )
     style = style_model.init(
       {"params": k2},
