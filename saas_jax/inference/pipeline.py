@@ -13,7 +13,8 @@ resampled on the way in (features.resample_coefficients) and results on the
 way out (Result.at_fps). Expression and pose of one request share the style
 code: the style clip's (or a mix of two clips', `style2` / `mix`), moved
 from the source's own style (`style_strength` 0) to the target's (1) and
-beyond (up to 1.5). Expression is computed once; the N samples differ in
+beyond (up to 1.5); a pose run with a motion code reads the same clips'
+head motion, blended alike. Expression is computed once; the N samples differ in
 head pose only (`pose="generate"`), each from its own key (sample i draws
 from fold_in(key(seed), i), so sample i is the same whatever N is).
 """
