@@ -44,9 +44,10 @@ G_p (motion_dim 0), -0.01
 poses: 1.31 [1.04, 1.58]); B's style closer than the speaker's own in
 68-69 % of pairs either way. The cpu variant also reads the style clip's
 head motion (model.motion_dim 32, not in the official model; 0 keeps the
-official G_p): three seeds pooled, B's style closer in 79.7 % [76.1, 83.0]
-of pairs and distance 2.26 against 2.55 without it, nod gain 0.09 [0.02,
-0.16] (`motion` in benchmarks/results/pose_seeds; README, "Head pose").
+official G_p): six seeds pooled, B's style closer in 78.1 % [75.2, 80.8]
+of pairs and distance 2.32 against 67.7 % and 2.55 without it (three
+seeds); nod gain 0.06 [0.01, 0.11], recorded poses 1.31 (`motion` and
+`motion_again` in benchmarks/results/pose_seeds; README, "Head pose").
 """
 
 import ml_collections
