@@ -28,12 +28,14 @@ def _count(tree):
 
 
 def _init_generator(model, batch=1):
+  n = model.num_tokens
   return jax.jit(model.init)(
     jax.random.key(0),
     jnp.zeros((batch, 32, 28, 12)),
     jnp.zeros((batch, 8)),
-    jnp.zeros((batch, 4), jnp.int32),
-    jnp.full((batch,), 4),
+    jnp.zeros((batch, n), jnp.int32),
+    jnp.full((batch,), n),
+    motion_windows=jnp.zeros((batch, 1, 32, 6)),  # used when motion_dim > 0
   )
 
 
@@ -156,14 +158,7 @@ def test_motion_code_reads_the_style_clips_head_motion():
   )
   assert sampling.motion_windows(pose[:20], std).shape == (1, 32, 6)  # mirrored
 
-  v = jax.jit(model.init)(
-    jax.random.key(0),
-    jnp.zeros((1, 32, 28, 12)),
-    jnp.zeros((1, 8)),
-    jnp.zeros((1, 4), jnp.int32),
-    jnp.full((1,), 4),
-    motion_windows=jnp.zeros((1, 1, 32, 6)),
-  )
+  v = _init_generator(model)
   code = jax.jit(lambda v, w: model.apply(v, w, method=model.motion_code))
   one = code(v, windows[None, :1])
   assert one.shape == (1, 4)
@@ -240,13 +235,7 @@ def test_sampler_with_eight_tokens_per_window():
   # A model.factor 2 codebook: 32 frames -> 8 tokens of 4 frames.
   model = pose_generator.PoseGenerator(**SMALL, factor=2)
   assert model.num_tokens == 8
-  v = jax.jit(model.init)(
-    jax.random.key(0),
-    jnp.zeros((1, 32, 28, 12)),
-    jnp.zeros((1, 8)),
-    jnp.zeros((1, 8), jnp.int32),
-    jnp.full((1,), 8),
-  )
+  v = _init_generator(model)
   frames = 44  # 11 tokens of 4 frames
   n = sampling.num_tokens(frames, 8)
   assert n == 11
