@@ -153,6 +153,14 @@ def speaker_stream(model, variables, mfcc, style, motion=None):
   return speaker.reshape(b, n, *speaker.shape[1:])
 
 
+def pose_residual(model, variables, mfcc, std):
+  """mfcc [B, T, 28, 12] -> [B, T, 6]: the audio-driven motion finer than
+  a token (a model with residual_width > 0), in pose units (std [6]: the
+  pose codebook's spread); added to the decoded tokens before smoothing."""
+  feats = model.apply(variables, mfcc, method=model.audio_features)
+  return model.apply(variables, feats, method=model.pose_residual) * std
+
+
 def initial_past(seed_tokens, batch: int, num_samples: int, num_past=NUM_PAST):
   """[B N, 4] the past of the first step (zeros, all masked, by default)."""
   if seed_tokens is None:

@@ -438,6 +438,38 @@ def test_velocity_loss_weighs_the_error_of_frame_differences():
 # --------------------------------------------------- through the engine ---
 
 
+def test_pose_residual_reads_the_audio_around_each_frame():
+  """model.residual_width: the motion finer than a token, from the audio
+  features of every frame through dilated convolutions (+-30 frames);
+  with_residual gives __call__'s logits from the last 32 frames."""
+  model = pose_generator.PoseGenerator(**SMALL, residual_width=8)
+  v = _init_generator(model)
+  assert not np.any(v["params"]["residual_net"]["out"]["kernel"])  # starts at 0
+  v = jax.tree.map(  # a trained-looking residual head
+    lambda x: x + 0.1 * jax.random.normal(jax.random.key(4), x.shape), v
+  )
+  mfcc = jax.random.normal(jax.random.key(1), (2, 96, 28, 12))
+  style = jax.random.normal(jax.random.key(2), (2, 8))
+  past, keep = jnp.array([[1, 2, 3, 4]] * 2), jnp.full((2,), 4)
+  both = jax.jit(
+    lambda v, m: model.apply(v, m, style, past, keep, method="with_residual")
+  )
+  logits, fine = both(v, mfcc)
+  assert fine.shape == (2, 96, 6)
+  np.testing.assert_allclose(
+    logits, jax.jit(model.apply)(v, mfcc[:, 64:], style, past, keep), atol=1e-5
+  )
+  _, moved = both(v, mfcc.at[:, 40].set(0.0))
+  changed = np.flatnonzero(np.abs(np.asarray(moved - fine)).max((0, 2)) > 0)
+  assert changed.min() >= 40 - 30 and changed.max() <= 40 + 30
+  assert 40 in changed and len(changed) > 30
+  # sampling.pose_residual: the same, in pose units.
+  std = jnp.arange(1.0, 7.0)
+  np.testing.assert_allclose(
+    sampling.pose_residual(model, v, mfcc, std), fine * std, atol=1e-5
+  )
+
+
 def _smoke(name, data, **overrides):
   c = config_lib.load(os.path.join(ROOT, f"configs/{name}.py:smoke"))
   c.data.data_dir, c.data.config = data
@@ -525,16 +557,19 @@ def test_pose_vqvae_sizes_follow_the_config():
   assert (model.vq.in_dim, model.vq.num_codes) == (6, 200)
 
 
-def test_a_motion_code_run_trains_and_samples(
+def test_a_motion_code_and_residual_run_trains_and_samples(
   smoke_runs, prepared_tiny, tmp_path
 ):
-  """model.motion_dim through the engine on the smoke pipeline's frozen
-  runs, then sampled as a user would: the sampler asks for the motion code,
-  which reads how the style clip's head moves, not where it is."""
+  """model.motion_dim and model.residual_width through the engine on the
+  smoke pipeline's frozen runs, then sampled as a user would: the sampler
+  asks for the motion code, which reads how the style clip's head moves,
+  not where it is, and adds the audio-driven residual to the decoded
+  tokens before smoothing."""
   c = _smoke("pose_generator", prepared_tiny["data"])
   c.data.eval_split = "test"
   c.eval_every = c.num_train_steps  # evaluated at its end
   c.model.motion_dim = 4
+  c.model.residual_width = 4
   c.loss.style_from = "class"
   c.frozen.style = os.path.join(smoke_runs, "style_vqvae")
   c.frozen.pose_vqvae = os.path.join(smoke_runs, "pose_vqvae")
@@ -544,6 +579,7 @@ def test_a_motion_code_run_trains_and_samples(
   assert np.isfinite(res["style_dist_right"]) and np.isfinite(
     res["token_perplexity"]
   )
+  assert res["residual_mse"] > 0 and res["residual_explained"] < 1
 
   sampler = PoseSampler.load(workdir)
   assert sampler.motion_dim == 4
@@ -558,6 +594,20 @@ def test_a_motion_code_run_trains_and_samples(
   np.testing.assert_allclose(sampler.motion_code(pose + 1.0), motion, atol=1e-4)
   out = sampler(mfcc, style_code=code, motion_code=motion, num_samples=2)
   assert out.shape == (2, 40, 6) and np.all(np.isfinite(out))
+  # Same tokens without the residual: the difference is the residual of
+  # the padded utterance (8 n = 40 frames), smoothed.
+  fine = sampling.pose_residual(
+    sampler.model, sampler.variables, mfcc[None], sampler.pose_std
+  )[0]
+  assert float(jnp.abs(fine).max()) > 1e-6  # trained away from its zero start
+  plain = PoseSampler.load(workdir)
+  plain.variables["params"]["residual_net"] = jax.tree.map(
+    jnp.zeros_like, plain.variables["params"]["residual_net"]
+  )
+  bare = plain(mfcc, style_code=code, motion_code=motion, num_samples=2)
+  np.testing.assert_allclose(
+    out - bare, np.broadcast_to(sampling.savgol(fine), out.shape), atol=1e-5
+  )
   # The pipeline hands the sampler the style clip's motion code.
   pipe = Pipeline(
     Stylizer.load(os.path.join(smoke_runs, "audio_driven")), sampler

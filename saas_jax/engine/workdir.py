@@ -134,6 +134,8 @@ ADDED_SETTINGS = {
   "model.factor": 3,  # pose_vqvae
   "model.audio_values": False,  # pose_generator
   "model.motion_dim": 0,  # pose_generator
+  "model.residual_width": 0,  # pose_generator
+  "loss.w_residual": 1.0,  # pose_generator (used with a residual only)
   "loss.style_from": "clip",  # pose_generator
 }
 

@@ -95,6 +95,9 @@ class PoseSampler:
     self._decode = jax.jit(
       lambda v, idx: codebook.apply(v, idx, method=codebook.decode_tokens)
     )  # [M, 4] -> [M, 32, 6]
+    self._residual = jax.jit(
+      lambda v, m: sampling.pose_residual(model, v, m, self.pose_std)
+    )  # [1, T, 28, 12] -> [1, T, 6] (model.residual_width > 0)
 
   @classmethod
   def load(cls, workdir: str, **kw) -> "PoseSampler":
@@ -192,7 +195,10 @@ class PoseSampler:
     past = sampling.initial_past(None, 1, num_samples, per_window)
     decoder = SlidingDecoder(self._decode_windows, n, per_window)
     smoother = StreamingSavgol(f * n, *self.savgol)
-    emitted = 0
+    fine = None  # [8 Kc + 24, 6]: the motion finer than a token
+    if self.model.residual_width:
+      fine = np.asarray(self._residual(self.variables, audio[None]))[0]
+    decoded = emitted = 0
     style = jnp.asarray(style[None])
     for c in range(chunks):
       j0 = c * k
@@ -211,7 +217,11 @@ class PoseSampler:
         seeded=False,
       )
       tokens = np.asarray(tokens)[:, : n - j0]  # [N, <= K]
-      pose = smoother.push(decoder.push(tokens))
+      frames = decoder.push(tokens)  # [N, f, 6]
+      if fine is not None and frames.shape[1]:
+        frames = frames + fine[decoded : decoded + frames.shape[1]]
+      decoded += frames.shape[1]
+      pose = smoother.push(frames)
       if emitted < t and pose.shape[1]:
         part = pose[:, : t - emitted]
         emitted += part.shape[1]

@@ -117,6 +117,7 @@ def pose_generator_model(
     attn_scale=m["attn_scale"],
     audio_values=bool(m.get("audio_values", False)),  # older runs: False
     motion_dim=int(m.get("motion_dim", 0)),  # older runs: none
+    residual_width=int(m.get("residual_width", 0)),  # older runs: none
   )
 
 

@@ -21,6 +21,9 @@ Given the 4 pose tokens of the past 32 frames, the MFCC windows of the next
           masking does                                      [B, 4, 200]
   head    [past, speaker] + positions -> 5-layer transformer (hidden 200,
           10 heads, MLP 128) -> LayerNorm -> Dense(200, no bias)  [B, 8, 200]
+  residual (residual_width > 0, not the official) the audio features of
+          every frame -> PoseResidual -> the fine head motion no token
+          codes (nods), added to the decoded pose            [B, T, 6]
 
 Paper size: 33.4 M parameters, 27.8 M of them in the audio CNN's two FC
 layers. The audio CNN runs per frame and sees nothing but its own 28 x 12
@@ -40,6 +43,7 @@ import jax
 import jax.numpy as jnp
 
 from saas_jax.models import layers
+from saas_jax.models.pose_codebook import POSE_DIM
 
 _INIT = nn.initializers.normal(0.02)  # official init of Linear / Embedding
 
@@ -153,6 +157,34 @@ class MotionEncoder(nn.Module):
     return h.reshape(*lead, self.dim)
 
 
+class PoseResidual(nn.Module):
+  """Per-frame audio features -> the head motion finer than a pose token:
+  [B, T, audio_dim] -> [B, T, 6] in the pose codebook's std units.
+
+  A nod moves the pitch by about 3 mrad where the default codebook's angle
+  error is 14 mrad, so real poses coded and decoded keep none of their
+  onset-locked nods (benchmarks/pose_floor.py), and no token sequence can
+  make them. This regresses what the codebook leaves out (pose minus its
+  decoded tokens) on the audio; its conditional mean is the motion locked
+  to the speech. Dilated convolutions see +-30 frames; the output starts
+  at zero."""
+
+  width: int
+  kernel: int = 5
+  dilations: tuple = (1, 2, 4, 8)
+
+  @nn.compact
+  def __call__(self, feats):
+    h = nn.Dense(self.width, name="in")(feats)  # [B, T, width]
+    for i, d in enumerate(self.dilations):
+      conv = nn.Conv(
+        self.width, (self.kernel,), kernel_dilation=d, name=f"conv{i}"
+      )
+      h = h + nn.gelu(conv(h))
+    out = nn.Dense(POSE_DIM, kernel_init=nn.initializers.zeros, name="out")
+    return out(h)  # [B, T, 6]
+
+
 class PoseGenerator(nn.Module):
   num_codes: int = 200
   window: int = 32  # frames of audio per step (and of the past)
@@ -175,6 +207,9 @@ class PoseGenerator(nn.Module):
   # by MotionEncoder and added to the style stream. 0: none (official;
   # the style code of the clip's expression is the only style input).
   motion_dim: int = 0
+  # Width of PoseResidual, the audio-driven motion finer than a token. 0:
+  # none (official: the pose is its decoded tokens alone).
+  residual_width: int = 0
 
   @property
   def num_tokens(self) -> int:
@@ -218,10 +253,18 @@ class PoseGenerator(nn.Module):
     )
     self.out_norm = nn.LayerNorm(epsilon=1e-5)
     self.logits = nn.Dense(self.num_codes, use_bias=False, kernel_init=_INIT)
+    if self.residual_width:
+      self.residual_net = PoseResidual(self.residual_width)
 
   def audio_features(self, mfcc, train: bool = False):
     """[B, T, 28, 12] -> [B, T, audio_dim]; any T, frames independent."""
     return self.audio_cnn(mfcc, train)
+
+  def pose_residual(self, feats):
+    """[B, T, audio_dim] audio features (audio_features) -> [B, T, 6]:
+    the fine motion, in the pose codebook's std units (residual_width >
+    0)."""
+    return self.residual_net(feats)
 
   def motion_code(self, windows):
     """[B, W, 32, 6] normalised motion windows (sampling.motion_windows)
@@ -269,10 +312,26 @@ class PoseGenerator(nn.Module):
     """mfcc [B, 32, 28, 12], style [B, S], past [B, 4], keep [B] (and the
     style clip's motion windows [B, W, 32, 6] when motion_dim > 0) ->
     logits [B, 8, K]."""
+    feats = self.audio_features(mfcc, train)
+    if self.residual_width and self.is_initializing():
+      self.pose_residual(feats)  # create its parameters
+    return self._logits(feats, style, past, keep, train, motion_windows)
+
+  def with_residual(
+    self, mfcc, style, past, keep, train: bool = False, motion_windows=None
+  ):
+    """As __call__ with mfcc [B, T >= 32, 28, 12] (the step's window: the
+    last 32 frames) -> (logits [B, 8, K], residual [B, T, 6]); one pass of
+    the audio CNN serves both."""
+    feats = self.audio_features(mfcc, train)  # [B, T, A]
+    logits = self._logits(
+      feats[:, -self.window :], style, past, keep, train, motion_windows
+    )
+    return logits, self.pose_residual(feats)
+
+  def _logits(self, feats, style, past, keep, train, motion_windows):
     motion = None
     if self.motion_dim:
       motion = self.motion_code(motion_windows)
-    speaker = self.speaker_tokens(
-      self.audio_features(mfcc, train), style, train, motion
-    )
+    speaker = self.speaker_tokens(feats, style, train, motion)
     return self.predict(past, keep, speaker)

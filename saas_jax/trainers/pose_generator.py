@@ -7,8 +7,10 @@ encoder's code of a 32-frame expression window of the same clip (with
 loss.style_from="class": of another clip of its style class); with
 model.motion_dim > 0 also the motion code of 96 frames of that clip's head
 pose (motion_input). Loss = CE of output positions 0..3 against the
-targets. Random masking of the past as the official code does: k ~
-U{0..20} and only the last min(k, 4) past tokens are embedded, so a full
+targets; with model.residual_width > 0 also loss.w_residual x the MSE of
+PoseResidual's output over all 64 frames against what the frozen codebook
+leaves out of the pose (codebook_residual, in its std units). Random
+masking of the past as the official code does: k ~ U{0..20} and only the last min(k, 4) past tokens are embedded, so a full
 past is seen 17 times in 21 and none or part of it otherwise (drawn per
 example here; the official draws one k per batch).
 
@@ -23,6 +25,9 @@ Evaluation on held-out clips (config.data.eval_split):
                       every 64-frame window (stride 32), full past;
                       unigram_perplexity: the training tokens' marginal,
                       the perplexity of a model that ignores its inputs.
+  residual_mse, residual_explained   (a residual) the same windows: MSE of
+                      the residual and the share of its target's mean
+                      square it removes.
   sampled poses, per clip: audio of the clip, style code of a training clip
   of its style ("right") or of another style ("wrong"), num_samples seeds:
   style_dist_right    distance of the samples' motion statistics
@@ -124,6 +129,22 @@ def motion_input(frozen, pose):
   return sampling.normalize_motion(pose[:, idx], std)
 
 
+def codebook_residual(cfg, frozen, pose, offset, tokens):
+  """What the frozen pose codebook leaves out of pose [B, T, 6]: pose minus
+  its tokens [B, T/32*n] decoded window by window, in the codebook's std
+  units (PoseResidual's target)."""
+  _, pose_model = frozen_models(cfg)
+  b, t = pose.shape[:2]
+  recon = pose_model.apply(
+    frozen["pose_vqvae"],
+    tokens.reshape(b * (t // WINDOW), -1),
+    jnp.repeat(offset, t // WINDOW, 0),
+    method=pose_model.decode_tokens,
+  ).reshape(pose.shape)
+  std = frozen["pose_vqvae"]["pose_norm"]["std"]
+  return jax.lax.stop_gradient((pose - recon) / std)  # [B, T, 6]
+
+
 def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
   by_class = cfg.get("style_from") == "class"
   style, tokens = frozen_features(
@@ -140,26 +161,43 @@ def loss_fn(params, extra, batch, rng, *, apply_fn, cfg):
     rng, (b,), 0, cfg.max_mask_len + 1 + cfg.extra_unmasked
   )
   keep = jnp.minimum(k, n)
-  logits, updates = apply_fn(
-    {"params": params, "batch_stats": extra["batch_stats"]},
-    batch["mfcc"][:, WINDOW:],
+  args = (
     style,
     past,
     keep,
-    train=True,
-    motion_windows=motion_input(
+    True,  # train
+    motion_input(
       extra["frozen"], batch["style_pos_pose" if by_class else "style_pose"]
     ),
-    mutable=["batch_stats"],
   )
+  variables = {"params": params, "batch_stats": extra["batch_stats"]}
+  if cfg.get("residual"):  # the audio CNN sees all 64 frames once
+    (logits, residual), updates = apply_fn(
+      variables,
+      batch["mfcc"],
+      *args,
+      method="with_residual",
+      mutable=["batch_stats"],
+    )  # [B, 8, K], [B, 64, 6]
+  else:
+    logits, updates = apply_fn(
+      variables, batch["mfcc"][:, WINDOW:], *args, mutable=["batch_stats"]
+    )
   logits = logits[:, :n]  # [B, n, K]
-  ce = losses.cross_entropy(logits, target)
+  ce = loss = losses.cross_entropy(logits, target)
   metrics = {
     "ce": ce,
     "accuracy": losses.accuracy(logits, target),
     "perplexity": jnp.exp(ce),
   }
-  return ce, (metrics, {**extra, "batch_stats": updates["batch_stats"]})
+  if cfg.get("residual"):
+    want = codebook_residual(
+      cfg, extra["frozen"], batch["pose"], batch["pose_offset"], tokens
+    )
+    metrics["residual_mse"] = jnp.mean((residual - want) ** 2)
+    metrics["residual_var"] = jnp.mean(want**2)  # the mse of predicting 0
+    loss = loss + cfg.w_residual * metrics["residual_mse"]
+  return loss, (metrics, {**extra, "batch_stats": updates["batch_stats"]})
 
 
 def train_step(state, batch, rng):
@@ -212,7 +250,7 @@ def token_metrics(state, model, table, batch_size=64) -> dict:
         (
           pose[idx],
           pose.mean(0),
-          mfcc[idx[WINDOW:]],
+          mfcc[idx],
           exp[:WINDOW],
           motion,
         )
@@ -231,15 +269,25 @@ def token_metrics(state, model, table, batch_size=64) -> dict:
     past, target = tokens[:, :n], tokens[:, n:]
     keep = jnp.full((past.shape[0],), n)
     motion = motion_input(frozen, style_pose)
-    logits = model.apply(gen, mfcc, style, past, keep, False, motion)[:, :n]
+    args = (style, past, keep, False, motion)
+    if model.residual_width:
+      logits, fine = model.apply(gen, mfcc, *args, method="with_residual")
+      want = codebook_residual(state.cfg, frozen, pose, offset, tokens)
+      err = jnp.stack(
+        [jnp.mean((fine - want) ** 2, (1, 2)), jnp.mean(want**2, (1, 2))], 1
+      )  # [B, 2]
+    else:
+      logits = model.apply(gen, mfcc[:, WINDOW:], *args)
+      err = jnp.zeros((len(pose), 2))
+    logits = logits[:, :n]
     nll = -jnp.take_along_axis(
       jax.nn.log_softmax(logits), target[..., None], -1
     )[..., 0]
-    return nll, jnp.argmax(logits, -1) == target
+    return nll, jnp.argmax(logits, -1) == target, err
 
-  nll, hit = [], []
+  nll, hit, err = [], [], []
   for sl in _chunks(len(pose), batch_size):
-    a, b = run(
+    a, b, e = run(
       state.extra["frozen"],
       gen,
       pose[sl],
@@ -250,11 +298,17 @@ def token_metrics(state, model, table, batch_size=64) -> dict:
     )
     nll.append(np.asarray(a))
     hit.append(np.asarray(b))
-  nll, hit = np.concatenate(nll), np.concatenate(hit)
-  return {
+    err.append(np.asarray(e))
+  nll, hit, err = (np.concatenate(x) for x in (nll, hit, err))
+  out = {
     "token_accuracy": float(hit.mean()),
     "token_perplexity": float(np.exp(nll.mean())),
   }
+  if model.residual_width:  # held out: the share of it the audio explains
+    mse, var = err.mean(0)
+    out["residual_mse"] = float(mse)
+    out["residual_explained"] = float(1.0 - mse / var)
+  return out
 
 
 def unigram_perplexity(state, table, num_codes, max_clips=256) -> float:
@@ -287,19 +341,24 @@ def pose_sampler(state, model, eval_cfg, num_samples):
   )
 
   @jax.jit
-  def decode(v, tokens):
+  def decode(v, g, tokens, mfcc):
     frames = sampling.decode_sliding(
       lambda idx: pose_model.apply(v, idx, method=pose_model.decode_tokens),
       tokens,
       model.num_tokens,
-    )
+    )  # [C, N, 8n, 6]
+    if model.residual_width:
+      std = v["pose_norm"]["std"]
+      fine = sampling.pose_residual(model, g, mfcc, std)  # [C, T, 6]
+      frames = frames + fine[:, None, : frames.shape[2]]
     return sampling.savgol(
       frames, eval_cfg.savgol_window, eval_cfg.savgol_order
     )
 
   def run(mfcc, style, motion, key):
     tokens = draw(gen, mfcc, style, key, motion=motion)
-    return np.asarray(decode(frozen_pose, tokens)), np.asarray(tokens)
+    poses = decode(frozen_pose, gen, tokens, mfcc)
+    return np.asarray(poses), np.asarray(tokens)
 
   return run
 
@@ -506,6 +565,7 @@ def stage_cfg(config) -> ml_collections.FrozenConfigDict:
   return ml_collections.FrozenConfigDict(
     {
       **config.loss.to_dict(),
+      "residual": bool(config.model.get("residual_width", 0)),
       "style_model": frozen_run_config(config, "style")["model"],
       "pose_model": frozen_run_config(config, "pose_vqvae")["model"],
     }
