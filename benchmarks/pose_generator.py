@@ -13,11 +13,18 @@ Random weights and inputs at the config's size (paper size by default); a
   * the step-by-step form (sampling.sample_tokens_naive, the official
     cost model: whole model per step and per sample) on `naive_seconds` of
     audio, extrapolated linearly to `seconds`;
+  * with model.residual_width > 0 (the cpu config), the audio-driven
+    residual over the utterance (sampling.pose_residual: the audio CNN once
+    more and the residual's convolutions);
   * the generator's train step (teacher forcing on random tokens; the frozen
     style encoder and pose codebook are not part of this timing).
+
+A config with model.motion_dim > 0 samples with a zero motion code and
+trains on zero motion windows (their encoder is a few small convolutions).
 """
 
 import argparse
+import functools
 import os
 import time
 
@@ -62,14 +69,21 @@ def bench_sampling(model, variables, seconds, samples):
   print(
     f"  audio CNN alone (once per frame): compile {c:5.1f} s, run {r:6.2f} s"
   )
+  motion = None
+  if model.motion_dim:
+    motion = jnp.zeros((1, model.motion_dim))
   for num in samples:
     fn = jax.jit(
       lambda v, m, s, k, num=num: sampling.sample_tokens(
-        model, v, m, s, k, num_samples=num
+        model, v, m, s, k, num_samples=num, motion=motion
       )
     )
     c, r = _timed(fn, variables, mfcc, style, jax.random.key(0))
     print(f"  {num} sample(s): compile {c:5.1f} s, run {r:6.2f} s")
+  if model.residual_width:
+    fn = jax.jit(lambda v, m: sampling.pose_residual(model, v, m, jnp.ones(6)))
+    c, r = _timed(fn, variables, mfcc)
+    print(f"  residual (all samples): compile {c:5.1f} s, run {r:6.2f} s")
   return frames
 
 
@@ -106,12 +120,21 @@ def bench_train(config, model, variables, batch_sizes, steps):
       cfg=ml_collections.FrozenConfigDict(config.loss),
     )
     batch = {
-      "mfcc": jnp.asarray(rng.normal(size=(b, 32, 28, 12)), jnp.float32),
+      # 64 frames with a residual (its target: the pose of all 64), else 32
+      "mfcc": jnp.asarray(
+        rng.normal(size=(b, 64 if model.residual_width else 32, 28, 12)),
+        jnp.float32,
+      ),
+      "residual": jnp.asarray(rng.normal(size=(b, 64, 6)), jnp.float32),
       "style": jnp.asarray(rng.normal(size=(b, STYLE_DIM)), jnp.float32),
       "past": jnp.asarray(rng.integers(NUM_CODES, size=(b, 4)), jnp.int32),
       "target": jnp.asarray(rng.integers(NUM_CODES, size=(b, 4)), jnp.int32),
+      "motion_windows": jnp.zeros((b, 5, 32, 6)),  # [B, W, 32, 6]
     }
-    step = jax.jit(_train_step, donate_argnums=0)
+    step = jax.jit(
+      functools.partial(_train_step, residual=bool(model.residual_width)),
+      donate_argnums=0,
+    )
     t0 = time.perf_counter()
     compiled = step.lower(state, batch, jax.random.key(0)).compile()
     compile_s = time.perf_counter() - t0
@@ -128,24 +151,29 @@ def bench_train(config, model, variables, batch_sizes, steps):
     )
 
 
-def _train_step(state, batch, rng):
+def _train_step(state, batch, rng, residual=False):
   """trainer.loss_fn without the frozen networks (inputs given)."""
   from saas_jax import losses
   from saas_jax.engine.train_state import apply_loss
 
   def loss_fn(params, extra, batch, rng):
     k = jax.random.randint(rng, batch["past"].shape[:1], 0, 21)
-    logits, updates = state.apply_fn(
+    out, updates = state.apply_fn(
       {"params": params, **extra},
       batch["mfcc"],
       batch["style"],
       batch["past"],
       jnp.minimum(k, 4),
       train=True,
+      motion_windows=batch["motion_windows"],
+      method="with_residual" if residual else None,
       mutable=["batch_stats"],
     )
-    ce = losses.cross_entropy(logits[:, :4], batch["target"])
-    return ce, ({"ce": ce}, {**extra, **updates})
+    logits = out[0] if residual else out
+    loss = ce = losses.cross_entropy(logits[:, :4], batch["target"])
+    if residual:
+      loss = ce + jnp.mean((out[1] - batch["residual"]) ** 2)
+    return loss, ({"ce": ce}, {**extra, **updates})
 
   return apply_loss(state, batch, rng, loss_fn)
 
@@ -170,6 +198,7 @@ def main():
     jnp.zeros((1, STYLE_DIM)),
     jnp.zeros((1, 4), jnp.int32),
     jnp.full((1,), 4),
+    motion_windows=jnp.zeros((1, 1, 32, 6)),  # used when motion_dim > 0
   )
   print(
     f"{args.config}: {loop.count_params(variables['params']) / 1e6:.2f} M "
