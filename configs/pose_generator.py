@@ -3,7 +3,7 @@ tokens (SAAS stage 5). Needs a style stage and a pose codebook run:
 
   python -m saas_jax.main --config configs/style_vqvae.py:cpu     # runs/style_vqvae
   python -m saas_jax.main --config configs/pose_vqvae.py:cpu      # runs/pose_vqvae
-  python -m saas_jax.main --config configs/pose_generator.py:cpu  # ~5 min, 2 cores
+  python -m saas_jax.main --config configs/pose_generator.py:cpu  # ~9 min, 2 cores
   python -m saas_jax.main --config configs/pose_generator.py      # paper size
   python -m saas_jax.main --config configs/pose_generator.py:smoke \\
       --config.frozen.style=W1 --config.frozen.pose_vqvae=W2      # seconds
