@@ -4,7 +4,9 @@ One token (8 frames) per step, from the 4 previous tokens and the 32 frames
 of audio starting at the token's first frame, with nucleus sampling
 (temperature 0.7, top-p 0.9); then the tokens are decoded with sliding
 4-token windows (the first 8 frames of each window, all 32 of the last) and
-smoothed with a Savitzky-Golay filter (window 13, order 2).
+smoothed with a Savitzky-Golay filter (window 13, order 2). A model with
+an audio-driven residual (residual_width > 0) adds pose_residual to the
+decoded frames before smoothing.
 
 Where the time goes, and why this is fast: the official sampler runs the
 whole generator at every step, so each frame's MFCC CNN (0.64 GFLOP at
