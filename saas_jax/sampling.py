@@ -139,10 +139,16 @@ def speaker_stream(model, variables, mfcc, style, motion=None):
   """mfcc [B, 8n + 24, 28, 12] (pad_audio), style [B, S] (motion [B, E]
   with a motion code) -> [B, n, 4, D]: the speaker tokens of every step,
   the audio CNN run once per frame."""
-  b, t = mfcc.shape[:2]
+  feats = model.apply(variables, mfcc, method=model.audio_features)  # [B,T,A]
+  return speaker_stream_of(model, variables, feats, style, motion)
+
+
+def speaker_stream_of(model, variables, feats, style, motion=None):
+  """speaker_stream from the audio features [B, 8n + 24, A] of the padded
+  frames (model.audio_features), when they are computed anyway."""
+  b, t = feats.shape[:2]
   n = steps_of(t, model.num_tokens)
   f = WINDOW // model.num_tokens
-  feats = model.apply(variables, mfcc, method=model.audio_features)  # [B,T,A]
   idx = f * jnp.arange(n)[:, None] + jnp.arange(WINDOW)  # [n, 32]
   windows = feats[:, idx].reshape(b * n, WINDOW, -1)  # [B n, 32, A]
   speaker = model.apply(
@@ -160,6 +166,11 @@ def pose_residual(model, variables, mfcc, std):
   a token (a model with residual_width > 0), in pose units (std [6]: the
   pose codebook's spread); added to the decoded tokens before smoothing."""
   feats = model.apply(variables, mfcc, method=model.audio_features)
+  return pose_residual_of(model, variables, feats, std)
+
+
+def pose_residual_of(model, variables, feats, std):
+  """pose_residual from the audio features [B, T, A]."""
   return model.apply(variables, feats, method=model.pose_residual) * std
 
 

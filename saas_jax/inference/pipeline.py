@@ -271,7 +271,6 @@ class Pipeline:
       if wav is not None:
         content, wav = features.align_lengths(content, wav, name="audio")
       num_frames = content.num_frames
-      content_exp = content.exp
     else:
       num_frames = features.num_frames_for_audio(len(wav))
       if num_frames == 0:
@@ -279,11 +278,10 @@ class Pipeline:
           "audio", f"{len(wav)} samples: shorter than one frame at {FPS:g} fps"
         )
       content = req.source
-      content_exp = content.exp
     out = {
       "req": req,
       "num_frames": num_frames,
-      "content_exp": content_exp,
+      "content_exp": content.exp,
       "wav": wav,
     }
     if wav is not None:

@@ -85,9 +85,12 @@ class PoseSampler:
     self._motion = jax.jit(
       lambda v, w: model.apply(v, w, method=model.motion_code)
     )  # [1, W, 32, 6] -> [1, E]
+    self._features = jax.jit(
+      lambda v, m: model.apply(v, m, method=model.audio_features)
+    )  # [1, T, 28, 12] -> [1, T, A]: the audio CNN, once per frame
     self._speaker = jax.jit(
-      functools.partial(sampling.speaker_stream, model)
-    )  # (variables, [1, 8K+24, 28, 12], [1, S], [1, E]) -> [1, K, 4, D]
+      functools.partial(sampling.speaker_stream_of, model)
+    )  # (variables, [1, 8K+24, A], [1, S], [1, E]) -> [1, K, 4, D]
     self._draw = jax.jit(
       functools.partial(sampling.draw, model),
       static_argnames=("temperature", "top_p", "seeded"),
@@ -96,8 +99,8 @@ class PoseSampler:
       lambda v, idx: codebook.apply(v, idx, method=codebook.decode_tokens)
     )  # [M, 4] -> [M, 32, 6]
     self._residual = jax.jit(
-      lambda v, m: sampling.pose_residual(model, v, m, self.pose_std)
-    )  # [1, T, 28, 12] -> [1, T, 6] (model.residual_width > 0)
+      lambda v, f: sampling.pose_residual_of(model, v, f, self.pose_std)
+    )  # [1, T, A] -> [1, T, 6] (model.residual_width > 0)
 
   @classmethod
   def load(cls, workdir: str, **kw) -> "PoseSampler":
@@ -195,17 +198,22 @@ class PoseSampler:
     past = sampling.initial_past(None, 1, num_samples, per_window)
     decoder = SlidingDecoder(self._decode_windows, n, per_window)
     smoother = StreamingSavgol(f * n, *self.savgol)
-    fine = None  # [8 Kc + 24, 6]: the motion finer than a token
+    # A residual needs the whole utterance's audio features at once; the
+    # speaker tokens then read them too (else each chunk computes its own).
+    feats = fine = None  # [1, 8 Kc + 24, A], [8 Kc + 24, 6]
     if self.model.residual_width:
-      fine = np.asarray(self._residual(self.variables, audio[None]))[0]
+      feats = self._features(self.variables, jnp.asarray(audio[None]))
+      fine = np.asarray(self._residual(self.variables, feats))[0]
     decoded = emitted = 0
     style = jnp.asarray(style[None])
     for c in range(chunks):
       j0 = c * k
-      frames = audio[f * j0 : f * (j0 + k - 1) + WINDOW]
-      speaker = self._speaker(
-        self.variables, jnp.asarray(frames[None]), style, motion
-      )
+      part = slice(f * j0, f * (j0 + k - 1) + WINDOW)
+      if feats is None:
+        chunk = self._features(self.variables, jnp.asarray(audio[None, part]))
+      else:
+        chunk = feats[:, part]
+      speaker = self._speaker(self.variables, chunk, style, motion)
       tokens, past = self._draw(
         self.variables,
         jnp.repeat(speaker, num_samples, axis=0),
