@@ -16,6 +16,8 @@ Random weights and inputs at the config's size (paper size by default); a
   * with model.residual_width > 0 (the cpu config), the audio-driven
     residual over the utterance (sampling.pose_residual: the audio CNN once
     more and the residual's convolutions);
+  * with eval.calibrate_spectrum (the cpu config), the spectral equaliser
+    on the samples (sampling.equalize, a 63-tap FIR per channel);
   * the generator's train step (teacher forcing on random tokens; the frozen
     style encoder and pose codebook are not part of this timing).
 
@@ -56,7 +58,7 @@ def _timed(fn, *args, repeats=1):
   return compile_s, (time.perf_counter() - t0) / repeats
 
 
-def bench_sampling(model, variables, seconds, samples):
+def bench_sampling(config, model, variables, seconds, samples):
   frames = int(seconds * FPS)
   rng = np.random.default_rng(0)
   audio = rng.normal(size=(frames, 28, 12)).astype(np.float32)
@@ -84,6 +86,16 @@ def bench_sampling(model, variables, seconds, samples):
     fn = jax.jit(lambda v, m: sampling.pose_residual(model, v, m, jnp.ones(6)))
     c, r = _timed(fn, variables, mfcc)
     print(f"  residual (all samples): compile {c:5.1f} s, run {r:6.2f} s")
+  if config.eval.get("calibrate_spectrum"):
+    gain = rng.uniform(0.5, 2.0, size=(33, 6))  # a run's spectral gain
+    kernel = sampling.equalizer_kernel(gain)
+    poses = jnp.asarray(rng.normal(size=(max(samples), frames, 6)), jnp.float32)
+    fn = jax.jit(lambda x: sampling.equalize(x, kernel, jnp.zeros(6)))
+    c, r = _timed(fn, poses)
+    print(
+      f"  spectral equaliser ({max(samples)} samples): compile {c:5.1f} s, "
+      f"run {r:6.3f} s"
+    )
   return frames
 
 
@@ -205,7 +217,7 @@ def main():
     f"parameters, {jax.device_count()} {jax.devices()[0].platform} device(s)"
   )
   samples = [int(s) for s in args.samples.split(",")]
-  bench_sampling(model, variables, args.seconds, samples)
+  bench_sampling(config, model, variables, args.seconds, samples)
   if args.naive_seconds > 0:
     for num in samples:
       bench_naive(model, variables, args.naive_seconds, args.seconds, num)

@@ -107,6 +107,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       max_clips=64,
       batch_size=32,  # clips per sampler call
       seed=0,
+      # Reshape the samples' spectrum to the training clips' (a gain per
+      # frequency bin, measured on samples of calibration_clips training
+      # clips when the run finishes; not in the official model).
+      calibrate_spectrum=False,
+      calibration_clips=96,
     )
   )
   c.data.batch_size = 64
@@ -126,6 +131,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     c.model.motion_dim = 32  # the style clip's head motion (docstring)
     c.model.residual_width = 32  # nods finer than a token (docstring)
+    c.eval.calibrate_spectrum = True  # slow wander, less wobble (docstring)
     c.loss.extra_unmasked = 4  # a partial past 4 times in 9, not 4 in 21
     c.data.batch_size = 32
     c.num_train_steps = 800
@@ -148,6 +154,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       mlp_dim=16,
     )
     c.eval.update(num_samples=2, max_clips=4, batch_size=4)
+    c.eval.update(calibrate_spectrum=True, calibration_clips=4)
     c.optim.update(schedule="constant", lr=1e-3)
     config_lib.smoke(c)
   elif arg:

@@ -6,7 +6,8 @@ of audio starting at the token's first frame, with nucleus sampling
 4-token windows (the first 8 frames of each window, all 32 of the last) and
 smoothed with a Savitzky-Golay filter (window 13, order 2). A model with
 an audio-driven residual (residual_width > 0) adds pose_residual to the
-decoded frames before smoothing.
+decoded frames before smoothing. A run with a spectral gain (its trainer's
+eval.calibrate_spectrum) then filters the smoothed motion with `equalize`.
 
 Where the time goes, and why this is fast: the official sampler runs the
 whole generator at every step, so each frame's MFCC CNN (0.64 GFLOP at
@@ -364,3 +365,40 @@ def savgol(x, window: int = 13, order: int = 2):
   start = jnp.einsum("ij,...jc->...ic", first, x[..., :window, :])
   end = jnp.einsum("ij,...jc->...ic", last, x[..., t - window :, :])
   return jnp.concatenate([start, mid, end], axis=-2)
+
+
+# ----------------------------------------------------------- equaliser ---
+
+
+def equalizer_kernel(gain) -> np.ndarray:
+  """[F, C] amplitude gain per frequency bin of an n = 2 (F - 1) frame
+  window -> [n - 1, C] zero-phase FIR taps (frequency sampling, Hann
+  tapered), centred on tap n / 2 - 1."""
+  gain = np.asarray(gain, np.float64)
+  n = 2 * (len(gain) - 1)
+  taps = np.roll(np.fft.irfft(gain, n=n, axis=0), n // 2, axis=0)[1:]
+  return (taps * np.hanning(n + 1)[1:-1, None]).astype(np.float32)
+
+
+def reflect_index(length: int, idx):
+  """Indices into `length` frames with reflection at both ends (numpy's
+  'reflect' padding, any distance)."""
+  if length == 1:
+    return np.zeros_like(idx)
+  period = 2 * (length - 1)
+  k = np.mod(idx, period)
+  return np.where(k > length - 1, period - k, k)
+
+
+def equalize(x, kernel, center):
+  """[..., T, C] -> [..., T, C]: x - center filtered with the zero-phase
+  FIR `kernel` [K, C] (K odd; ends reflected), plus center.
+
+  Why: the sampled motion's spectrum is not a real clip's (too little
+  wander below 1 Hz, too much at the token rate); the kernel, from the
+  run's spectral gain, reshapes it."""
+  k, t = kernel.shape[0], x.shape[-2]
+  half = k // 2
+  idx = reflect_index(t, np.arange(t)[:, None] + np.arange(k) - half)  # [T,K]
+  d = x - center
+  return center + jnp.einsum("...tkc,kc->...tc", d[..., idx, :], kernel)

@@ -29,7 +29,11 @@ from saas_jax.inference import (
   load_run,
   style_space,
 )
-from saas_jax.inference.pose import SlidingDecoder, StreamingSavgol
+from saas_jax.inference.pose import (
+  SlidingDecoder,
+  StreamingFIR,
+  StreamingSavgol,
+)
 from saas_jax.models import builders
 from saas_jax.render import video
 
@@ -347,6 +351,23 @@ def test_streaming_decoder_and_filter_equal_the_one_pass_forms():
     smoothed = np.concatenate([s for s in smoothed if s.shape[1]], 1)
     np.testing.assert_allclose(raw, want, atol=1e-6)
     np.testing.assert_allclose(smoothed, want_s, atol=1e-4)
+
+
+def test_streaming_equalizer_equals_the_one_pass_form():
+  rng = np.random.default_rng(1)
+  gain = rng.uniform(0.5, 2.0, size=(33, 6))
+  kernel = sampling.equalizer_kernel(gain)  # [63, 6]
+  center = rng.normal(size=6)
+  for length, k in ((32, 8), (40, 1), (100, 7), (256, 256)):
+    x = rng.normal(size=(2, length, 6)).astype(np.float32)
+    want = np.asarray(sampling.equalize(jnp.asarray(x), kernel, center))
+    fir, got = StreamingFIR(length, kernel, center), []
+    for j in range(0, length, k):
+      got.append(fir.push(x[:, j : j + k]))
+      # Nothing comes out before the 31 frames after it are in.
+      assert fir.done <= max(j + k - 31, 0) or j + k >= length
+    got = np.concatenate([g for g in got if g.shape[1]], 1)
+    np.testing.assert_allclose(got, want, atol=1e-4)
 
 
 # ------------------------------------------------------------------ CLI ---

@@ -277,6 +277,42 @@ def test_decoding_windows_and_savgol():
   )
 
 
+def test_spectral_gain_and_equalizer_reshape_the_spectrum():
+  rng = np.random.default_rng(0)
+
+  def poses(slow_gain, n=60, t=256):  # white noise, slow part x gain
+    freq = np.fft.rfftfreq(t)[:, None] * 64  # in bins of a 64-frame window
+    shape = 1 + (slow_gain - 1) * np.exp(-((freq / 2) ** 2))
+    out = []
+    for _ in range(n):
+      f = np.fft.rfft(rng.normal(size=(t, 6)), axis=0) * shape
+      out.append(np.fft.irfft(f, n=t, axis=0))
+    return out
+
+  real, sampled = poses(3.0), poses(1.0)  # the samples lack slow power
+  gain = pose_metrics.spectral_gain(real, sampled)
+  assert gain.shape == (33, 6)
+  assert np.all(gain[:2] > 1.5) and np.all(np.abs(gain[8:] - 1) < 0.25)
+  # Identity gain: identity filter; the gain brings the spectrum over.
+  ones = sampling.equalizer_kernel(np.ones((33, 6)))
+  x = jnp.asarray(sampled[0])
+  np.testing.assert_allclose(sampling.equalize(x, ones, 0.5), x, atol=1e-5)
+  kernel = sampling.equalizer_kernel(gain)
+  fixed = [
+    np.asarray(sampling.equalize(jnp.asarray(p), kernel, 0.0)) for p in sampled
+  ]
+  ratio = pose_metrics.mean_periodogram(fixed) / pose_metrics.mean_periodogram(
+    real
+  )
+  # Within 1.4x (two independent draws); bin 0 only partly: a 63-tap
+  # filter resolves the slowest bin coarsely.
+  assert np.all(ratio[0] > 0.6) and np.all(np.abs(np.log(ratio[1:8])) < 0.34)
+  before = pose_metrics.mean_periodogram(
+    sampled
+  ) / pose_metrics.mean_periodogram(real)
+  assert np.all(np.log(before[:2]) < np.log(0.4))
+
+
 def test_pose_metrics_tell_styles_apart():
   t = np.arange(200)
   rng = np.random.default_rng(0)
@@ -548,6 +584,33 @@ def test_pose_stages_run_through_the_engine(smoke_runs):
     assert np.isfinite(res[k]), k
   assert res["same_seed_max_diff"] == 0.0
   assert res["diversity"] > 0
+
+  # The smoke config calibrates the samples' spectrum: the finished run's
+  # gain is in spec.json, the sampler equalises with it, the trainer's
+  # eval keeps the samples as drawn beside.
+  gain = np.asarray(
+    json.load(open(os.path.join(gen_dir, "spec.json")))["spectral_gain"]
+  )
+  assert gain.shape == (33, 6) and np.all((gain >= 0.25) & (gain <= 4.0))
+  assert np.isfinite(res["style_dist_right_smooth_unequalized"])
+  sampler = PoseSampler.load(gen_dir)
+  np.testing.assert_allclose(
+    sampler.equalizer, sampling.equalizer_kernel(gain), atol=1e-7
+  )
+  rng = np.random.default_rng(0)
+  mfcc = rng.normal(size=(80, 28, 12)).astype(np.float32)
+  kw = dict(style_code=rng.normal(size=sampler.code_size), num_samples=2)
+  if sampler.motion_dim:
+    kw["motion_code"] = sampler.motion_code(rng.normal(size=(64, 6)) * 0.02)
+  out = sampler(mfcc, **kw)  # [2, 80, 6]
+  sampler.equalizer = None
+  raw = sampler(mfcc, **kw)
+  center = sampler.mean_pose
+  want = sampling.equalize(
+    jnp.asarray(raw), sampling.equalizer_kernel(gain), center
+  )
+  np.testing.assert_allclose(out, want, atol=1e-4)
+  assert np.abs(out - raw).max() > 1e-4
 
 
 def test_pose_vqvae_sizes_follow_the_config():

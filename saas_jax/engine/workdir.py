@@ -137,6 +137,8 @@ ADDED_SETTINGS = {
   "model.residual_width": 0,  # pose_generator
   "loss.w_residual": 1.0,  # pose_generator (used with a residual only)
   "loss.style_from": "clip",  # pose_generator
+  "eval.calibrate_spectrum": False,  # pose_generator
+  "eval.calibration_clips": 96,  # pose_generator
 }
 
 

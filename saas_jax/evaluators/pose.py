@@ -34,6 +34,9 @@ NodTemplate       the onset-locked response: the high-passed pitch around
                   to the clip's start cancels, which onsets moved along
                   the clip would not do).
 jitter            mean |second difference| of the angles (rad / frame^2).
+spectral_gain     sqrt of the power of real poses over that of sampled ones
+                  per frequency bin of 64-frame windows: what reshapes a
+                  sampler's output to real motion (sampling.equalize).
 diversity         mean pairwise RMS difference of the angles of samples.
 """
 
@@ -45,6 +48,8 @@ import scipy.signal
 from input_pipeline import features
 
 TEMPO_LAG = 5  # frames (0.2 s at 25 fps)
+SPECTRUM_FRAMES = 64  # window of the periodograms: 33 bins of 0.39 Hz
+GAIN_RANGE = (0.25, 4.0)  # what spectral_gain may do to a bin's amplitude
 
 
 def motion_stats(pose: np.ndarray) -> np.ndarray:
@@ -212,3 +217,27 @@ def diversity(samples: np.ndarray) -> float:
     for j in range(i + 1, n)
   ]
   return float(np.mean(pairs)) if pairs else 0.0
+
+
+def mean_periodogram(poses) -> np.ndarray:
+  """[T, 6] poses -> [33, 6]: mean power per frequency bin over their
+  64-frame windows (each pose about its own mean: bin 0 is how a window
+  sits off the clip's average, the slow wander). Shorter poses count
+  nothing."""
+  n = SPECTRUM_FRAMES
+  rows = []
+  for p in poses:
+    p = np.asarray(p, np.float64)
+    w = (p - p.mean(0))[: len(p) // n * n].reshape(-1, n, p.shape[-1])
+    rows.append(np.abs(np.fft.rfft(w, axis=1)) ** 2 / n)
+  rows = [r for r in rows if len(r)]
+  if not rows:
+    raise ValueError(f"no pose of at least {n} frames")
+  return np.concatenate(rows).mean(0)
+
+
+def spectral_gain(real, sampled) -> np.ndarray:
+  """[33, 6] amplitude gain per bin that gives sampled poses the mean
+  spectrum of real ones (lists of [T, 6]), within GAIN_RANGE."""
+  ratio = mean_periodogram(real) / (mean_periodogram(sampled) + 1e-20)
+  return np.clip(np.sqrt(ratio), *GAIN_RANGE)

@@ -58,6 +58,7 @@ class PoseSampler:
     chunk_tokens: int = CHUNK_TOKENS,
     savgol_window: int = SAVGOL_WINDOW,
     savgol_order: int = 2,
+    spectral_gain=None,
   ):
     if chunk_tokens < 1:
       raise DataError("chunk_tokens", f"must be >= 1, got {chunk_tokens}")
@@ -77,6 +78,11 @@ class PoseSampler:
     self.mean_pose = np.asarray(codebook_variables["pose_norm"]["mean"])
     self.pose_std = np.asarray(codebook_variables["pose_norm"]["std"])
     self.motion_dim = model.motion_dim  # 0: the run reads no motion code
+    # [K, 6] FIR that gives the smoothed samples a real clip's spectrum
+    # (the run's spectral gain; None: as sampled). It acts about mean_pose.
+    self.equalizer = None
+    if spectral_gain is not None:
+      self.equalizer = sampling.equalizer_kernel(spectral_gain)
 
     def codes(v, x):  # [W, 32, 64] -> [S]: the mean window code
       return style_model.apply(v, x, method=style_model.style_code).mean(0)
@@ -118,7 +124,7 @@ class PoseSampler:
       frozen["pose_vqvae"],
       builders.style_encoder(spec["style_model"]),
       builders.style_encoder_variables(spec["style_model"], frozen["style"]),
-      **kw,
+      **{"spectral_gain": spec.get("spectral_gain"), **kw},
     )
     sampler.run = run
     return sampler
@@ -198,6 +204,9 @@ class PoseSampler:
     past = sampling.initial_past(None, 1, num_samples, per_window)
     decoder = SlidingDecoder(self._decode_windows, n, per_window)
     smoother = StreamingSavgol(f * n, *self.savgol)
+    equalizer = None
+    if self.equalizer is not None:
+      equalizer = StreamingFIR(f * n, self.equalizer, self.mean_pose)
     # A residual needs the whole utterance's audio features at once; the
     # speaker tokens then read them too (else each chunk computes its own).
     feats = fine = None  # [1, 8 Kc + 24, A], [8 Kc + 24, 6]
@@ -230,6 +239,8 @@ class PoseSampler:
         frames = frames + fine[decoded : decoded + frames.shape[1]]
       decoded += frames.shape[1]
       pose = smoother.push(frames)
+      if equalizer is not None:
+        pose = equalizer.push(pose)
       if emitted < t and pose.shape[1]:
         part = pose[:, : t - emitted]
         emitted += part.shape[1]
@@ -347,3 +358,33 @@ class StreamingSavgol:
     if keep > 0:
       self.raw, self.r0 = self.raw[:, keep:], self.r0 + keep
     return np.concatenate(out, 1).astype(np.float32)
+
+
+class StreamingFIR:
+  """Streams sampling.equalize (a zero-phase FIR of odd length K about
+  `center`, ends reflected) along the frames of [N, L, C], L known in
+  advance: a frame is out once the K // 2 after it are in."""
+
+  def __init__(self, length: int, kernel, center):
+    self.length = length
+    self.kernel = np.asarray(kernel, np.float64)  # [K, C]
+    self.center = np.asarray(center, np.float64)  # [C]
+    self.half = len(self.kernel) // 2
+    self.raw = None  # every frame so far, about center
+    self.done = 0
+
+  def push(self, frames: np.ndarray) -> np.ndarray:
+    """[N, k, C] new frames -> [N, f, C] filtered frames now ready."""
+    if frames.shape[1]:
+      d = frames.astype(np.float64) - self.center
+      self.raw = d if self.raw is None else np.concatenate([self.raw, d], 1)
+    seen = 0 if self.raw is None else self.raw.shape[1]
+    ready = self.length if seen == self.length else max(seen - self.half, 0)
+    if ready <= self.done:
+      return np.zeros((len(frames), 0, frames.shape[2]), np.float32)
+    k = len(self.kernel)
+    idx = np.arange(self.done, ready)[:, None] + np.arange(k) - self.half
+    idx = sampling.reflect_index(self.length, idx)  # [f, K]
+    out = np.einsum("nfkc,kc->nfc", self.raw[:, idx], self.kernel)
+    self.done = ready
+    return (out + self.center).astype(np.float32)

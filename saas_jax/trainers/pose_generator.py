@@ -57,6 +57,10 @@ Evaluation on held-out clips (config.data.eval_split):
                       clip generated minus shuffled, mean over seeds, with
                       a 95 % bootstrap interval over clips (_low, _high).
   jitter_gen, jitter_real   mean |second difference| of the angles.
+With eval.calibrate_spectrum, every sample is equalised with the run's
+spectral gain (spectral_gain, from training clips; written to spec.json
+when the run finishes, where PoseSampler reads it) and the style_*
+figures of the samples as drawn are kept as style_*_unequalized.
 """
 
 import functools
@@ -80,6 +84,7 @@ from saas_jax.models import builders
 
 WINDOW = sampling.WINDOW  # 32
 FROZEN = {"style": "style_vqvae", "pose_vqvae": "pose_vqvae"}
+CALIBRATION_SAMPLES = 2  # poses per training clip for spectral_gain
 
 
 # ------------------------------------------------------ frozen networks ---
@@ -326,10 +331,11 @@ def unigram_perplexity(state, table, num_codes, max_clips=256) -> float:
   return codebook.perplexity(codebook.usage(tok, num_codes))
 
 
-def pose_sampler(state, model, eval_cfg, num_samples):
+def pose_sampler(state, model, eval_cfg, num_samples, gain=None):
   """(mfcc [C, Tpad, 28, 12], style [C, S], motion [C, E] or None, key)
   -> smoothed poses [C, N, 8 n, 6] and tokens [C, N, n]; compiled once
-  per shape."""
+  per shape. gain [33, 6]: the spectral gain (spectral_gain) the smoothed
+  poses are equalised with, as PoseSampler does."""
   gen = {"params": state.params, "batch_stats": state.extra["batch_stats"]}
   _, pose_model = frozen_models(state.cfg)
   frozen_pose = state.extra["frozen"]["pose_vqvae"]
@@ -351,9 +357,14 @@ def pose_sampler(state, model, eval_cfg, num_samples):
       std = v["pose_norm"]["std"]
       fine = sampling.pose_residual(model, g, mfcc, std)  # [C, T, 6]
       frames = frames + fine[:, None, : frames.shape[2]]
-    return sampling.savgol(
+    frames = sampling.savgol(
       frames, eval_cfg.savgol_window, eval_cfg.savgol_order
     )
+    if kernel is None:
+      return frames
+    return sampling.equalize(frames, kernel, v["pose_norm"]["mean"])
+
+  kernel = None if gain is None else sampling.equalizer_kernel(gain)
 
   def run(mfcc, style, motion, key):
     tokens = draw(gen, mfcc, style, key, motion=motion)
@@ -363,11 +374,88 @@ def pose_sampler(state, model, eval_cfg, num_samples):
   return run
 
 
-def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
-  table = inputs.eval_table
-  train = inputs.train.partners.table
+def _style_inputs(state, model, table, clips):
+  """Style codes [C, S] of the clips' first 32 frames of expression and
+  motion codes [C, E] (None without) of their first MOTION_WINDOW frames
+  of head pose, as training reads a style clip."""
   style_model, _ = frozen_models(state.cfg)
   frozen = state.extra["frozen"]
+  exp = np.stack([_clip(table, c, "exp")[:WINDOW] for c in clips])
+  codes = jax.jit(
+    lambda v, x: style_model.apply(v, x, method=style_model.style_code)
+  )(frozen["style"], exp)
+  if not model.motion_dim:
+    return np.asarray(codes), None
+  pose = np.stack([_motion_frames(_clip(table, c, "pose")) for c in clips])
+  motion = jax.jit(
+    lambda v, f, p: model.apply(v, motion_input(f, p), method=model.motion_code)
+  )({"params": state.params}, frozen, pose)
+  return np.asarray(codes), np.asarray(motion)
+
+
+def _sample_clips(run, model, table, clips, style, motion, key, batch_size):
+  """Poses [C, N, 8 n, 6] and tokens [C, N, n] for the clips' speech in
+  the given styles (rows of style [C, S] and motion [C, E] or None), in
+  batches of one shape (one compilation)."""
+  lengths = [int(table.length[c]) for c in clips]
+  per_window = model.num_tokens
+  n = max(sampling.num_tokens(t, per_window) for t in lengths)
+  mfcc = np.stack(
+    [
+      sampling.pad_audio(_mfcc(table, c, t), t, n, per_window)
+      for c, t in zip(clips, lengths, strict=True)
+    ]
+  )
+  size = min(batch_size, len(clips))
+  poses, tokens = [], []
+  for k, sl in enumerate(_chunks(len(clips), size)):
+    pad = size - len(mfcc[sl])
+    m, st = _pad_to(mfcc[sl], pad), _pad_to(style[sl], pad)
+    mo = None if motion is None else _pad_to(motion[sl], pad)
+    p, t = run(m, st, mo, jax.random.fold_in(key, k))
+    poses.append(p[: size - pad])
+    tokens.append(t[: size - pad])
+  return np.concatenate(poses), np.concatenate(tokens)
+
+
+def spectral_gain(state, model, inputs, eval_cfg) -> np.ndarray:
+  """[33, 6]: the gain per frequency bin (evaluators.pose.spectral_gain)
+  that turns the spectrum of poses sampled for training clips, each in its
+  own style, into that of their recorded poses (smoothed as the sampler
+  smooths). Samples of an autoregressive token model wander too little
+  below 1 Hz and wobble at the token rate; the gain, applied to every
+  sample (sampling.equalize), reshapes that, from training data alone."""
+  table = inputs.train.partners.table
+  frames = pose_metrics.SPECTRUM_FRAMES
+  clips = [
+    c
+    for c in range(table.num_clips)
+    if table.has_audio[c] and table.length[c] >= frames
+  ][: eval_cfg.calibration_clips]
+  if not clips:
+    raise DataError(
+      "eval.calibrate_spectrum",
+      f"no training clip with audio of at least {frames} frames",
+    )
+  style, motion = _style_inputs(state, model, table, clips)
+  run = pose_sampler(state, model, eval_cfg, CALIBRATION_SAMPLES)
+  key = jax.random.fold_in(jax.random.key(eval_cfg.seed), 1)
+  poses, _ = _sample_clips(
+    run, model, table, clips, style, motion, key, eval_cfg.batch_size
+  )
+  smooth = (eval_cfg.savgol_window, eval_cfg.savgol_order)
+  real, sampled = [], []
+  for i, c in enumerate(clips):
+    t = int(table.length[c])
+    pose = _clip(table, c, "pose")
+    real.append(pose_metrics.smoothed(pose, *smooth))
+    sampled += [poses[i, s, :t] for s in range(CALIBRATION_SAMPLES)]
+  return pose_metrics.spectral_gain(real, sampled)
+
+
+def sampled_metrics(state, model, inputs, eval_cfg, gain=None) -> dict:
+  table = inputs.eval_table
+  train = inputs.train.partners.table
 
   # Style codes: the first 32 frames of the first training clip of a style.
   first = {}
@@ -375,24 +463,11 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
     if train.length[c] >= WINDOW:
       first.setdefault(int(train.label[c]), c)
   labels = sorted(first)
-  exp = np.stack([_clip(train, first[lb], "exp")[:WINDOW] for lb in labels])
-  codes = np.asarray(
-    jax.jit(
-      lambda v, x: style_model.apply(v, x, method=style_model.style_code)
-    )(frozen["style"], exp)
-  )
+  codes, motion = _style_inputs(state, model, train, [first[b] for b in labels])
   code_of = dict(zip(labels, codes, strict=True))
   motion_of = dict.fromkeys(labels)  # and the same window's head motion
-  if model.motion_dim:
-    pose = np.stack(
-      [_motion_frames(_clip(train, first[lb], "pose")) for lb in labels]
-    )
-    motion = jax.jit(
-      lambda v, f, p: model.apply(
-        v, motion_input(f, p), method=model.motion_code
-      )
-    )({"params": state.params}, frozen, pose)
-    motion_of = dict(zip(labels, np.asarray(motion), strict=True))
+  if motion is not None:
+    motion_of = dict(zip(labels, motion, strict=True))
   train_poses = [_clip(train, c, "pose") for c in range(train.num_clips)]
   references = {  # "_smooth": head motion without the frame-to-frame tremor
     suffix: pose_metrics.StyleReference.from_clips(
@@ -415,34 +490,18 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
   right = [int(table.label[c]) for c in clips]
   wrong = [int(rng.choice([lb for lb in labels if lb != r])) for r in right]
   lengths = [int(table.length[c]) for c in clips]
-  per_window = model.num_tokens
-  n = max(sampling.num_tokens(t, per_window) for t in lengths)
-  mfcc = np.stack(
-    [
-      sampling.pad_audio(_mfcc(table, c, t), t, n, per_window)
-      for c, t in zip(clips, lengths, strict=True)
-    ]
-  )
   key = jax.random.key(eval_cfg.seed)
   num = eval_cfg.num_samples
-
-  run = pose_sampler(state, model, eval_cfg, num)
-  size = min(eval_cfg.batch_size, len(clips))
+  run = pose_sampler(state, model, eval_cfg, num, gain)
 
   def draw(style_labels, key):
     style = np.stack([code_of[lb] for lb in style_labels])
     motion = None
     if model.motion_dim:
       motion = np.stack([motion_of[lb] for lb in style_labels])
-    poses, tokens = [], []
-    for k, sl in enumerate(_chunks(len(clips), size)):
-      pad = size - len(mfcc[sl])  # one shape, one compilation
-      m, st = _pad_to(mfcc[sl], pad), _pad_to(style[sl], pad)
-      mo = None if motion is None else _pad_to(motion[sl], pad)
-      p, t = run(m, st, mo, jax.random.fold_in(key, k))
-      poses.append(p[: size - pad])
-      tokens.append(t[: size - pad])
-    return np.concatenate(poses), np.concatenate(tokens)
+    return _sample_clips(
+      run, model, table, clips, style, motion, key, eval_cfg.batch_size
+    )
 
   gen_right, tok_right = draw(right, key)  # [C, N, 8n, 6], [C, N, n]
   again, _ = draw(right, key)
@@ -543,13 +602,17 @@ def sampled_metrics(state, model, inputs, eval_cfg) -> dict:
   }
 
 
-def evaluate(state, mesh, model, inputs, config) -> dict:
+def evaluate(state, mesh, model, inputs, config, gain_of) -> dict:
   del mesh  # small: the generator's eval runs unsharded on every host
   out = token_metrics(state, model, inputs.eval_table)
   out["unigram_perplexity"] = unigram_perplexity(
     state, inputs.train.partners.table, model.num_codes
   )
-  out.update(sampled_metrics(state, model, inputs, config.eval))
+  gain = gain_of(state)
+  if gain is not None:  # as sampled without it, then as a user gets them
+    raw = sampled_metrics(state, model, inputs, config.eval)
+    out.update({f"{k}_unequalized": v for k, v in raw.items() if "style_" in k})
+  out.update(sampled_metrics(state, model, inputs, config.eval, gain))
   return out
 
 
@@ -572,9 +635,9 @@ def stage_cfg(config) -> ml_collections.FrozenConfigDict:
   )
 
 
-def describe(config, cfg, state) -> dict:
+def describe(config, cfg, state, gain_of) -> dict:
   style = jax.tree.map(loop.fetch, state.extra["frozen"]["style"])
-  return {
+  spec = {
     "model": config.model.to_dict(),
     "num_codes": cfg.pose_model.num_codes,
     "style_model": cfg.style_model.to_dict(),
@@ -582,6 +645,12 @@ def describe(config, cfg, state) -> dict:
     "frozen": config.frozen.to_dict(),
     "style_encoder": builders.style_encoder_fingerprint(cfg.style_model, style),
   }
+  # Only a finished run's samples are calibrated (PoseSampler reads it).
+  if int(state.step) >= config.num_train_steps:
+    gain = gain_of(state)
+    if gain is not None:
+      spec["spectral_gain"] = gain.tolist()  # [33, 6]
+  return spec
 
 
 def train_and_evaluate(config, workdir: str):
@@ -611,13 +680,26 @@ def train_and_evaluate(config, workdir: str):
     )
     return {**variables, "frozen": {"style": style, "pose_vqvae": pose}}
 
+  gains = {}  # step -> spectral gain: the final eval and spec.json share it
+
+  def gain_of(state):
+    if not config.eval.get("calibrate_spectrum"):
+      return None
+    step = int(state.step)
+    if step not in gains:
+      gain = spectral_gain(state, model, inputs, config.eval)
+      gains[step] = np.round(gain, 5)  # as spec.json keeps it
+    return gains[step]
+
   stage = loop.Stage(
     init=init,
     apply_fn=model.apply,
     train_step=train_step,
     batches=data_lib.batch_iterator(batches_lib.pose_windows, config, inputs),
-    evaluate=lambda state, mesh: evaluate(state, mesh, model, inputs, config),
+    evaluate=lambda state, mesh: evaluate(
+      state, mesh, model, inputs, config, gain_of
+    ),
     cfg=cfg,
-    describe=lambda state: describe(config, cfg, state),
+    describe=lambda state: describe(config, cfg, state, gain_of),
   )
   return loop.train_and_evaluate(config, workdir, stage)
