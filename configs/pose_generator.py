@@ -53,7 +53,14 @@ It also adds an audio-driven residual to the decoded tokens
 official G_p): the codebook drops every nod, the residual puts them back.
 Six seeds pooled: nod gain 0.53 [0.42, 0.63] against 0.06 without it,
 B's style closer in 78.3 % [74.9, 81.6] of pairs, distance 2.28
-(`residual` and `residual_again` there).
+(`residual` and `residual_again` there). And it equalises the samples
+(eval.calibrate_spectrum, not in the official model): at the end of
+training it measures how the spectrum of poses sampled for training clips
+differs from their recorded poses' (too little slow wander, too much
+wobble at the token rate) and the sampler filters every sample with the
+gain. Seeds 0-2, the same runs with and without it: distance to B's style
+1.77 [1.72, 1.82] against 2.29, B's style closer in 77.7 % against 76.0 %,
+nod gain 0.65 against 0.56 (`equalized`, `retrained`).
 """
 
 import ml_collections

@@ -186,8 +186,10 @@ def _direct(pipe, req):
     tokens,
     per_window,
   )
-  pose = sampling.savgol(frames)[:, :t]
-  return np.asarray(exp), np.asarray(pose)
+  pose = sampling.savgol(frames)
+  if ps.equalizer is not None:  # the run's spectral gain, about the head
+    pose = sampling.equalize(pose, ps.equalizer, head)
+  return np.asarray(exp), np.asarray(pose[:, :t])
 
 
 def test_style_space_is_the_stages_style_encoder(smoke_runs, pipe):
