@@ -363,14 +363,16 @@ class StreamingSavgol:
 class StreamingFIR:
   """Streams sampling.equalize (a zero-phase FIR of odd length K about
   `center`, ends reflected) along the frames of [N, L, C], L known in
-  advance: a frame is out once the K // 2 after it are in."""
+  advance: a frame is out once the K // 2 after it are in. Keeps only the
+  frames a later output still reads (from K // 2 before the next one)."""
 
   def __init__(self, length: int, kernel, center):
     self.length = length
     self.kernel = np.asarray(kernel, np.float64)  # [K, C]
     self.center = np.asarray(center, np.float64)  # [C]
     self.half = len(self.kernel) // 2
-    self.raw = None  # every frame so far, about center
+    self.raw = None  # the frames still needed, about center, from frame r0
+    self.r0 = 0
     self.done = 0
 
   def push(self, frames: np.ndarray) -> np.ndarray:
@@ -378,13 +380,17 @@ class StreamingFIR:
     if frames.shape[1]:
       d = frames.astype(np.float64) - self.center
       self.raw = d if self.raw is None else np.concatenate([self.raw, d], 1)
-    seen = 0 if self.raw is None else self.raw.shape[1]
+    seen = 0 if self.raw is None else self.r0 + self.raw.shape[1]
     ready = self.length if seen == self.length else max(seen - self.half, 0)
     if ready <= self.done:
       return np.zeros((len(frames), 0, frames.shape[2]), np.float32)
     k = len(self.kernel)
     idx = np.arange(self.done, ready)[:, None] + np.arange(k) - self.half
-    idx = sampling.reflect_index(self.length, idx)  # [f, K]
+    idx = sampling.reflect_index(self.length, idx) - self.r0  # [f, K]
     out = np.einsum("nfkc,kc->nfc", self.raw[:, idx], self.kernel)
     self.done = ready
+    # Reflected indices stay within K // 2 of their frame, so every later
+    # output reads frames from done - K // 2 on.
+    keep = max(self.done - self.half, 0)
+    self.raw, self.r0 = self.raw[:, keep - self.r0 :], keep
     return (out + self.center).astype(np.float32)
