@@ -77,6 +77,7 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       mel_width=1.0,  # channel scale of E_a's audio CNN
       mel_residual=True,  # its 7 residual blocks
       hyper_width=1.0,  # of HyperStyle's inner convolutions
+      hyper_norm="batch",  # of HyperStyle's convolutions (official); "layer"
       decoder_dims=(480, 720, 1080),
       decoder_style=True,  # D sees s_t (official); False: only phi_s does
     )
@@ -150,6 +151,8 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       c.model.quantized_style = False
     elif ablation == "unstyled_decoder":
       c.model.decoder_style = False
+    elif ablation == "hyper_layernorm":
+      c.model.hyper_norm = "layer"
     elif ablation == "style_stats":
       c.loss.w_stats = 50.0
     elif ablation == "style_stats_raw":
@@ -157,6 +160,7 @@ def get_config(arg: str | None = None, driver: str = "audio"):
     else:
       raise ValueError(
         f"unknown ablation '{ablation}' (no_hyperstyle, no_style_branch, "
-        "continuous, unstyled_decoder, style_stats, style_stats_raw)"
+        "continuous, unstyled_decoder, hyper_layernorm, style_stats, "
+        "style_stats_raw)"
       )
   return c

@@ -106,6 +106,26 @@ def test_every_hyperstyle_parameter_gets_a_gradient():
   assert np.abs(np.asarray(out[0] - other[0])).max() > 1e-4
 
 
+def test_hyperstyle_layer_norm_gives_each_style_its_own_kernel():
+  """With BatchNorm (official) the kernel one style gets in training
+  depends on the other styles of its batch; per-sample LayerNorm not."""
+  rng = np.random.default_rng(0)
+  s = jnp.asarray(rng.normal(size=(3, 64)), jnp.float32)  # [3, S]
+  mixed = s.at[1:].set(s[1:] * 3.0 + 1.0)  # other styles, same first one
+
+  def first_kernel(norm, codes):
+    net = hyperstyle.HyperStyle(16, norm=norm)
+    variables = net.init(jax.random.key(0), s)
+    out, _ = net.apply(variables, codes, train=True, mutable=["batch_stats"])
+    return np.asarray(out["w_ih"][0])  # [16, 64]
+
+  for norm, apart in (("batch", True), ("layer", False)):
+    d = np.abs(first_kernel(norm, s) - first_kernel(norm, mixed)).max()
+    assert (d > 1e-3) == apart, (norm, d)
+  with pytest.raises(ValueError, match="norm"):
+    first_kernel("group", s)
+
+
 def _soft_dtw_reference(x, y, gamma):
   """Direct dynamic programming, in float64."""
   cost = ((x[:, None] - y[None]) ** 2).sum(-1)

@@ -128,6 +128,7 @@ ADDED_SETTINGS = {
   "loss.w_stats": 0.0,  # audio_driven, video_driven
   "loss.stats_scale": "batch",  # audio_driven, video_driven
   "model.decoder_style": True,  # audio_driven, video_driven
+  "model.hyper_norm": "batch",  # audio_driven, video_driven
   "model.relative": False,  # pose_vqvae (runs before it were absolute)
   "loss.w_velocity": 0.0,  # pose_vqvae
   "model.velocity_scale": 0.0,  # pose_vqvae

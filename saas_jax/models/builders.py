@@ -133,6 +133,7 @@ def motion_generator_model(
     mel_width=m["mel_width"],
     mel_residual=m["mel_residual"],
     hyper_width=m["hyper_width"],
+    hyper_norm=m.get("hyper_norm", "batch"),  # runs from before it
     decoder_dims=tuple(m["decoder_dims"]),
     decoder_style=m.get("decoder_style", True),  # runs from before it
   )

@@ -9,25 +9,40 @@ DoubleConv(128 -> 256), giving [S / 4, 256] = [in, 4 * hidden] at S = 256,
 hidden 64: exactly a kernel. Other sizes keep that shape: as many pools as
 halve S down to `hidden`, widths 64, 128, ..., and 4 * hidden at the end.
 
+H's convolutions are normalised per batch in the official code
+(BatchNorm), so the kernel one style gets depends on the other styles in
+its batch during training and on running averages at test time;
+`norm="layer"` normalises each code's activations on their own.
+
 The official code writes W' into a module's `.data` per sample, which cuts
 autograd, so its H nets never learn. Here W' is an ordinary differentiable
 expression, computed for the whole batch at once ([B, in, 4H]) and used
 inside one scan over time (einsum per step, no loop over the batch).
 """
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+NORMS = ("batch", "layer")
+
 
 class DoubleConv(nn.Module):
   features: int
+  norm: str = "batch"  # "batch" (official) or "layer" (per sample)
 
   @nn.compact
   def __call__(self, x, train: bool):  # [B, L, C] -> [B, L, features]
     for _ in range(2):
       x = nn.Conv(self.features, (3,), padding=1, use_bias=False)(x)
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+      if self.norm == "batch":
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+      elif self.norm == "layer":
+        x = nn.LayerNorm(reduction_axes=(-2, -1))(x)  # over [L, C]
+      else:
+        raise ValueError(f"HyperStyle norm: one of {NORMS}, not {self.norm!r}")
       x = nn.relu(x)
     return x
 
@@ -51,6 +66,7 @@ class KernelNet(nn.Module):
   """H: style code [B, S] -> multiplicative kernel offset [B, hidden, 4H]."""
 
   widths: tuple[int, ...]
+  norm: str = "batch"
 
   @nn.compact
   def __call__(self, s, train: bool):
@@ -58,7 +74,7 @@ class KernelNet(nn.Module):
     for i, f in enumerate(self.widths):
       if i:
         h = nn.max_pool(h, (2,), (2,))
-      h = DoubleConv(f)(h, train)
+      h = DoubleConv(f, self.norm)(h, train)
     return h  # [B, hidden, 4 * hidden]
 
 
@@ -67,14 +83,16 @@ class HyperStyle(nn.Module):
 
   hidden: int
   width: float = 1.0
+  norm: str = "batch"
 
   @nn.compact
   def __call__(self, s, train: bool = False):  # [B, S]
     widths = kernel_widths(s.shape[-1], self.hidden, self.width)
     gates = 4 * self.hidden
+    kernel = functools.partial(KernelNet, widths, self.norm)
     return {
-      "w_ih": KernelNet(widths, name="kernel_ih")(s, train),  # [B, H, 4H]
-      "w_hh": KernelNet(widths, name="kernel_hh")(s, train),  # [B, H, 4H]
+      "w_ih": kernel(name="kernel_ih")(s, train),  # [B, H, 4H]
+      "w_hh": kernel(name="kernel_hh")(s, train),  # [B, H, 4H]
       "b_ih": nn.Dense(gates, name="bias_ih")(s),  # [B, 4H]
       "b_hh": nn.Dense(gates, name="bias_hh")(s),  # [B, 4H]
     }

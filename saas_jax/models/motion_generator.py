@@ -23,6 +23,7 @@ class MotionGenerator(nn.Module):
   mel_width: float = 1.0  # < 1: narrower convolutions (CPU runs)
   mel_residual: bool = True  # False: E_a's CNN without its residual blocks
   hyper_width: float = 1.0
+  hyper_norm: str = "batch"
   decoder_dims: tuple[int, ...] = (480, 720, 1080)
   decoder_style: bool = True  # False: D(y) without s_t
 
@@ -40,6 +41,7 @@ class MotionGenerator(nn.Module):
       hyperstyle=self.hyperstyle,
       style_branch=self.style_branch,
       hyper_width=self.hyper_width,
+      hyper_norm=self.hyper_norm,
     )
     self.decoder = motion_decoder.MotionDecoder(
       tuple(self.decoder_dims), styled=self.decoder_style

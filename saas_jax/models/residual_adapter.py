@@ -45,6 +45,7 @@ class ResidualAdapter(nn.Module):
   hyperstyle: bool = True
   style_branch: bool = True
   hyper_width: float = 1.0  # HyperStyle's inner conv widths (CPU runs)
+  hyper_norm: str = "batch"  # HyperStyle's normalisation (hyperstyle.NORMS)
 
   def initial_carry(self, s_t):
     """(canonical, style) LSTM states at the start of a sequence."""
@@ -79,7 +80,7 @@ class ResidualAdapter(nn.Module):
     if self.hyperstyle:
       offsets = {
         i: hyperstyle.HyperStyle(
-          self.hidden, self.hyper_width, name=f"hyperstyle{i}"
+          self.hidden, self.hyper_width, self.hyper_norm, name=f"hyperstyle{i}"
         )(s_t, train)
         for i in self.modulated
       }
