@@ -36,7 +36,8 @@ Ablations (the paper's claims), same budget, e.g.:
   expression"): full beats its canonical branch, no style branch and no
   HyperStyle on style and mouth, but not no HyperStyle on exp_rest (0.096
   vs 0.116, intervals overlap) nor continuous codes on anything; not yet
-  the default.
+  the default. Seed spread (README): late critic oscillation at the
+  constant lr, not HyperStyle's BatchNorm (,hyper_layernorm: per-sample).
 
 Paper size and weights follow the official code: batch 128, Adam 2e-4 for
 the generator and for the critics; loss 1000 recon (mesh + soft-DTW on the
@@ -157,10 +158,12 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       c.loss.w_stats = 50.0
     elif ablation == "style_stats_raw":
       c.loss.update(w_stats=1000.0, stats_scale="raw")
+    elif ablation == "lr_cosine":  # generator and critics decay to 1 %
+      c.optim.update(schedule="cosine", warmup_steps=1)
     else:
       raise ValueError(
         f"unknown ablation '{ablation}' (no_hyperstyle, no_style_branch, "
         "continuous, unstyled_decoder, hyper_layernorm, style_stats, "
-        "style_stats_raw)"
+        "style_stats_raw, lr_cosine)"
       )
   return c
