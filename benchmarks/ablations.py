@@ -4,7 +4,7 @@ compares them.
 
   python benchmarks/ablations.py --base runs --out runs_ablation \
       [--seeds 0 1 2] [--size cpu] [--results benchmarks/results/ablations] \
-      [--options style_stats,unstyled_decoder]
+      [--options style_stats,unstyled_decoder] [--eval_every 250]
   python -m saas_jax.evaluate --compare \
       full=benchmarks/results/ablations/full_s0,... --out eval/ablation
       # the command, over every result present, is printed at the end
@@ -21,6 +21,9 @@ split) into RESULTS/<variant>_s<seed>/ with run.json (training wall time,
 date, machine, base runs and their figures). Those folders are small and
 committed: `evaluate --compare` reads them back, so the seeds of a sweep
 that spans several sessions (or machines) pool without their checkpoints.
+--eval_every N also has the trainer evaluate every N steps and keeps that
+trajectory in run.json ("trainer_eval_by_step"): whether a run's final
+figure is where it settled or a point of an oscillation.
 """
 
 import argparse
@@ -76,6 +79,22 @@ def _run(cmd: list, what: str) -> float:
   return round(time.perf_counter() - t0, 1)
 
 
+def _trainer_evals(folder):
+  """{step: the trainer's evaluation figures} from the run's metrics.jsonl."""
+  by_step = {}
+  with open(os.path.join(folder, "audio_driven", "metrics.jsonl")) as f:
+    for line in f:
+      row = json.loads(line)
+      evals = {
+        k[len("eval/") :]: float(f"{v:.4g}")
+        for k, v in row.items()
+        if k.startswith("eval/")
+      }
+      if evals:
+        by_step[str(row["step"])] = evals
+  return by_step
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--base", default="runs")
@@ -93,6 +112,13 @@ def main():
     "--results",
     default=os.path.join(ROOT, "benchmarks", "results", "ablations"),
     help="each run's evaluation goes to RESULTS/<variant>_s<seed>/",
+  )
+  p.add_argument(
+    "--eval_every",
+    type=int,
+    default=0,
+    help="the trainer also evaluates every N steps (0: at the end only); "
+    "the figures by step go to run.json",
   )
   args = p.parse_args()
   base = os.path.abspath(args.base)
@@ -129,7 +155,10 @@ def main():
           f"--config.seed={seed}",
           f"--config.frozen.style={base}/style_vqvae",
           f"--config.frozen.classifier={base}/style_classifier",
-        ],
+        ]
+        + (
+          [f"--config.eval_every={args.eval_every}"] if args.eval_every else []
+        ),
         name,
       )
       if name not in times:  # the first (full) training of this run
@@ -161,7 +190,12 @@ def main():
           "machine": f"{_cpu()}, {os.cpu_count()} cores",
           "base": base,
           "base_figures": base_figures,
-        },
+        }
+        | (
+          {"trainer_eval_by_step": _trainer_evals(folder)}
+          if args.eval_every
+          else {}
+        ),
       )
       if os.path.isdir(result):  # no per_clip.csv: not a finished result
         shutil.rmtree(result)
