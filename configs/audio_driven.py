@@ -41,7 +41,7 @@ Ablations (the paper's claims), same budget, e.g.:
   With lr_cosine as well (3 seeds, benchmarks/results/ablations_cosine):
   runs settle, full exp_rest 0.087 [0.080, 0.095], and full beats no
   HyperStyle on everything (exp_rest 0.118 [0.114, 0.122]) and continuous
-  codes on style-code distance only (65 vs 95).
+  codes on style-code distance only (65 vs 93).
 
 Paper size and weights follow the official code: batch 128, Adam 2e-4 for
 the generator and for the critics; loss 1000 recon (mesh + soft-DTW on the
