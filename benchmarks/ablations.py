@@ -4,7 +4,7 @@ compares them.
 
   python benchmarks/ablations.py --base runs --out runs_ablation \
       [--seeds 0 1 2] [--size cpu] [--results benchmarks/results/ablations] \
-      [--options style_stats,unstyled_decoder] [--eval_every 250]
+      [--options styled_decoder,no_stats,lr_constant] [--eval_every 250]
   python -m saas_jax.evaluate --compare \
       full=benchmarks/results/ablations/full_s0,... --out eval/ablation
       # the command, over every result present, is printed at the end
@@ -18,7 +18,9 @@ finished runs and resumes an unfinished one.
 
 Each finished run is scored at once (`saas_jax.evaluate --runs`, test
 split) into RESULTS/<variant>_s<seed>/ with run.json (training wall time,
-date, machine, base runs and their figures). Those folders are small and
+date, machine, base runs and their figures, the run's settings: a re-run
+with other settings, e.g. after a default changed, stops rather than pool
+with them). Those folders are small and
 committed: `evaluate --compare` reads them back, so the seeds of a sweep
 that spans several sessions (or machines) pool without their checkpoints.
 --eval_every N also has the trainer evaluate every N steps and keeps that
@@ -95,6 +97,24 @@ def _trainer_evals(folder):
   return by_step
 
 
+# What makes two runs the same experiment (not where their base lies).
+COMPARED = ("model", "loss", "optim", "data", "num_train_steps", "seed")
+
+
+def _settings(config: dict) -> dict:
+  return {k: config.get(k) for k in COMPARED}
+
+
+def _planned(config_arg: str, seed: int) -> dict:
+  """The settings a run of this command gets (config_lib resolves them as
+  saas_jax.main would)."""
+  sys.path.insert(0, ROOT)
+  from saas_jax.engine import config_lib
+
+  config = config_lib.load(os.path.join(ROOT, config_arg)).to_dict()
+  return _settings({**config, "seed": seed})
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--base", default="runs")
@@ -136,7 +156,20 @@ def main():
       name = f"{variant}_s{seed}"
       folder = os.path.abspath(os.path.join(args.out, name))
       result = os.path.join(results, name)
+      config_arg = f"configs/audio_driven.py:{args.size}{VARIANTS[variant]}"
+      config_arg += options
       if os.path.isfile(os.path.join(result, "per_clip.csv")):
+        # A results folder holds one experiment: a default changed since,
+        # or other --options, must not pool with it.
+        done = _read_json(os.path.join(result, "run.json")).get("settings")
+        if done and json.loads(json.dumps(done)) != json.loads(
+          json.dumps(_planned(config_arg, seed))
+        ):
+          sys.exit(
+            f"{result}: scored with other settings than "
+            f"{config_arg} --config.seed={seed} (run.json); "
+            "give another --results"
+          )
         print(f"[{name}] scored already: {result}", file=sys.stderr)
         continue
       os.makedirs(folder, exist_ok=True)
@@ -149,8 +182,7 @@ def main():
           sys.executable,
           "-m",
           "saas_jax.main",
-          f"--config=configs/audio_driven.py:{args.size}{VARIANTS[variant]}"
-          + options,
+          f"--config={config_arg}",
           f"--workdir={os.path.join(folder, 'audio_driven')}",
           f"--config.seed={seed}",
           f"--config.frozen.style={base}/style_vqvae",
@@ -182,8 +214,11 @@ def main():
           "run": name,
           "variant": variant,
           "seed": seed,
-          "config": f"configs/audio_driven.py:{args.size}{VARIANTS[variant]}"
-          + options,
+          "config": config_arg,
+          # as the run saved them: compared when the command runs again
+          "settings": _settings(
+            _read_json(os.path.join(folder, "audio_driven", "config.json"))
+          ),
           "train_seconds": times[name],
           "eval_seconds": eval_seconds,
           "date": datetime.date.today().isoformat(),

@@ -43,14 +43,15 @@ from saas_jax.trainers import motion  # noqa: E402
 NUM_CLASSES = 1323  # MEAD's styles (sizes the frozen classifier only)
 
 
-def _config(name, size):
-  arg = "" if size == "paper" else f":{size}"
+def _config(name, size, options=""):
+  arg = f":{'' if size == 'paper' else size}{options}"
   return config_lib.load(os.path.join(ROOT, f"configs/{name}.py{arg}"))
 
 
 def random_pipeline(size: str) -> Pipeline:
   style_model = _config("style_vqvae", size).model.to_dict()
-  config = _config("audio_driven", size)
+  # The official decoder D([y, s_t]), as the official code's times have it.
+  config = _config("audio_driven", size, ",styled_decoder")
   nets = motion.make_nets(config, NUM_CLASSES, style_model)
   state = motion.init_variables(nets, jax.random.key(0), style_model["hidden"])
   stylizer = Stylizer.from_state(nets.generator, style_model, state)

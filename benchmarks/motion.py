@@ -33,8 +33,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 1323  # MEAD's person x emotion x level styles
 
 
+# The official model's decoder D([y, s_t]) and loss (the audio config's
+# defaults depart from them), so that the official code's times compare.
+OFFICIAL = "styled_decoder,no_stats"
+
+
 def _nets(size: str, driver: str, style_model, ablation=""):
-  arg = ",".join([size if size != "paper" else "", ablation]).rstrip(",")
+  variant = "" if size == "paper" else size
+  arg = ",".join([variant, OFFICIAL] + ([ablation] if ablation else []))
   config = config_lib.load(
     os.path.join(ROOT, f"configs/{driver}_driven.py:{arg}")
   )
@@ -232,7 +238,8 @@ def main():
   config, nets = _nets(args.size, args.driver, style, args.ablation)
   batches = args.batch or ([128, 32] if args.size == "paper" else [32])
   print(
-    f"{args.size} {args.driver}-driven {args.ablation or 'full'} model, "
+    f"{args.size} {args.driver}-driven {args.ablation or 'full'} model "
+    f"({OFFICIAL}), "
     f"{jax.device_count()} {jax.devices()[0].platform} device(s)"
   )
   for b in [] if args.no_train else batches:

@@ -12,52 +12,45 @@ Ablations (the paper's claims), same budget, e.g.:
   ... --config configs/audio_driven.py:cpu,no_hyperstyle
   variants: no_hyperstyle (style branch weights shared by all styles),
   no_style_branch (canonical branch alone), continuous (style codes pooled
-  before the quantizer); and unstyled_decoder (not the paper's: the
-  decoder D sees y alone, not [y, s_t], so that style reaches the output
-  only through the style branch). Measured (cpu, seed 0, test pairs,
-  judge v2; benchmarks/results/decoder_style): with the official decoder
-  the canonical branch alone is already styled through D (judge accuracy
-  0.21 against 0.18 for the full model, exp_rest 0.106 both); unstyled,
-  the style branch does carry style (0.087 against 0.011 for the canonical
-  branch) but less than D did, and exp_rest is 0.186 (content copy
-  0.169): the default stays the official decoder. style_stats (not the
-  paper's): loss.w_stats = 50, res's mean coefficients 18-63 against the
-  style clips' means, standardised per coefficient (generated clips missed
-  the low-variance coefficients 43-63 that the judge sees). Seed 0,
-  benchmarks/results/style_stats; model (canonical branch alone):
-    official D + style_stats: judge 0.30 (0.29), exp_rest 0.076 (0.076),
-      mouth_lmk 0.0210 (0.0211); without style_stats 0.18 (0.21),
-      0.106 (0.106), 0.0251 (0.0252)
-    unstyled_decoder + style_stats: judge 0.25 [0.16, 0.35] (0 [0, 0]),
-      exp_rest 0.076 (0.125), mouth_lmk 0.0196 (0.0263), style-code
-      distance 70 (524): the style branch carries the style; seed 1
-      repeats it (0.18 vs 0, exp_rest 0.107 vs 0.127)
-  Three seeds of the paper's ablations with both (README, "Stylized
-  expression"): full beats its canonical branch, no style branch and no
-  HyperStyle on style and mouth, but not no HyperStyle on exp_rest (0.096
-  vs 0.116, intervals overlap) nor continuous codes on anything; not yet
-  the default. Seed spread (README): late critic oscillation at the
-  constant lr, not HyperStyle's BatchNorm (,hyper_layernorm: per-sample).
-  With lr_cosine as well (3 seeds, benchmarks/results/ablations_cosine):
-  runs settle, full exp_rest 0.087 [0.080, 0.095], and full beats no
-  HyperStyle on everything (exp_rest 0.118 [0.114, 0.122]) and continuous
-  codes on style-code distance only (65 vs 93).
+  before the quantizer). All 3 seeds of each:
+  python benchmarks/ablations.py --base runs --out runs_ablation
 
 Paper size and weights follow the official code: batch 128, Adam 2e-4 for
 the generator and for the critics; loss 1000 recon (mesh + soft-DTW on the
 mouth), 20 lip gaps, 1 temporal GAN, 50 conditional style GAN, 50 frozen
 classifier, 10 style-code triplet; R1 10 on the style critic.
 
-One departure, audio-driven only: 1000 x MSE of coefficients 18-63 of the
-reconstruction against the content clip's (loss.w_rest; 0 gives the
-official loss, the video-driven loss has a coefficient MSE already). The
-official loss reaches those coefficients through the mesh term alone,
-which through the 468-landmark basis is about 1e-4 of the soft-DTW term, so
-they drift wherever the style terms push them. cpu config, default data
-(version 2), one run each, 120 held-out pairs; without -> with: mouth_lmk
-0.079 -> 0.025 (the content clip's own expression: 0.035), face_lmk 0.066
--> 0.020 (0.032), exp_rest 0.478 -> 0.106 (0.169), style accuracy 0.39 ->
-0.52, sync_corr 0.35 -> 0.41 (ground truth 0.39).
+Four departures from it, audio-driven only (video keeps the official
+model; README "Stylized expression" has the measurements):
+  rest term         loss.w_rest = 1000: MSE of coefficients 18-63 of the
+                    reconstruction against the content clip's (0: the
+                    official loss, which reaches them through the mesh
+                    term alone, ~1e-4 of the soft-DTW term, so they drift
+                    wherever the style terms push them; cpu, one run:
+                    mouth_lmk 0.079 -> 0.025, exp_rest 0.478 -> 0.106)
+  unstyled decoder  D sees y alone, not [y, s_t], so that style reaches the
+                    output through the style branch only (official:
+                    ,styled_decoder; with it the canonical branch alone is
+                    styled through D and the branch adds nothing)
+  style_stats       loss.w_stats = 50: res's mean coefficients 18-63
+                    against the style clips' means, standardised per
+                    coefficient (without it the generated clips miss the
+                    low-variance coefficients 43-63 that a judge sees;
+                    official: ,no_stats)
+  cosine lr         generator and critics decay to 1 % of the peak (at a
+                    constant lr the critics' R1 spikes move the output
+                    late in training, so a run's end depends on where
+                    its last step falls; official: ,lr_constant)
+The defaults before 2026-12-05: ,styled_decoder,no_stats,lr_constant.
+Measured (cpu, 3 seeds each, 120 held-out pairs, 95 % intervals;
+benchmarks/results/ablations): full exp_rest 0.087 [0.080, 0.095], judge
+accuracy 0.21 [0.15, 0.27], style-code distance 65 [56, 74]; it beats its
+canonical branch, no HyperStyle and no style branch on style, exp_rest and
+mouth error with intervals apart, continuous codes on style-code distance
+only (89 [77, 102]). With the defaults before, no ablation separated.
+Other options: hyper_layernorm (HyperStyle's convolutions normalised per
+sample, not over the batch), style_stats_raw (the stats term in coefficient
+units, weight 1000).
 """
 
 import ml_collections
@@ -84,7 +77,8 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       hyper_width=1.0,  # of HyperStyle's inner convolutions
       hyper_norm="batch",  # of HyperStyle's convolutions (official); "layer"
       decoder_dims=(480, 720, 1080),
-      decoder_style=True,  # D sees s_t (official); False: only phi_s does
+      # D sees s_t (official; video), or only phi_s does (audio, below)
+      decoder_style=driver == "video",
     )
   )
   c.loss = ml_collections.ConfigDict(
@@ -95,7 +89,7 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       # MSE of coefficients 18-63 of rec against A's; 0: the official loss
       w_rest=1000.0 if driver == "audio" else 0.0,
       # MSE of res's mean coefficients 18-63 against style B's; 0: official
-      w_stats=0.0,
+      w_stats=50.0 if driver == "audio" else 0.0,
       stats_scale="batch",  # per-coefficient standardised; "raw"
       w_mouth=20.0,
       w_temporal=1.0,
@@ -107,9 +101,11 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       r1=10.0,
     )
   )
-  c.optim.update(
-    name="adam", schedule="constant", lr=2e-4, b1=0.9, b2=0.999, eps=1e-8
-  )
+  c.optim.update(name="adam", lr=2e-4, b1=0.9, b2=0.999, eps=1e-8)
+  if driver == "audio":  # generator and critics decay to 1 % of the peak
+    c.optim.update(schedule="cosine", warmup_steps=1)
+  else:  # official
+    c.optim.update(schedule="constant")
   c.data.batch_size = 128
   c.num_train_steps = 200_000
   c.eval_every = 10_000
@@ -154,20 +150,26 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       c.model.style_branch = False
     elif ablation == "continuous":
       c.model.quantized_style = False
-    elif ablation == "unstyled_decoder":
+    elif ablation == "unstyled_decoder":  # the audio default
       c.model.decoder_style = False
+    elif ablation == "styled_decoder":  # official, the video default
+      c.model.decoder_style = True
     elif ablation == "hyper_layernorm":
       c.model.hyper_norm = "layer"
-    elif ablation == "style_stats":
+    elif ablation == "style_stats":  # the audio default
       c.loss.w_stats = 50.0
+    elif ablation == "no_stats":  # official, the video default
+      c.loss.w_stats = 0.0
     elif ablation == "style_stats_raw":
       c.loss.update(w_stats=1000.0, stats_scale="raw")
-    elif ablation == "lr_cosine":  # generator and critics decay to 1 %
+    elif ablation == "lr_cosine":  # the audio default
       c.optim.update(schedule="cosine", warmup_steps=1)
+    elif ablation == "lr_constant":  # official, the video default
+      c.optim.update(schedule="constant")
     else:
       raise ValueError(
         f"unknown ablation '{ablation}' (no_hyperstyle, no_style_branch, "
-        "continuous, unstyled_decoder, hyper_layernorm, style_stats, "
-        "style_stats_raw, lr_cosine)"
+        "continuous, unstyled_decoder, styled_decoder, hyper_layernorm, "
+        "style_stats, no_stats, style_stats_raw, lr_cosine, lr_constant)"
       )
   return c

@@ -1,6 +1,7 @@
 """The expression stage: module sizes, HyperStyle gradients, soft-DTW,
 streaming, and audio-/video-driven training through the engine."""
 
+import dataclasses
 import json
 import os
 
@@ -13,6 +14,7 @@ from input_pipeline import features
 from saas_jax import inference, losses
 from saas_jax.engine import checkpoint, config_lib, loop
 from saas_jax.engine.workdir import RunError
+from saas_jax.evaluators import benchmark, suite
 from saas_jax.models import critics, hyperstyle, motion_generator
 from saas_jax.trainers import motion
 
@@ -260,6 +262,40 @@ def test_training_through_the_engine(driver, smoke_runs):
   other = "video" if driver == "audio" else "audio"
   with pytest.raises(RunError, match=f"a {other}-driven one is needed"):
     inference.Stylizer.load(run, other)
+
+
+def test_style_code_distance_is_measured_in_one_space(smoke_runs):
+  """A continuous-code generator takes unquantized codes, but evaluation
+  measures every variant's style-code distance between quantized codes:
+  the same clips get the same distance whichever codes the run uses."""
+  models = suite.Models.load(smoke_runs)
+  st = models.stylizer
+  run = st.run
+  continuous = inference.Stylizer.from_state(
+    st.generator,
+    run.spec["style_model"],
+    {"params": run.params, **run.extra},
+    quantized_style=False,
+  )
+  rng = np.random.default_rng(1)
+  content, style = rng.normal(size=(2, 48, 64)).astype(np.float32)
+  assert st.quantized_style and not continuous.quantized_style
+  own = continuous.style_code(style)
+  quantized = st.style_code(style)
+  assert np.abs(own - quantized).max() > 1e-3
+  np.testing.assert_allclose(
+    continuous.style_code(style, quantize=True), quantized
+  )
+  pose = np.zeros((48, 6), np.float32)
+  mel = rng.normal(size=(160, 80)).astype(np.float32)  # 2 s at 80 fps
+  pair = benchmark.Pair("a", "b", content, style, -1, None, pose, pose, mel)
+  rows = [
+    suite.pair_row(dataclasses.replace(models, stylizer=s), pair, None, {})
+    for s in (st, continuous)
+  ]
+  expected = np.sum((st.style_code(content) - quantized) ** 2)
+  for row in rows:
+    np.testing.assert_allclose(row["content/style_code_dist"], expected, 1e-5)
 
 
 def test_missing_frozen_runs_are_named(prepared_tiny, tmp_path):

@@ -136,9 +136,14 @@ def pair_row(
       source.update(mel=pair.mel)
     systems["model"] = st(**source, style_exp=pair.style)
     systems["canonical"] = st(**source, style_code=s_t, canonical_only=True)
+    # Distances in the codebook's quantized space for every variant.
+    s_q = (
+      s_t if st.quantized_style else st.style_code(pair.style, quantize=True)
+    )
     for name, exp in systems.items():
       logits = models.classify(exp) if models.classify else None
-      scores = benchmark.score(pair, exp, st.style_code(exp), s_t, logits, fm)
+      code = st.style_code(exp, quantize=True)
+      scores = benchmark.score(pair, exp, code, s_q, logits, fm)
       row.update({f"{name}/{k}": v for k, v in scores.items()})
   if judge is not None:
     if pair.target is not None:

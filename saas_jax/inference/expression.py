@@ -87,9 +87,11 @@ class Stylizer:
     self.chunk = chunk
     self.run = None  # the runs.Run it was loaded from, if any
 
-    def codes(v, x):  # [W, 32, 64] -> [S]: the mean window code
+    self.quantized_style = quantized_style  # the codes the generator takes
+
+    def codes(v, x, quantize):  # [W, 32, 64] -> [S]: the mean window code
       c = style_model.apply(
-        v, x, quantize=quantized_style, method=style_model.style_code
+        v, x, quantize=quantize, method=style_model.style_code
       )
       return c.mean(0)
 
@@ -100,7 +102,7 @@ class Stylizer:
 
       return generator.apply(v, method=forward)
 
-    self._codes = jax.jit(codes)
+    self._codes = jax.jit(codes, static_argnums=2)
     self._step = jax.jit(step, static_argnums=5)
 
   @classmethod
@@ -149,12 +151,22 @@ class Stylizer:
   # ----------------------------------------------------------- pieces ---
 
   def style_code(
-    self, exp, what: str = "style clip", warn: bool = True
+    self,
+    exp,
+    what: str = "style clip",
+    warn: bool = True,
+    quantize: bool | None = None,
   ) -> np.ndarray:
     """[T, 64] expression (any T >= 1) -> [S]: the mean code of its
-    32-frame windows (stride 16)."""
+    32-frame windows (stride 16); quantized as the generator's codes are,
+    unless `quantize` says otherwise (evaluation: always, so that
+    distances compare across variants)."""
     windows = style_windows(what, exp, warn)
-    return np.asarray(self._codes(self.style_variables, jnp.asarray(windows)))
+    if quantize is None:
+      quantize = self.quantized_style
+    return np.asarray(
+      self._codes(self.style_variables, jnp.asarray(windows), quantize)
+    )
 
   def _inputs(self, source_exp, mel, blink, style_exp, style_code):
     source_exp = check_frames("source expression", source_exp, EXP_DIM)

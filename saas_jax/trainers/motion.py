@@ -50,7 +50,8 @@ own expression and (as a ceiling) the ground truth itself:
   style_accuracy        frozen classifier (window logits averaged over the
                         clip) names the style clip's class (seen styles only)
   style_code_dist       squared distance of the clip's mean style code to
-                        the style clip's
+                        the style clip's, both quantized (the codebook's
+                        space, whatever codes the generator takes)
   mouth_dtw             soft-DTW of the mouth coefficients per frame
   sync_corr, sync_lag   the inner-lip gap against the speech energy, at the
                         best lag (audio corpora)
@@ -132,12 +133,13 @@ def lip_gaps_sq(face_model, exp):  # [..., 64] -> [..., 2]
 # ----------------------------------------------------------------- steps ---
 
 
-def style_codes(nets: Nets, frozen, exp, cfg):
-  """Frozen E_s: [N, 32, 64] -> [N, S]."""
+def style_codes(nets: Nets, frozen, exp, cfg, quantize: bool | None = None):
+  """Frozen E_s: [N, 32, 64] -> [N, S], quantized as the generator's codes
+  are (cfg.quantized_style) unless `quantize` says otherwise."""
   return nets.style.apply(
     frozen["style"],
     exp,
-    quantize=cfg.quantized_style,
+    quantize=cfg.quantized_style if quantize is None else quantize,
     method=nets.style.style_code,
   )
 
@@ -386,9 +388,10 @@ def eval_pairs(config, inputs, num_pairs: int) -> list[benchmark.Pair]:
 class _Codes:  # hashable, so batched_apply compiles it once per shape
   nets: Nets
   cfg: ml_collections.FrozenConfigDict
+  quantize: bool | None = None
 
   def __call__(self, frozen, x):
-    return style_codes(self.nets, frozen, x, self.cfg)
+    return style_codes(self.nets, frozen, x, self.cfg, self.quantize)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -421,9 +424,10 @@ def _per_clip(fn, state, mesh, clips) -> np.ndarray:
   return windows.apply_per_clip(fn, state.extra["frozen"], clips, mesh)
 
 
-def clip_style_codes(state, mesh, clips, cfg) -> np.ndarray:
-  """[num clips, S] mean frozen style code over each clip's windows."""
-  return _per_clip(_Codes(state.apply_fn, cfg), state, mesh, clips)
+def clip_style_codes(state, mesh, clips, cfg, quantize=None) -> np.ndarray:
+  """[num clips, S] mean frozen style code over each clip's windows
+  (quantize: None, as the generator's codes are)."""
+  return _per_clip(_Codes(state.apply_fn, cfg, quantize), state, mesh, clips)
 
 
 def clip_logits(state, mesh, clips) -> np.ndarray:
@@ -471,7 +475,6 @@ def transfer(
     for k, i in enumerate(idx):
       for name in out:
         out[name][i] = result[name][k, : lengths[i]]
-  out["s_t"] = s_t
   return out
 
 
@@ -495,15 +498,16 @@ def evaluate_pairs(state, mesh, pairs, cfg) -> dict:
     systems["target"] = [p.target for p in pairs]
   fm = face(cfg.face_model)
   per_pair = [{} for _ in pairs]
+  # Style-code distances in the codebook's quantized space whatever codes
+  # the generator uses, so that they compare across variants.
+  s_t = clip_style_codes(state, mesh, [p.style for p in pairs], cfg, True)
   for name, seqs in systems.items():
-    codes = clip_style_codes(state, mesh, seqs, cfg)
+    codes = clip_style_codes(state, mesh, seqs, cfg, True)
     logits = clip_logits(state, mesh, seqs)
     for i, p in enumerate(pairs):
       if name == "target":  # no errors against itself
         p = dataclasses.replace(p, target=None)
-      row = benchmark.score(
-        p, seqs[i], codes[i], generated["s_t"][i], logits[i], fm
-      )
+      row = benchmark.score(p, seqs[i], codes[i], s_t[i], logits[i], fm)
       per_pair[i].update({f"{name}/{k}": v for k, v in row.items()})
   results = benchmark.summarize(per_pair)
   results["num_pairs"] = float(len(pairs))

@@ -1,0 +1,47 @@
+"""benchmarks/ablations.py: a results folder holds one experiment, so a
+re-run pools only with results scored under the same settings."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import ablations  # noqa: E402
+
+
+def _scored(results, name, settings):
+  os.makedirs(os.path.join(results, name))
+  open(os.path.join(results, name, "per_clip.csv"), "w").close()
+  with open(os.path.join(results, name, "run.json"), "w") as f:
+    json.dump({"settings": settings}, f)
+
+
+def _sweep(tmp_path, results, *options):
+  cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "ablations.py")]
+  cmd += ["--base", str(tmp_path / "base"), "--out", str(tmp_path / "out")]
+  cmd += ["--seeds", "0", "--variants", "full", "--results", str(results)]
+  return subprocess.run(
+    cmd + list(options), capture_output=True, text=True, timeout=300
+  )
+
+
+def test_results_of_other_settings_are_not_pooled(tmp_path):
+  results = tmp_path / "results"
+  today = ablations._planned("configs/audio_driven.py:cpu", 0)
+  before = ablations._planned(
+    "configs/audio_driven.py:cpu,styled_decoder,no_stats,lr_constant", 0
+  )
+  assert today != before and today["model"]["decoder_style"] is False
+  # Scored with the defaults of today: the same command skips it.
+  _scored(results, "full_s0", json.loads(json.dumps(today)))
+  done = _sweep(tmp_path, results)
+  assert done.returncode == 0, done.stderr
+  assert "scored already" in done.stderr
+  assert "--compare full=" in done.stdout
+  # The same folder asked for the official decoder, loss and schedule.
+  other = _sweep(tmp_path, results, "--options", "styled_decoder,no_stats")
+  assert other.returncode != 0
+  assert "full_s0: scored with other settings" in other.stderr
