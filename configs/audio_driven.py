@@ -102,10 +102,10 @@ def get_config(arg: str | None = None, driver: str = "audio"):
     )
   )
   c.optim.update(name="adam", lr=2e-4, b1=0.9, b2=0.999, eps=1e-8)
-  if driver == "audio":  # generator and critics decay to 1 % of the peak
-    c.optim.update(schedule="cosine", warmup_steps=1)
-  else:  # official
-    c.optim.update(schedule="constant")
+  # official; warmup_steps unused, kept as runs before the cosine saved it
+  constant = dict(schedule="constant", warmup_steps=c.optim.warmup_steps)
+  cosine = dict(schedule="cosine", warmup_steps=1)  # decays to 1 % of peak
+  c.optim.update(**(cosine if driver == "audio" else constant))
   c.data.batch_size = 128
   c.num_train_steps = 200_000
   c.eval_every = 10_000
@@ -163,9 +163,9 @@ def get_config(arg: str | None = None, driver: str = "audio"):
     elif ablation == "style_stats_raw":
       c.loss.update(w_stats=1000.0, stats_scale="raw")
     elif ablation == "lr_cosine":  # the audio default
-      c.optim.update(schedule="cosine", warmup_steps=1)
+      c.optim.update(**cosine)
     elif ablation == "lr_constant":  # official, the video default
-      c.optim.update(schedule="constant")
+      c.optim.update(**constant)
     else:
       raise ValueError(
         f"unknown ablation '{ablation}' (no_hyperstyle, no_style_branch, "

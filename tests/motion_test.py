@@ -13,6 +13,7 @@ import pytest
 from input_pipeline import features
 from saas_jax import inference, losses
 from saas_jax.engine import checkpoint, config_lib, loop
+from saas_jax.engine import workdir as workdir_lib
 from saas_jax.engine.workdir import RunError
 from saas_jax.evaluators import benchmark, suite
 from saas_jax.models import critics, hyperstyle, motion_generator
@@ -296,6 +297,28 @@ def test_style_code_distance_is_measured_in_one_space(smoke_runs):
   expected = np.sum((st.style_code(content) - quantized) ** 2)
   for row in rows:
     np.testing.assert_allclose(row["content/style_code_dist"], expected, 1e-5)
+
+
+def test_official_options_undo_exactly_the_audio_defaults():
+  """The README resumes runs made before the audio defaults changed with
+  ,styled_decoder,no_stats,lr_constant: those must differ from today's
+  defaults in the three documented settings only (a resumed run is refused
+  on any other difference)."""
+
+  def load(arg):
+    path = os.path.join(ROOT, f"configs/audio_driven.py:{arg}")
+    return json.loads(config_lib.load(path).to_json())
+
+  official = load("cpu,styled_decoder,no_stats,lr_constant")
+  diff = workdir_lib.config_diff(official, load("cpu"))
+  assert sorted(d.split(":")[0] for d in diff) == [
+    "loss.w_stats",
+    "model.decoder_style",
+    "optim.schedule",
+    "optim.warmup_steps",
+  ]
+  assert official["model"]["decoder_style"] and official["loss"]["w_stats"] == 0
+  assert load("cpu,lr_cosine,style_stats,unstyled_decoder") == load("cpu")
 
 
 def test_missing_frozen_runs_are_named(prepared_tiny, tmp_path):
