@@ -77,6 +77,8 @@ OFFICIAL_MOTION = dict(
   mel_residual=True,
   hyper_width=1.0,
   decoder_dims=(480, 720, 1080),
+  decoder_style=True,  # D([y, s_t]), whatever a config's default
+  hyper_norm="batch",
 )
 
 _CONFIGS = os.path.join(
