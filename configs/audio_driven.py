@@ -20,10 +20,11 @@ the generator and for the critics; loss 1000 recon (mesh + soft-DTW on the
 mouth), 20 lip gaps, 1 temporal GAN, 50 conditional style GAN, 50 frozen
 classifier, 10 style-code triplet; R1 10 on the style critic.
 
-Four departures from it, audio-driven only (video keeps the official
-model; README "Stylized expression" has the measurements):
-  rest term         loss.w_rest = 1000: MSE of coefficients 18-63 of the
-                    reconstruction against the content clip's (0: the
+Four departures from it (README "Stylized expression" has the
+measurements):
+  rest term         audio only (the video loss has a coefficient MSE
+                    already): loss.w_rest = 1000, MSE of coefficients 18-63
+                    of the reconstruction against the content clip's (0: the
                     official loss, which reaches them through the mesh
                     term alone, ~1e-4 of the soft-DTW term, so they drift
                     wherever the style terms push them; cpu, one run:
@@ -41,7 +42,8 @@ model; README "Stylized expression" has the measurements):
                     constant lr the critics' R1 spikes move the output
                     late in training, so a run's end depends on where
                     its last step falls; official: ,lr_constant)
-The defaults before 2026-12-05: ,styled_decoder,no_stats,lr_constant.
+The defaults before 2026-12-05: ,styled_decoder,no_stats,lr_constant
+(for video too; configs/video_driven.py has its measurement).
 Measured (cpu, 3 seeds each, 120 held-out pairs, 95 % intervals;
 benchmarks/results/ablations): full exp_rest 0.087 [0.080, 0.095], judge
 accuracy 0.21 [0.15, 0.27], style-code distance 65 [56, 74]; it beats its
@@ -77,8 +79,8 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       hyper_width=1.0,  # of HyperStyle's inner convolutions
       hyper_norm="batch",  # of HyperStyle's convolutions (official); "layer"
       decoder_dims=(480, 720, 1080),
-      # D sees s_t (official; video), or only phi_s does (audio, below)
-      decoder_style=driver == "video",
+      # D sees s_t (official), or only phi_s does (the default, below)
+      decoder_style=False,
     )
   )
   c.loss = ml_collections.ConfigDict(
@@ -89,7 +91,7 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       # MSE of coefficients 18-63 of rec against A's; 0: the official loss
       w_rest=1000.0 if driver == "audio" else 0.0,
       # MSE of res's mean coefficients 18-63 against style B's; 0: official
-      w_stats=50.0 if driver == "audio" else 0.0,
+      w_stats=50.0,
       stats_scale="batch",  # per-coefficient standardised; "raw"
       w_mouth=20.0,
       w_temporal=1.0,
@@ -105,7 +107,7 @@ def get_config(arg: str | None = None, driver: str = "audio"):
   # official; warmup_steps unused, kept as runs before the cosine saved it
   constant = dict(schedule="constant", warmup_steps=c.optim.warmup_steps)
   cosine = dict(schedule="cosine", warmup_steps=1)  # decays to 1 % of peak
-  c.optim.update(**(cosine if driver == "audio" else constant))
+  c.optim.update(**cosine)
   c.data.batch_size = 128
   c.num_train_steps = 200_000
   c.eval_every = 10_000
@@ -150,21 +152,21 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       c.model.style_branch = False
     elif ablation == "continuous":
       c.model.quantized_style = False
-    elif ablation == "unstyled_decoder":  # the audio default
+    elif ablation == "unstyled_decoder":  # the default
       c.model.decoder_style = False
-    elif ablation == "styled_decoder":  # official, the video default
+    elif ablation == "styled_decoder":  # official
       c.model.decoder_style = True
     elif ablation == "hyper_layernorm":
       c.model.hyper_norm = "layer"
-    elif ablation == "style_stats":  # the audio default
+    elif ablation == "style_stats":  # the default
       c.loss.w_stats = 50.0
-    elif ablation == "no_stats":  # official, the video default
+    elif ablation == "no_stats":  # official
       c.loss.w_stats = 0.0
     elif ablation == "style_stats_raw":
       c.loss.update(w_stats=1000.0, stats_scale="raw")
-    elif ablation == "lr_cosine":  # the audio default
+    elif ablation == "lr_cosine":  # the default
       c.optim.update(**cosine)
-    elif ablation == "lr_constant":  # official, the video default
+    elif ablation == "lr_constant":  # official
       c.optim.update(**constant)
     else:
       raise ValueError(

@@ -299,14 +299,15 @@ def test_style_code_distance_is_measured_in_one_space(smoke_runs):
     np.testing.assert_allclose(row["content/style_code_dist"], expected, 1e-5)
 
 
-def test_official_options_undo_exactly_the_audio_defaults():
-  """The README resumes runs made before the audio defaults changed with
+@pytest.mark.parametrize("driver", ["audio", "video"])
+def test_official_options_undo_exactly_the_defaults(driver):
+  """The README resumes runs made before the defaults changed with
   ,styled_decoder,no_stats,lr_constant: those must differ from today's
   defaults in the three documented settings only (a resumed run is refused
   on any other difference)."""
 
   def load(arg):
-    path = os.path.join(ROOT, f"configs/audio_driven.py:{arg}")
+    path = os.path.join(ROOT, f"configs/{driver}_driven.py:{arg}")
     return json.loads(config_lib.load(path).to_json())
 
   official = load("cpu,styled_decoder,no_stats,lr_constant")
