@@ -39,6 +39,10 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from saas_jax.engine import config_lib  # noqa: E402  (light: no JAX)
+
 VARIANTS = {
   "full": "",
   "no_hyperstyle": ",no_hyperstyle",
@@ -108,9 +112,6 @@ def _settings(config: dict) -> dict:
 def _planned(config_arg: str, seed: int) -> dict:
   """The settings a run of this command gets (config_lib resolves them as
   saas_jax.main would)."""
-  sys.path.insert(0, ROOT)
-  from saas_jax.engine import config_lib
-
   config = config_lib.load(os.path.join(ROOT, config_arg)).to_dict()
   return _settings({**config, "seed": seed})
 
