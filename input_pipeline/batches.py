@@ -325,6 +325,12 @@ def _as_dataset(sample_fn, example, start_step, num_steps):
 
   stop = start_step + num_steps if num_steps else np.iinfo(np.int64).max
   ds = tf.data.Dataset.range(start_step, stop)
+  # No autotuning: a deleted iterator waits for its tuning thread to wake up
+  # from a sleep that grows with the run (a finished run's process stayed
+  # up to 20 s more). The map then runs one call per core.
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  ds = ds.with_options(options)
   ds = ds.map(tf_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.prefetch(2)
 

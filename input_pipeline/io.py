@@ -35,7 +35,6 @@ from math import gcd
 
 import numpy as np
 import scipy.io
-import scipy.signal
 import soundfile
 
 from saas_jax.errors import DataError
@@ -530,6 +529,8 @@ def resample_audio(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
   """Polyphase resampling (deterministic, no extra dependency)."""
   if orig_sr == target_sr:
     return wav
+  import scipy.signal  # here: 0.5 s to import, in every process that reads
+
   g = gcd(int(orig_sr), int(target_sr))
   out = scipy.signal.resample_poly(wav, target_sr // g, orig_sr // g)
   return out.astype(np.float32)

@@ -283,8 +283,8 @@ def test_non_finite_loss_stops_naming_step_and_term(tmp_path):
   config.log.update(every=5, tensorboard=False)
   model = _Tiny()
 
-  def batches(start):
-    for step in range(start, 100):
+  def batches(start, num_steps):
+    for step in range(start, start + num_steps):
       yield {
         "x": np.ones((8, 3), np.float32),
         "y": np.ones((8, 1), np.float32),

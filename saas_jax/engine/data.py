@@ -37,14 +37,17 @@ def load(config, *, with_audio: bool) -> StageInputs:
 
 
 def batch_iterator(builder, config, inputs: StageInputs):
-  """start_step -> host batches of `builder` (an input_pipeline.batches fn)."""
+  """(start_step, num_steps) -> host batches of `builder` (an
+  input_pipeline.batches fn); the dataset ends where training does, so no
+  batch is made for nothing."""
 
-  def batches(start_step):
+  def batches(start_step, num_steps):
     return builder(
       inputs.train,
       batch_size=config.data.batch_size,
       seed=config.seed,
       start_step=start_step,
+      num_steps=num_steps,
     ).as_numpy_iterator()
 
   return batches

@@ -44,7 +44,8 @@ class Stage:
   init: Callable[[jax.Array], dict]  # rng -> model variables
   apply_fn: Callable
   train_step: Callable  # (state, batch, rng) -> (state, metrics)
-  batches: Callable[[int], Iterator[dict]]  # start step -> host batches
+  # (start step, number of steps) -> host batches, exactly that many
+  batches: Callable[[int, int], Iterator[dict]]
   evaluate: Callable[[TrainState, Any], dict] | None = None  # (state, mesh)
   cfg: Any = None  # static settings train_step reads from state.cfg
   # (state, {"params", "extra"} of config.init_from's workdir) -> state;
@@ -162,7 +163,7 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
   )
   step_compile = first_batch = None
   if start < total:
-    batches = stage.batches(start)
+    batches = stage.batches(start, total - start)
     first_batch = mesh_lib.to_global(mesh, next(batches))
     # The step compiles (or loads from the cache) in a thread while the
     # state is initialised or restored: both need only shapes, and XLA

@@ -101,7 +101,7 @@ def pose_batches(config, inputs):
   """Pose windows only (the pose stage needs no audio on the device)."""
   make = data_lib.batch_iterator(batches_lib.pose_windows, config, inputs)
   keys = ("pose", "pose_offset")
-  return lambda start: ({k: b[k] for k in keys} for b in make(start))
+  return lambda start, n: ({k: b[k] for k in keys} for b in make(start, n))
 
 
 def pose_norm(table, relative: bool):
