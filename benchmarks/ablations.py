@@ -1,9 +1,10 @@
-"""The paper's ablations with seeds: trains the audio-driven full model and
-its three ablations at cpu size, one run per seed, scores each run, then
-compares them.
+"""The paper's ablations with seeds: trains the audio-driven (or, with
+--driver video, the video-driven) full model and its three ablations at cpu
+size, one run per seed, scores each run, then compares them.
 
   python benchmarks/ablations.py --base runs --out runs_ablation \
-      [--seeds 0 1 2] [--size cpu] [--results benchmarks/results/ablations] \
+      [--driver audio|video] [--seeds 0 1 2] [--size cpu] \
+      [--results benchmarks/results/ablations] \
       [--options styled_decoder,no_stats,lr_constant] [--eval_every 250]
   python -m saas_jax.evaluate --compare \
       full=benchmarks/results/ablations/full_s0,... --out eval/ablation
@@ -17,10 +18,11 @@ Seeds outermost: an interrupted sweep has whole seeds; a re-run skips
 finished runs and resumes an unfinished one.
 
 Each finished run is scored at once (`saas_jax.evaluate --runs`, test
-split) into RESULTS/<variant>_s<seed>/ with run.json (training wall time,
-date, machine, base runs and their figures, the run's settings: a re-run
-with other settings, e.g. after a default changed, stops rather than pool
-with them). Those folders are small and
+split) into RESULTS/<variant>_s<seed>/ (default benchmarks/results/
+ablations for audio, benchmarks/results/video_driven for video) with
+run.json (training wall time, date, machine, base runs and their figures,
+the run's settings: a re-run with other settings, e.g. after a default
+changed, stops rather than pool with them). Those folders are small and
 committed: `evaluate --compare` reads them back, so the seeds of a sweep
 that spans several sessions (or machines) pool without their checkpoints.
 --eval_every N also has the trainer evaluate every N steps and keeps that
@@ -50,6 +52,7 @@ VARIANTS = {
   "continuous": ",continuous",
 }
 LINKED = ("style_vqvae", "style_classifier")
+RESULTS = {"audio_driven": "ablations", "video_driven": "video_driven"}
 
 
 def _cpu() -> str:
@@ -85,10 +88,10 @@ def _run(cmd: list, what: str) -> float:
   return round(time.perf_counter() - t0, 1)
 
 
-def _trainer_evals(folder):
+def _trainer_evals(folder, stage):
   """{step: the trainer's evaluation figures} from the run's metrics.jsonl."""
   by_step = {}
-  with open(os.path.join(folder, "audio_driven", "metrics.jsonl")) as f:
+  with open(os.path.join(folder, stage, "metrics.jsonl")) as f:
     for line in f:
       row = json.loads(line)
       evals = {
@@ -121,17 +124,18 @@ def main():
   p.add_argument("--base", default="runs")
   p.add_argument("--out", default="runs_ablation")
   p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-  p.add_argument("--size", default="cpu", help="audio_driven config variant")
+  p.add_argument("--driver", choices=("audio", "video"), default="audio")
+  p.add_argument("--size", default="cpu", help="the stage config's variant")
   p.add_argument("--variants", nargs="+", default=list(VARIANTS))
   p.add_argument(
     "--options",
     default="",
-    help="audio_driven options added to every variant, e.g. style_stats "
+    help="stage config options added to every variant, e.g. no_stats "
     "(use another --out and --results: the runs differ)",
   )
   p.add_argument(
     "--results",
-    default=os.path.join(ROOT, "benchmarks", "results", "ablations"),
+    default="",
     help="each run's evaluation goes to RESULTS/<variant>_s<seed>/",
   )
   p.add_argument(
@@ -144,7 +148,10 @@ def main():
   args = p.parse_args()
   base = os.path.abspath(args.base)
   options = "".join(f",{o}" for o in args.options.split(",") if o)
-  results = os.path.abspath(args.results)
+  stage = f"{args.driver}_driven"
+  results = os.path.abspath(
+    args.results or os.path.join(ROOT, "benchmarks", "results", RESULTS[stage])
+  )
   os.makedirs(args.out, exist_ok=True)
   times_path = os.path.join(args.out, "times.json")
   times = _read_json(times_path)
@@ -157,7 +164,7 @@ def main():
       name = f"{variant}_s{seed}"
       folder = os.path.abspath(os.path.join(args.out, name))
       result = os.path.join(results, name)
-      config_arg = f"configs/audio_driven.py:{args.size}{VARIANTS[variant]}"
+      config_arg = f"configs/{stage}.py:{args.size}{VARIANTS[variant]}"
       config_arg += options
       if os.path.isfile(os.path.join(result, "per_clip.csv")):
         # A results folder holds one experiment: a default changed since,
@@ -184,7 +191,7 @@ def main():
           "-m",
           "saas_jax.main",
           f"--config={config_arg}",
-          f"--workdir={os.path.join(folder, 'audio_driven')}",
+          f"--workdir={os.path.join(folder, stage)}",
           f"--config.seed={seed}",
           f"--config.frozen.style={base}/style_vqvae",
           f"--config.frozen.classifier={base}/style_classifier",
@@ -204,6 +211,7 @@ def main():
           "saas_jax.evaluate",
           f"--runs={folder}",
           f"--out={result}.tmp",
+          f"--driver={args.driver}",
           "--split=test",
           "--quiet",
         ],
@@ -218,7 +226,7 @@ def main():
           "config": config_arg,
           # as the run saved them: compared when the command runs again
           "settings": _settings(
-            _read_json(os.path.join(folder, "audio_driven", "config.json"))
+            _read_json(os.path.join(folder, stage, "config.json"))
           ),
           "train_seconds": times[name],
           "eval_seconds": eval_seconds,
@@ -228,7 +236,7 @@ def main():
           "base_figures": base_figures,
         }
         | (
-          {"trainer_eval_by_step": _trainer_evals(folder)}
+          {"trainer_eval_by_step": _trainer_evals(folder, stage)}
           if args.eval_every
           else {}
         ),

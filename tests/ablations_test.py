@@ -45,3 +45,17 @@ def test_results_of_other_settings_are_not_pooled(tmp_path):
   other = _sweep(tmp_path, results, "--options", "styled_decoder,no_stats")
   assert other.returncode != 0
   assert "full_s0: scored with other settings" in other.stderr
+
+
+def test_video_sweep_reads_its_own_settings(tmp_path):
+  results = tmp_path / "results"
+  video = ablations._planned("configs/video_driven.py:cpu", 0)
+  assert video["loss"]["w_cycle"] > 0  # the video loss, not the audio one
+  _scored(results, "full_s0", json.loads(json.dumps(video)))
+  done = _sweep(tmp_path, results, "--driver", "video")
+  assert done.returncode == 0, done.stderr
+  assert "scored already" in done.stderr
+  # The audio sweep does not pool with video results.
+  audio = _sweep(tmp_path, results)
+  assert audio.returncode != 0
+  assert "full_s0: scored with other settings" in audio.stderr
