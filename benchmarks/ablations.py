@@ -145,6 +145,11 @@ def main():
     help="the trainer also evaluates every N steps (0: at the end only); "
     "the figures by step go to run.json",
   )
+  p.add_argument(
+    "--dry_run",
+    action="store_true",
+    help="print what would be trained and scored, run nothing",
+  )
   args = p.parse_args()
   base = os.path.abspath(args.base)
   options = "".join(f",{o}" for o in args.options.split(",") if o)
@@ -156,8 +161,8 @@ def main():
   times_path = os.path.join(args.out, "times.json")
   times = _read_json(times_path)
   base_figures = {
-    stage: _read_json(os.path.join(base, stage, "eval_results.json"))
-    for stage in LINKED
+    name: _read_json(os.path.join(base, name, "eval_results.json"))
+    for name in LINKED
   }
   for seed in args.seeds:
     for variant in args.variants:
@@ -180,43 +185,41 @@ def main():
           )
         print(f"[{name}] scored already: {result}", file=sys.stderr)
         continue
+      train = [
+        sys.executable,
+        "-m",
+        "saas_jax.main",
+        f"--config={config_arg}",
+        f"--workdir={os.path.join(folder, stage)}",
+        f"--config.seed={seed}",
+        f"--config.frozen.style={base}/style_vqvae",
+        f"--config.frozen.classifier={base}/style_classifier",
+      ]
+      if args.eval_every:
+        train.append(f"--config.eval_every={args.eval_every}")
+      evaluate = [
+        sys.executable,
+        "-m",
+        "saas_jax.evaluate",
+        f"--runs={folder}",
+        f"--out={result}.tmp",
+        f"--driver={args.driver}",
+        "--split=test",
+        "--quiet",
+      ]
+      if args.dry_run:
+        print(f"[{name}] {' '.join(train[2:])}\n  {' '.join(evaluate[2:])}")
+        continue
       os.makedirs(folder, exist_ok=True)
-      for stage in LINKED:
-        link = os.path.join(folder, stage)
+      for frozen in LINKED:
+        link = os.path.join(folder, frozen)
         if not os.path.lexists(link):
-          os.symlink(os.path.join(base, stage), link)
-      seconds = _run(
-        [
-          sys.executable,
-          "-m",
-          "saas_jax.main",
-          f"--config={config_arg}",
-          f"--workdir={os.path.join(folder, stage)}",
-          f"--config.seed={seed}",
-          f"--config.frozen.style={base}/style_vqvae",
-          f"--config.frozen.classifier={base}/style_classifier",
-        ]
-        + (
-          [f"--config.eval_every={args.eval_every}"] if args.eval_every else []
-        ),
-        name,
-      )
+          os.symlink(os.path.join(base, frozen), link)
+      seconds = _run(train, name)
       if name not in times:  # the first (full) training of this run
         times[name] = seconds
         _write_json(times_path, times)
-      eval_seconds = _run(
-        [
-          sys.executable,
-          "-m",
-          "saas_jax.evaluate",
-          f"--runs={folder}",
-          f"--out={result}.tmp",
-          f"--driver={args.driver}",
-          "--split=test",
-          "--quiet",
-        ],
-        f"{name} evaluation",
-      )
+      eval_seconds = _run(evaluate, f"{name} evaluation")
       _write_json(
         os.path.join(f"{result}.tmp", "run.json"),
         {

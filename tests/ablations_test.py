@@ -55,6 +55,23 @@ def test_video_sweep_reads_its_own_settings(tmp_path):
   done = _sweep(tmp_path, results, "--driver", "video")
   assert done.returncode == 0, done.stderr
   assert "scored already" in done.stderr
+  # What it would train and score: the video stage of each variant's runs.
+  plan = _sweep(
+    tmp_path,
+    results,
+    "--driver",
+    "video",
+    "--dry_run",
+    "--variants",
+    "full",
+    "no_hyperstyle",
+  )
+  assert plan.returncode == 0, plan.stderr
+  assert "--config=configs/video_driven.py:cpu,no_hyperstyle " in plan.stdout
+  out = tmp_path / "out" / "no_hyperstyle_s0"
+  assert f"--workdir={out / 'video_driven'} " in plan.stdout
+  assert "--driver=video" in plan.stdout
+  assert not out.exists()  # a dry run makes nothing
   # The audio sweep does not pool with video results.
   audio = _sweep(tmp_path, results)
   assert audio.returncode != 0
