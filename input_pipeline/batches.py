@@ -43,6 +43,7 @@ used for audio windows must be long enough (others are not drawn).
 """
 
 import dataclasses
+import logging
 import os
 
 import numpy as np
@@ -55,6 +56,18 @@ POSE_WINDOW = 64
 MOTION_WINDOW = 96  # frames of a style clip's head pose (5 windows of 32)
 
 
+class _TfdsDtypeNotice(logging.Filter):
+  """Drops TFDS's `FeatureConnector.dtype` deprecation notice: its own
+  partial decoding reads that field and logged it ten times at every start
+  (nothing here reads it)."""
+
+  def filter(self, record):
+    return "FeatureConnector.dtype` is deprecated" not in record.getMessage()
+
+
+_TFDS_NOTICE = _TfdsDtypeNotice()
+
+
 def _tensorflow():
   """(tf, tfds), imported on first use: the stages' train steps import this
   module's types and samplers, and run (benchmarks on a machine with jax
@@ -64,6 +77,7 @@ def _tensorflow():
 
   import input_pipeline.talking_face  # noqa: F401  (registers the builder)
 
+  logging.getLogger("absl").addFilter(_TFDS_NOTICE)  # again: no change
   return tf, tfds
 
 
