@@ -15,7 +15,10 @@ accuracy 0.22 [0.16, 0.29] against 0 for the canonical branch alone,
 style-code distance 53 [47, 60] against 524, exp_rest 0.058 [0.054, 0.063]
 against 0.125, mouth_lmk 0.0176 [0.0167, 0.0184] against 0.0263 (the
 official model's run, 2026-12-03: exp_rest 0.073, mouth_lmk 0.0187, its
-canonical branch as good as the full model).
+canonical branch as good as the full model). Its ablations, 3 seeds
+(benchmarks/ablations.py --driver video): no style branch loses on every
+figure, no HyperStyle on style-code distance and mouth error only,
+continuous codes on style-code distance only.
 """
 
 import importlib.util
