@@ -105,11 +105,23 @@ def _trainer_evals(folder, stage):
 
 
 # What makes two runs the same experiment (not where their base lies).
-COMPARED = ("model", "loss", "optim", "data", "num_train_steps", "seed")
+COMPARED = (
+  "model",
+  "loss",
+  "optim",
+  "data",
+  "augment",
+  "num_train_steps",
+  "seed",
+)
 
 
 def _settings(config: dict) -> dict:
-  return {k: config.get(k) for k in COMPARED}
+  settings = {k: config.get(k) for k in COMPARED}
+  if settings["augment"] is None:  # runs from before the option: none
+    off = config_lib.load(os.path.join(ROOT, "configs/audio_driven.py"))
+    settings["augment"] = off.augment.to_dict()
+  return settings
 
 
 def _planned(config_arg: str, seed: int) -> dict:
@@ -175,7 +187,7 @@ def main():
         # A results folder holds one experiment: a default changed since,
         # or other --options, must not pool with it.
         done = _read_json(os.path.join(result, "run.json")).get("settings")
-        if done and json.loads(json.dumps(done)) != json.loads(
+        if done and json.loads(json.dumps(_settings(done))) != json.loads(
           json.dumps(_planned(config_arg, seed))
         ):
           sys.exit(

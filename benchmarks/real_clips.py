@@ -33,6 +33,16 @@ style   the style run (RUNS/style_vqvae) on every real clip long enough for
         speaker_retrieval: the nearest second half is of the clip's speaker
         (its own or another clip of the same person, by file name), where
         the half retrieval counts another clip of the same person a miss.
+window  (only with --only window) where the audio CNN's mel window should
+        sit: the synthetic readout above, refitted with each frame's window
+        moved k frames later (k in WINDOW_SHIFTS; features[t] = window of
+        t + k), scored on held-out synthetic clips and on the real clips,
+        beside the real readout (leave one clip out) at the same k. The
+        default corpus's mouth leads its speech by the calibrated lag
+        (input_pipeline/synthetic/calibration.json, mouth_lag_frames);
+        the window of frame t spans t - 2 .. t + 3 (Wav2Lip's). Also the
+        mean level of each block of 10 mel bands (dB) and the tilt (highest
+        block minus the second lowest), synthetic training clips and real.
 """
 
 import argparse
@@ -60,6 +70,8 @@ ORACLE_CONTEXT = 3  # phone-oracle frames either side
 ORACLE_RIDGE = 1.0
 READOUT_RIDGE = 10.0  # per 1000 frames, on standardised mel features
 SYNTHETIC_CLIPS = 160
+HELD_OUT_CLIPS = 40  # synthetic clips (val and test splits) for `window`
+WINDOW_SHIFTS = list(range(-2, 7))
 FAMILY = "furious_talk2_clip"
 
 
@@ -86,8 +98,9 @@ def _zscore(x: np.ndarray) -> np.ndarray:
 
 def _mel_features(wav: np.ndarray, num_frames: int) -> np.ndarray:
   """[T, 160]: each frame's log-mel window (the audio encoder's input),
-  pooled to 8 steps x 20 bands so that a linear readout stays small."""
-  m = features.mel_windows(features.log_mel(wav), num_frames)  # [T, 16, 80]
+  pooled so that a linear readout stays small: 8 blocks of 10 bands x 5
+  band pairs (b, b + 5) within a block x 4 groups of 4 steps."""
+  m = features.mel_windows(features.log_mel(wav), num_frames)  # [T, 80, 16]
   return m.reshape(num_frames, 8, 2, 20, 4).mean((2, 4)).reshape(num_frames, -1)
 
 
@@ -105,17 +118,25 @@ class _Readout:
     return ((feats - self.mu) / self.sd) @ self.w
 
 
-def _synthetic_readout(face) -> _Readout:
-  """The readout fitted on the default corpus's own speech and lips."""
+def _synthetic_clips(face, train: bool, num: int) -> tuple[list, list]:
+  """Mel features and lip gaps of the default corpus's first `num` clips of
+  its training split (or of the others), rendered in memory."""
   from input_pipeline.synthetic import corpus
 
-  specs = [s for s in corpus.plan_corpus("small") if s.split == "train"]
+  specs = [
+    s for s in corpus.plan_corpus("small") if (s.split == "train") == train
+  ]
   feats, gaps = [], []
-  for spec in specs[:SYNTHETIC_CLIPS]:
+  for spec in specs[:num]:
     clip = corpus.render_clip(0, spec)
     feats.append(_mel_features(clip.wav, clip.num_frames))
     gaps.append(lip_sync.mouth_opening(face, clip.exp))
-  return _Readout(feats, gaps)
+  return feats, gaps
+
+
+def _synthetic_readout(face) -> _Readout:
+  """The readout fitted on the default corpus's own speech and lips."""
+  return _Readout(*_synthetic_clips(face, True, SYNTHETIC_CLIPS))
 
 
 def _best_lag(a, b) -> float:
@@ -226,6 +247,79 @@ def speech(runs: str, data: str) -> dict:
   }
 
 
+def _real_speech(data: str, face) -> dict:
+  """{name: (mel features [T, 160], real inner-lip gap [T])}."""
+  out = {}
+  for mat in sorted(glob.glob(f"{data}/source_video/3DMM/*.mat")):
+    name = os.path.splitext(os.path.basename(mat))[0]
+    wav_path = f"{data}/source_video/wav/{name}.wav"
+    if os.path.isfile(wav_path):
+      wav = io_lib.load_audio(wav_path)
+      gap = lip_sync.mouth_opening(face, _clip(mat).exp)
+      n = int(min(features.num_frames_for_audio(len(wav)), len(gap)))
+      out[name] = (_mel_features(wav, n), gap[:n])
+  return out
+
+
+def window(data: str) -> dict:
+  """Readout correlations by window shift (module docstring, `window`)."""
+  from saas_jax import face_model as face_lib
+
+  def shift(f, k):  # features[t] = window of t + k, ends held
+    return f[np.clip(np.arange(len(f)) + k, 0, len(f) - 1)]
+
+  face = face_lib.load("mediapipe")
+  train = _synthetic_clips(face, True, SYNTHETIC_CLIPS)
+  held = _synthetic_clips(face, False, HELD_OUT_CLIPS)
+  real = _real_speech(data, face)
+  by_shift = {}
+  for k in WINDOW_SHIFTS:
+    fit = _Readout([shift(f, k) for f in train[0]], train[1])
+    row = {
+      "synthetic_held_out": [
+        lip_sync.correlation(fit(shift(f, k)), g)
+        for f, g in zip(*held, strict=True)
+      ],
+      "synthetic_fit_on_real": {
+        n: lip_sync.correlation(fit(shift(f, k)), g)
+        for n, (f, g) in real.items()
+      },
+      "real_fit_on_other_real": {},
+    }
+    for name, (f, g) in real.items():
+      rest = [v for n, v in real.items() if n != name]
+      own = _Readout([shift(a, k) for a, _ in rest], [b for _, b in rest])
+      row["real_fit_on_other_real"][name] = lip_sync.correlation(
+        own(shift(f, k)), g
+      )
+    by_shift[str(k)] = {
+      "median_synthetic_held_out": float(
+        np.median(row.pop("synthetic_held_out"))
+      ),
+      **{
+        f"median_{key}": float(np.median(list(v.values())))
+        for key, v in row.items()
+      },
+      **row,
+    }
+
+  def band_db(feats):  # mean level of the 8 blocks of 10 bands, dB
+    x = np.concatenate(feats).reshape(-1, 8, 20).mean((0, 2))
+    db_per_unit = -features.MIN_LEVEL_DB / (2 * features.MAX_ABS_VALUE)
+    return (x + features.MAX_ABS_VALUE) * db_per_unit + features.MIN_LEVEL_DB
+
+  spectrum = {
+    "synthetic": band_db(train[0]),
+    "real": band_db([f for f, _ in real.values()]),
+  }
+  return {
+    "shifts": by_shift,
+    # the lowest block (55-410 Hz) is below the voices; from the second up
+    "tilt_db": {k: float(v[-1] - v[1]) for k, v in spectrum.items()},
+    "band_db": {k: v.round(2).tolist() for k, v in spectrum.items()},
+  }
+
+
 def _family_ratio(names, codes) -> float:
   """Mean distance within the family / mean distance family -> others."""
   fam = np.array([n.startswith(FAMILY) for n in names])
@@ -294,7 +388,9 @@ def main():
   )
   ap.add_argument("--out", default="", help="also write the report here")
   ap.add_argument(
-    "--only", choices=("speech", "style"), help="one of the two parts"
+    "--only",
+    choices=("speech", "style", "window"),
+    help="one part (window: only when asked)",
   )
   args = ap.parse_args()
   t0 = time.perf_counter()
@@ -303,6 +399,8 @@ def main():
     report["speech"] = speech(args.runs, args.data)
   if args.only in (None, "style"):
     report["style"] = style(args.runs, args.data)
+  if args.only == "window":
+    report["window"] = window(args.data)
   report["seconds"] = round(time.perf_counter() - t0, 1)
   text = json.dumps(report, indent=1)
   print(text)

@@ -69,7 +69,7 @@ import numpy as np
 from input_pipeline import batches as batches_lib
 from input_pipeline import default_data
 from saas_jax import face_model as face_lib
-from saas_jax import losses
+from saas_jax import losses, speech_augment
 from saas_jax.engine import data as data_lib
 from saas_jax.engine import loop, optim
 from saas_jax.engine import workdir as workdir_lib
@@ -302,9 +302,14 @@ def generator_loss(outs, critic_params, frozen, batch, codes, *, nets, cfg):
 
 
 def train_step(state, batch, rng):
-  """Critic step, then generator step; a non-finite loss changes nothing."""
-  del rng  # the batch carries the only randomness (blinks)
+  """Critic step, then generator step; a non-finite loss changes nothing.
+  rng draws the speech augmentation (audio, when config.augment asks)."""
   nets, cfg = state.apply_fn, state.cfg
+  if "mel" in batch and speech_augment.enabled(cfg.augment):
+    batch = {
+      **batch,
+      "mel": speech_augment.augment(rng, batch["mel"], cfg.augment),
+    }
   frozen = state.extra["frozen"]
   stats = state.extra.get("batch_stats", {})
   real = jnp.concatenate(
@@ -436,13 +441,15 @@ def clip_logits(state, mesh, clips) -> np.ndarray:
 
 
 def transfer(
-  state, mesh, pairs: list[benchmark.Pair], cfg, batch_size=32
+  state, mesh, pairs: list[benchmark.Pair], cfg, batch_size=32, s_t=None
 ) -> dict:
   """Runs the generator on every pair (whole clips, one pass) -> {"model":
-  [T, 64] per pair, "canonical": the canonical branch alone}."""
+  [T, 64] per pair, "canonical": the canonical branch alone}. s_t: the
+  style clips' codes, if the caller has them already."""
   nets = state.apply_fn
   s_src = clip_style_codes(state, mesh, [p.content for p in pairs], cfg)
-  s_t = clip_style_codes(state, mesh, [p.style for p in pairs], cfg)
+  if s_t is None:
+    s_t = clip_style_codes(state, mesh, [p.style for p in pairs], cfg)
   variables = {"params": state.params["generator"]}
   if "batch_stats" in state.extra:
     variables["batch_stats"] = state.extra["batch_stats"]
@@ -488,7 +495,12 @@ def evaluate_pairs(state, mesh, pairs, cfg) -> dict:
   prefixed "<system>/"."""
   if not pairs:  # e.g. an eval split of one person: nothing to pair
     return {"num_pairs": 0.0}
-  generated = transfer(state, mesh, pairs, cfg)
+  # Style-code distances in the codebook's quantized space whatever codes
+  # the generator uses, so that they compare across variants.
+  s_t = clip_style_codes(state, mesh, [p.style for p in pairs], cfg, True)
+  generated = transfer(
+    state, mesh, pairs, cfg, s_t=s_t if cfg.quantized_style else None
+  )
   systems = {
     "model": generated["model"],
     "canonical": generated["canonical"],
@@ -498,9 +510,6 @@ def evaluate_pairs(state, mesh, pairs, cfg) -> dict:
     systems["target"] = [p.target for p in pairs]
   fm = face(cfg.face_model)
   per_pair = [{} for _ in pairs]
-  # Style-code distances in the codebook's quantized space whatever codes
-  # the generator uses, so that they compare across variants.
-  s_t = clip_style_codes(state, mesh, [p.style for p in pairs], cfg, True)
   for name, seqs in systems.items():
     codes = clip_style_codes(state, mesh, seqs, cfg, True)
     logits = clip_logits(state, mesh, seqs)
@@ -524,6 +533,7 @@ def stage_cfg(config) -> ml_collections.FrozenConfigDict:
       **config.loss.to_dict(),
       "face_model": config.face_model,
       "quantized_style": config.model.quantized_style,
+      "augment": config.augment.to_dict(),
     }
   )
 

@@ -1,0 +1,83 @@
+"""Speech augmentation on normalised log-mel windows, inside the train step.
+
+The default corpus speaks with a handful of source-filter voices recorded
+through no room and no microphone; real speech differs in level, spectral
+tilt, vocal-tract length and background noise. Each training clip gets one
+draw of each (the whole clip through the same "channel"), applied to the
+audio CNN's input only, so that the generator cannot lean on cues the
+synthetic voices share and real ones do not:
+
+  gain     level change, uniform in +-gain_db
+  tilt     a linear slope in dB across the 80 bands, uniform in +-tilt_db
+           from the lowest band to the highest
+  warp     vocal-tract length: frequencies scaled by exp(uniform +-warp)
+           (the bands resampled on the mel axis, which is near-logarithmic
+           above 1 kHz, so a shift there)
+  noise    (noise=True) a stationary floor at uniform [noise_db_min,
+           noise_db_max] dB (the features' scale: -100 is silence, 0 the
+           loudest; speech sits around -75), each band's level jittered by
+           3 dB, added in power
+
+All of them are off in the defaults (config.augment).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from input_pipeline import features
+
+# The features' scale: norm = NORM_PER_DB * (dB - MIN_LEVEL_DB) - MAX_ABS.
+NORM_PER_DB = 2 * features.MAX_ABS_VALUE / -features.MIN_LEVEL_DB
+NOISE_JITTER_DB = 3.0
+
+
+def enabled(cfg) -> bool:
+  return bool(cfg.gain_db or cfg.tilt_db or cfg.warp or cfg.noise)
+
+
+def _to_db(x):
+  return (x + features.MAX_ABS_VALUE) / NORM_PER_DB + features.MIN_LEVEL_DB
+
+
+def _from_db(db):
+  x = NORM_PER_DB * (db - features.MIN_LEVEL_DB) - features.MAX_ABS_VALUE
+  return jnp.clip(x, -features.MAX_ABS_VALUE, features.MAX_ABS_VALUE)
+
+
+def _warp(x, alpha):  # [T, 80, 16], scalar -> band b reads band b / alpha
+  bands = x.shape[-2]
+  src = jnp.clip(jnp.arange(bands) / alpha, 0, bands - 1)
+  lo = jnp.floor(src).astype(jnp.int32)
+  hi = jnp.minimum(lo + 1, bands - 1)
+  w = (src - lo)[:, None]  # [80, 1]
+  return x[..., lo, :] * (1 - w) + x[..., hi, :] * w
+
+
+def augment_clip(rng, mel, cfg):
+  """[T, 80, 16] one clip's normalised log-mel windows -> the same, through
+  one random channel."""
+  k_gain, k_tilt, k_warp, k_noise, k_band = jax.random.split(rng, 5)
+  bands = mel.shape[-2]
+  db = _to_db(mel)
+  if cfg.warp:
+    alpha = jnp.exp(
+      jax.random.uniform(k_warp, (), minval=-1, maxval=1) * cfg.warp
+    )
+    db = _warp(db, alpha)
+  gain = jax.random.uniform(k_gain, (), minval=-1, maxval=1) * cfg.gain_db
+  slope = jax.random.uniform(k_tilt, (), minval=-1, maxval=1) * cfg.tilt_db
+  ramp = jnp.linspace(-0.5, 0.5, bands)[:, None]  # [80, 1]
+  db = db + gain + slope * ramp
+  if cfg.noise:
+    floor = jax.random.uniform(
+      k_noise, (), minval=cfg.noise_db_min, maxval=cfg.noise_db_max
+    )
+    floor = floor + NOISE_JITTER_DB * jax.random.normal(k_band, (bands, 1))
+    db = 10.0 * jnp.log10(10.0 ** (db / 10.0) + 10.0 ** (floor / 10.0))
+  return _from_db(db)
+
+
+def augment(rng, mel, cfg):
+  """[B, T, 80, 16] -> the same, one channel per clip."""
+  keys = jax.random.split(rng, mel.shape[0])
+  return jax.vmap(augment_clip, in_axes=(0, 0, None))(keys, mel, cfg)
