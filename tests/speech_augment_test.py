@@ -1,25 +1,23 @@
 """Speech augmentation: off is the identity, each transform does what it
 says, one channel per clip."""
 
+import os
+
 import jax
-import ml_collections
 import numpy as np
 
 from input_pipeline import features
 from saas_jax import speech_augment
+from saas_jax.engine import config_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _cfg(**kw):
-  c = dict(
-    gain_db=0.0,
-    tilt_db=0.0,
-    warp=0.0,
-    noise=False,
-    noise_db_min=-95.0,
-    noise_db_max=-70.0,
-  )
+  """The audio-driven config's settings (all off) with kw changed."""
+  c = config_lib.load(os.path.join(ROOT, "configs/audio_driven.py")).augment
   c.update(kw)
-  return ml_collections.ConfigDict(c)
+  return c
 
 
 def _mel(rng, clips=2, frames=6):
