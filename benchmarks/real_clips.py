@@ -314,7 +314,7 @@ def window(data: str) -> dict:
   }
   return {
     "shifts": by_shift,
-    # the lowest block (55-410 Hz) is below the voices; from the second up
+    # from the second block up: the lowest (55-410 Hz) holds f0 and rumble
     "tilt_db": {k: float(v[-1] - v[1]) for k, v in spectrum.items()},
     "band_db": {k: v.round(2).tolist() for k, v in spectrum.items()},
   }
