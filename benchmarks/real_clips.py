@@ -305,8 +305,7 @@ def window(data: str) -> dict:
 
   def band_db(feats):  # mean level of the 8 blocks of 10 bands, dB
     x = np.concatenate(feats).reshape(-1, 8, 20).mean((0, 2))
-    db_per_unit = -features.MIN_LEVEL_DB / (2 * features.MAX_ABS_VALUE)
-    return (x + features.MAX_ABS_VALUE) * db_per_unit + features.MIN_LEVEL_DB
+    return features.norm_to_db(x)
 
   spectrum = {
     "synthetic": band_db(train[0]),

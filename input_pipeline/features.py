@@ -122,6 +122,21 @@ def log_mel(wav: np.ndarray) -> np.ndarray:
   return np.ascontiguousarray(norm.T, dtype=np.float32)
 
 
+# log_mel's scale: norm = NORM_PER_DB * (dB - MIN_LEVEL_DB) - MAX_ABS_VALUE,
+# dB relative to REF_LEVEL_DB (-100: silence). Array-agnostic (NumPy, jax).
+NORM_PER_DB = 2 * MAX_ABS_VALUE / -MIN_LEVEL_DB
+
+
+def norm_to_db(x):
+  """log_mel values -> dB."""
+  return (x + MAX_ABS_VALUE) / NORM_PER_DB + MIN_LEVEL_DB
+
+
+def db_to_norm(db):
+  """dB -> log_mel values (unclipped)."""
+  return NORM_PER_DB * (db - MIN_LEVEL_DB) - MAX_ABS_VALUE
+
+
 @functools.cache
 def _mfcc_filterbank() -> np.ndarray:
   """HTK-mel triangles on FFT bins, as python_speech_features builds them."""

@@ -26,22 +26,11 @@ import jax.numpy as jnp
 
 from input_pipeline import features
 
-# The features' scale: norm = NORM_PER_DB * (dB - MIN_LEVEL_DB) - MAX_ABS.
-NORM_PER_DB = 2 * features.MAX_ABS_VALUE / -features.MIN_LEVEL_DB
 NOISE_JITTER_DB = 3.0
 
 
 def enabled(cfg) -> bool:
   return bool(cfg.gain_db or cfg.tilt_db or cfg.warp or cfg.noise)
-
-
-def _to_db(x):
-  return (x + features.MAX_ABS_VALUE) / NORM_PER_DB + features.MIN_LEVEL_DB
-
-
-def _from_db(db):
-  x = NORM_PER_DB * (db - features.MIN_LEVEL_DB) - features.MAX_ABS_VALUE
-  return jnp.clip(x, -features.MAX_ABS_VALUE, features.MAX_ABS_VALUE)
 
 
 def _warp(x, alpha):  # [T, 80, 16], scalar -> band b reads band b / alpha
@@ -58,7 +47,7 @@ def augment_clip(rng, mel, cfg):
   one random channel."""
   k_gain, k_tilt, k_warp, k_noise, k_band = jax.random.split(rng, 5)
   bands = mel.shape[-2]
-  db = _to_db(mel)
+  db = features.norm_to_db(mel)
   if cfg.warp:
     alpha = jnp.exp(
       jax.random.uniform(k_warp, (), minval=-1, maxval=1) * cfg.warp
@@ -74,7 +63,8 @@ def augment_clip(rng, mel, cfg):
     )
     floor = floor + NOISE_JITTER_DB * jax.random.normal(k_band, (bands, 1))
     db = 10.0 * jnp.log10(10.0 ** (db / 10.0) + 10.0 ** (floor / 10.0))
-  return _from_db(db)
+  x = features.db_to_norm(db)
+  return jnp.clip(x, -features.MAX_ABS_VALUE, features.MAX_ABS_VALUE)
 
 
 def augment(rng, mel, cfg):
