@@ -121,6 +121,8 @@ def _settings(config: dict) -> dict:
   if settings["augment"] is None:  # runs from before the option: none
     off = config_lib.load(os.path.join(ROOT, "configs/audio_driven.py"))
     settings["augment"] = off.augment.to_dict()
+  # runs from before model.mel_norm: none
+  settings["model"] = {"mel_norm": "none", **(settings["model"] or {})}
   return settings
 
 

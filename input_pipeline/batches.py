@@ -22,6 +22,7 @@ Builders and what one batch holds (B = batch size):
                       emotion's highest level (corpora with levels), else
                       another person; other: another person.
   audio_pairs         A (content, with audio): exp [B,32,64], mel [B,32,80,16],
+                      mel_mean [B,80] (features.clip_mel_mean of all of A),
                       ref_exp [B,64] (one random frame of A), label [B],
                       blink [B,32] (features.blink_ratio);
                       B (style, another person): style_exp [B,32,64],
@@ -43,6 +44,7 @@ used for audio windows must be long enough (others are not drawn).
 """
 
 import dataclasses
+import functools
 import logging
 import os
 
@@ -102,6 +104,17 @@ class ClipTable:
   mfcc_len: np.ndarray | None = None
   mfcc: np.ndarray | None = None  # [sum M, 12]
   fps: float = features.MODEL_FPS
+
+  @functools.cached_property
+  def mel_mean(self) -> np.ndarray:
+    """[N, 80] each clip's features.clip_mel_mean (zeros without audio)."""
+    out = np.zeros((self.num_clips, features.NUM_MELS), np.float32)
+    for c in np.flatnonzero((self.mel_len > 0) & (self.length > 0)):
+      mel = self.mel[self.mel_start[c] : self.mel_start[c] + self.mel_len[c]]
+      out[c] = features.clip_mel_mean(
+        features.mel_windows(mel, self.length[c], self.fps)
+      )
+    return out
 
   @property
   def num_clips(self) -> int:
@@ -497,6 +510,7 @@ def _pairs(local, partners, n, rng, with_audio=True, window=STYLE_WINDOW):
     idx = np.clip(idx, 0, local.mel_len[clips][:, None, None] - 1)
     mel = local.mel[local.mel_start[clips][:, None, None] + idx]  # [n,W,16,80]
     batch["mel"] = np.swapaxes(mel, 2, 3)
+    batch["mel_mean"] = local.mel_mean[clips]  # [n, 80] of the whole clip
     batch["blink"] = np.stack(
       [features.blink_ratio(rng, window) for _ in clips]
     )

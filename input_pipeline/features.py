@@ -203,6 +203,15 @@ def mel_windows(
   return np.swapaxes(mel[idx], 1, 2)  # [n, 16, 80] -> [n, 80, 16]
 
 
+def clip_mel_mean(windows: np.ndarray) -> np.ndarray:
+  """[T, 80, 16] one clip's mel windows -> [80], each band's mean over them:
+  what an audio-driven model with mel_norm="clip_mean" subtracts from every
+  window (cepstral mean normalisation on log-mel: a fixed channel, a level,
+  a spectral tilt or a microphone, adds one constant per band to every
+  frame, and the subtraction cancels it)."""
+  return np.asarray(windows, np.float32).mean((0, 2))
+
+
 def mfcc_windows(
   feats: np.ndarray, num_frames: int, fps: float = MODEL_FPS, start: int = 0
 ) -> np.ndarray:

@@ -42,32 +42,52 @@ def _warp(x, alpha):  # [T, 80, 16], scalar -> band b reads band b / alpha
   return x[..., lo, :] * (1 - w) + x[..., hi, :] * w
 
 
-def augment_clip(rng, mel, cfg):
-  """[T, 80, 16] one clip's normalised log-mel windows -> the same, through
-  one random channel."""
+def _channel(rng, cfg, bands: int) -> dict:
+  """One random channel: warp factor, level, per-band tilt, noise floor."""
   k_gain, k_tilt, k_warp, k_noise, k_band = jax.random.split(rng, 5)
-  bands = mel.shape[-2]
-  db = features.norm_to_db(mel)
+  ch = {}
   if cfg.warp:
-    alpha = jnp.exp(
+    ch["alpha"] = jnp.exp(
       jax.random.uniform(k_warp, (), minval=-1, maxval=1) * cfg.warp
     )
-    db = _warp(db, alpha)
   gain = jax.random.uniform(k_gain, (), minval=-1, maxval=1) * cfg.gain_db
   slope = jax.random.uniform(k_tilt, (), minval=-1, maxval=1) * cfg.tilt_db
   ramp = jnp.linspace(-0.5, 0.5, bands)[:, None]  # [80, 1]
-  db = db + gain + slope * ramp
+  ch["gain"], ch["tilt"] = gain, slope * ramp
   if cfg.noise:
     floor = jax.random.uniform(
       k_noise, (), minval=cfg.noise_db_min, maxval=cfg.noise_db_max
     )
-    floor = floor + NOISE_JITTER_DB * jax.random.normal(k_band, (bands, 1))
-    db = 10.0 * jnp.log10(10.0 ** (db / 10.0) + 10.0 ** (floor / 10.0))
+    ch["floor"] = floor + NOISE_JITTER_DB * jax.random.normal(
+      k_band, (bands, 1)
+    )
+  return ch
+
+
+def _through(x, ch):
+  """[..., 80, W] normalised log-mel -> the same, through channel ch."""
+  db = features.norm_to_db(x)
+  if "alpha" in ch:
+    db = _warp(db, ch["alpha"])
+  db = db + ch["gain"] + ch["tilt"]
+  if "floor" in ch:
+    db = 10.0 * jnp.log10(10.0 ** (db / 10.0) + 10.0 ** (ch["floor"] / 10.0))
   x = features.db_to_norm(db)
   return jnp.clip(x, -features.MAX_ABS_VALUE, features.MAX_ABS_VALUE)
 
 
-def augment(rng, mel, cfg):
-  """[B, T, 80, 16] -> the same, one channel per clip."""
+def augment_clip(rng, mel, mel_mean, cfg):
+  """One clip's normalised log-mel windows [T, 80, 16] and its band means
+  [80] (features.clip_mel_mean of the whole clip) -> both through one random
+  channel (the means as a one-step window: exact for the level, tilt and
+  warp, close for the noise floor)."""
+  ch = _channel(rng, cfg, mel.shape[-2])
+  return _through(mel, ch), _through(mel_mean[:, None], ch)[:, 0]
+
+
+def augment(rng, mel, mel_mean, cfg):
+  """[B, T, 80, 16], [B, 80] -> the same, one channel per clip."""
   keys = jax.random.split(rng, mel.shape[0])
-  return jax.vmap(augment_clip, in_axes=(0, 0, None))(keys, mel, cfg)
+  return jax.vmap(augment_clip, in_axes=(0, 0, 0, None))(
+    keys, mel, mel_mean, cfg
+  )

@@ -144,6 +144,10 @@ def test_audio_pairs(data):
     clip_mel = t.mel[t.mel_start[a] : t.mel_start[a] + t.mel_len[a]]
     expected = features.mel_windows(clip_mel, 32, 25.0, start=first)
     np.testing.assert_array_equal(b["mel"][k], expected)
+    # mel_mean: the band means of all of A's windows, not of this window's
+    whole = features.mel_windows(clip_mel, int(t.length[a]), 25.0)
+    np.testing.assert_allclose(b["mel_mean"][k], whole.mean((0, 2)), 1e-5)
+  assert np.abs(b["mel_mean"] - b["mel"].mean((1, 3))).max() > 1e-3
   # The short clip is never an audio anchor (its windows would be fake audio).
   assert 20 not in {t.length[_clip_of(w)] for w in b["exp"]}
 

@@ -9,7 +9,9 @@
 Audio-driven runs read `mel` ([T, 80, 16] per-frame windows from
 input_pipeline.features.mel_windows, as in training) and the source's first
 expression frame (the reference expression, as the official inference
-takes it); video-driven runs read the source expression sequence itself.
+takes it; a run with mel_norm="clip_mean" subtracts the whole utterance's
+band means, features.clip_mel_mean); video-driven runs read the source
+expression sequence itself.
 Either way the source's own 32-frame windows give the source style s_src.
 
 The utterance runs in chunks of `chunk` frames with the adapter's LSTM state
@@ -25,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from input_pipeline.features import clip_windows
+from input_pipeline import features
 from saas_jax.errors import DataError, check_frames
 from saas_jax.inference import runs
 from saas_jax.models import builders
@@ -47,7 +49,7 @@ def style_windows(what: str, exp, warn: bool = True) -> np.ndarray:
       "window; mirrored to length",
       stacklevel=3,
     )
-  return clip_windows(exp, WINDOW, WINDOW // 2)
+  return features.clip_windows(exp, WINDOW, WINDOW // 2)
 
 
 def check_code(what: str, code, size: int) -> np.ndarray:
@@ -194,7 +196,7 @@ class Stylizer:
     style_code = check_code("style_code", style_code, s_src.shape[0])
     return source_exp, mel, blink, num_frames, s_src, style_code
 
-  def _source(self, source_exp, mel, blink, start, stop, size):
+  def _source(self, source_exp, mel, mel_mean, blink, start, stop, size):
     """The content input of frames [start, stop), padded to `size`."""
     pad = size - (stop - start)
 
@@ -208,6 +210,7 @@ class Stylizer:
       return {"exp": take(source_exp)}
     return {
       "mel": take(mel),
+      "mel_mean": jnp.asarray(mel_mean[None]),
       "ref_exp": jnp.asarray(source_exp[None, 0]),
       "blink": take(blink),
     }
@@ -238,6 +241,8 @@ class Stylizer:
     if source_code is not None:
       s_src = check_code("source_code", source_code, s_src.shape[0])
     s_src, s_t = jnp.asarray(s_src[None]), jnp.asarray(s_t[None])
+    # of the whole utterance, whatever the chunks (mel_norm="clip_mean")
+    mel_mean = None if mel is None else features.clip_mel_mean(mel)
     carry = None
     for start in range(0, t, self.chunk):
       stop = min(t, start + self.chunk)
@@ -246,7 +251,7 @@ class Stylizer:
         if stop - start == self.chunk
         else bucket(stop - start, self.chunk)
       )
-      source = self._source(source_exp, mel, blink, start, stop, size)
+      source = self._source(source_exp, mel, mel_mean, blink, start, stop, size)
       exp, carry = self._step(
         self.variables, source, s_src, s_t, carry, canonical_only
       )

@@ -136,6 +136,7 @@ def motion_generator_model(
     hyper_norm=m.get("hyper_norm", "batch"),  # runs from before it
     decoder_dims=tuple(m["decoder_dims"]),
     decoder_style=m.get("decoder_style", True),  # runs from before it
+    mel_norm=m.get("mel_norm", "none"),  # runs from before it
   )
 
 

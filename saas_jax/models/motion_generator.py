@@ -14,6 +14,8 @@ import flax.linen as nn
 
 from saas_jax.models import audio_encoder, motion_decoder, residual_adapter
 
+MEL_NORMS = ("none", "clip_mean")
+
 
 class MotionGenerator(nn.Module):
   driver: str = "audio"  # "audio": E_a over mel; "video": E_v over exp
@@ -26,6 +28,9 @@ class MotionGenerator(nn.Module):
   hyper_norm: str = "batch"
   decoder_dims: tuple[int, ...] = (480, 720, 1080)
   decoder_style: bool = True  # False: D(y) without s_t
+  # "clip_mean": every mel window minus source["mel_mean"], its clip's
+  # per-band mean (features.clip_mel_mean); "none": as is (official)
+  mel_norm: str = "none"
 
   def setup(self):
     if self.driver == "audio":
@@ -36,6 +41,8 @@ class MotionGenerator(nn.Module):
       self.encoder = audio_encoder.VideoEncoder()
     else:
       raise ValueError(f"driver must be 'audio' or 'video', not {self.driver}")
+    if self.mel_norm not in MEL_NORMS:
+      raise ValueError(f"mel_norm must be one of {MEL_NORMS}: {self.mel_norm}")
     self.adapter = residual_adapter.ResidualAdapter(
       self.hidden,
       hyperstyle=self.hyperstyle,
@@ -48,12 +55,19 @@ class MotionGenerator(nn.Module):
     )
 
   def content(self, source: dict, s_src, train: bool = False):
-    """audio: source = {mel [B,T,80,16], ref_exp [B,64], blink [B,T]};
+    """audio: source = {mel [B,T,80,16], ref_exp [B,64], blink [B,T],
+    mel_mean [B,80] (read with mel_norm="clip_mean")};
     video: source = {exp [B,T,64]}  ->  z [B, T, 64]."""
     if self.driver == "audio":
-      return self.encoder(
-        source["mel"], source["ref_exp"], source["blink"], s_src, train
-      )
+      mel = source["mel"]
+      if self.mel_norm == "clip_mean":
+        if "mel_mean" not in source:
+          raise ValueError(
+            'mel_norm="clip_mean" needs source["mel_mean"] [B, 80], '
+            "features.clip_mel_mean of each clip's windows"
+          )
+        mel = mel - source["mel_mean"][:, None, :, None]
+      return self.encoder(mel, source["ref_exp"], source["blink"], s_src, train)
     return self.encoder(source["exp"], s_src)
 
   def stylize(

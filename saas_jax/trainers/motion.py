@@ -67,7 +67,7 @@ import ml_collections
 import numpy as np
 
 from input_pipeline import batches as batches_lib
-from input_pipeline import default_data
+from input_pipeline import default_data, features
 from saas_jax import face_model as face_lib
 from saas_jax import losses, speech_augment
 from saas_jax.engine import data as data_lib
@@ -146,7 +146,8 @@ def style_codes(nets: Nets, frozen, exp, cfg, quantize: bool | None = None):
 
 def source_inputs(batch, driver: str) -> dict:
   if driver == "audio":
-    return {k: batch[k] for k in ("mel", "ref_exp", "blink")}
+    keys = ("mel", "ref_exp", "blink", "mel_mean")
+    return {k: batch[k] for k in keys if k in batch}
   return {"exp": batch["exp"]}
 
 
@@ -306,10 +307,10 @@ def train_step(state, batch, rng):
   rng draws the speech augmentation (audio, when config.augment asks)."""
   nets, cfg = state.apply_fn, state.cfg
   if "mel" in batch and speech_augment.enabled(cfg.augment):
-    batch = {
-      **batch,
-      "mel": speech_augment.augment(rng, batch["mel"], cfg.augment),
-    }
+    mel, mel_mean = speech_augment.augment(
+      rng, batch["mel"], batch["mel_mean"], cfg.augment
+    )
+    batch = {**batch, "mel": mel, "mel_mean": mel_mean}
   frozen = state.extra["frozen"]
   stats = state.extra.get("batch_stats", {})
   real = jnp.concatenate(
@@ -464,10 +465,13 @@ def transfer(
     source = {}
     if driver == "audio":
       mel = np.zeros((len(idx), bucket, 80, 16), np.float32)
+      mel_mean = np.zeros((len(idx), 80), np.float32)
       for k, i in enumerate(idx):
         mel[k, : lengths[i]] = pairs[i].mel
+        mel_mean[k] = features.clip_mel_mean(mel[k, : lengths[i]])
       source = {
         "mel": mel,
+        "mel_mean": mel_mean,
         "ref_exp": np.stack([pairs[i].content[0] for i in idx]),
         "blink": np.zeros((len(idx), bucket), np.float32),
       }
@@ -554,6 +558,7 @@ def init_variables(nets: Nets, rng, style_dim: int) -> dict:
   exp = jnp.zeros((b, WINDOW, 64))
   source = {
     "mel": jnp.zeros((b, WINDOW, 80, 16)),
+    "mel_mean": jnp.zeros((b, 80)),
     "ref_exp": jnp.zeros((b, 64)),
     "blink": jnp.zeros((b, WINDOW)),
     "exp": exp,
