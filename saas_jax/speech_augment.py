@@ -80,7 +80,8 @@ def augment_clip(rng, mel, mel_mean, cfg):
   """One clip's normalised log-mel windows [T, 80, 16] and its band means
   [80] (features.clip_mel_mean of the whole clip) -> both through one random
   channel (the means as a one-step window: exact for the level, tilt and
-  warp, close for the noise floor)."""
+  warp where nothing reaches the features' clipping at +-4, close for the
+  noise floor)."""
   ch = _channel(rng, cfg, mel.shape[-2])
   return _through(mel, ch), _through(mel_mean[:, None], ch)[:, 0]
 
