@@ -21,7 +21,9 @@ speech  the audio-driven run (RUNS/audio_driven) on each source clip's real
         and lip gap rendered in memory) against the same regression
         fitted on the other real clips. Each figure is also given at the
         clip's best lag within +-6 frames (the clips' audio-video offsets
-        differ).
+        differ), and the medians over clips at each lag say when the
+        generated mouth moves against the real one and against the speech
+        envelope (median_model_by_lag, median_model_envelope_by_lag).
 style   the style run (RUNS/style_vqvae) on every real clip long enough for
         two 32-frame halves: how often a clip's first half retrieves its
         second half among all second halves, with style codes (the mean
@@ -199,6 +201,12 @@ def speech(runs: str, data: str) -> dict:
     per_clip[name] = {
       "model": lip_sync.correlation(gen_gap, real_gap),
       "model_best_lag": _best_lag(gen_gap, real_gap),
+      "model_by_lag": [
+        lip_sync.correlation(gen_gap, real_gap, k) for k in LAGS
+      ],
+      "model_envelope_by_lag": [
+        lip_sync.correlation(env, gen_gap, k) for k in LAGS
+      ],
       "mel_readout_synthetic": lip_sync.correlation(readout, real_gap),
       "mel_readout_synthetic_best_lag": _best_lag(readout, real_gap),
       "rms_envelope_by_lag": [
@@ -224,6 +232,17 @@ def speech(runs: str, data: str) -> dict:
   # the sound it makes): a stronger baseline than at lag 0.
   by_lag = np.median([c["rms_envelope_by_lag"] for c in per_clip.values()], 0)
   best = int(np.argmax(by_lag))
+  # When the generated mouth moves: model_by_lag[k] is the generated gap k
+  # frames later against the real gap (a peak at k > 0: it moves late);
+  # model_envelope_by_lag[k] the envelope k frames later against the
+  # generated gap, as rms_envelope_by_lag for the real one (k > 0: the
+  # mouth moves before the sound).
+  timing = {
+    f"median_{key}": np.median([c.pop(key) for c in per_clip.values()], 0)
+    .round(4)
+    .tolist()
+    for key in ("model_by_lag", "model_envelope_by_lag")
+  }
   for c in per_clip.values():
     c["rms_envelope_best_lag"] = max(c["rms_envelope_by_lag"])
     c["rms_envelope"] = c.pop("rms_envelope_by_lag")[best]
@@ -243,6 +262,8 @@ def speech(runs: str, data: str) -> dict:
     **medians,
     "median_rms_envelope": float(by_lag[best]),
     "rms_envelope_lag_frames": LAGS[best],
+    "lags": LAGS,
+    **timing,
     "clips": per_clip,
   }
 
