@@ -10,9 +10,9 @@ _ROOT = pathlib.Path(__file__).parent
 def _requirements():
   lines = (_ROOT / "requirements.txt").read_text().splitlines()
   reqs = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
-  # Test and lint tools (with the notebook runner), Beam and the converters'
-  # torch are installed by requirements.txt (the development install), not
-  # by the package.
+  # Test and lint tools (with the notebook runner), Beam, eSpeak NG and the
+  # converters' torch are installed by requirements.txt (the development
+  # install), not by the package.
   dev_only = (
     "pytest",
     "ruff",
@@ -22,6 +22,7 @@ def _requirements():
     "nbclient",
     "nbformat",
     "ipykernel",
+    "espeakng-loader",
   )
   return [r for r in reqs if not r.startswith(dev_only)]
 
@@ -47,6 +48,8 @@ setuptools.setup(
     # Converting PyTorch checkpoints (PIRender, official SAAS, SadTalker):
     # python -m saas_jax.convert.
     "torch": ["torch==2.13.0", "safetensors==0.8.0"],
+    # The synthetic corpus's eSpeak NG voices (--speech espeak; GPL-3.0).
+    "espeak": ["espeakng-loader==0.2.4"],
     # Building very large corpora with Apache Beam.
     "beam": ["apache-beam==2.77.0"],
   },

@@ -2,7 +2,7 @@
 input_pipeline.synthetic.realism against the StyleTalk sample clips.
 
   python benchmarks/realism.py [--data ../shared/data/styletalk]
-      [--preset small] [--seeds 0] [--space real]
+      [--preset small] [--seeds 0] [--space real] [--speech source_filter]
 
 Prints the balanced accuracy of a logistic regression telling 32-frame
 windows of real clips from synthetic ones (clips held out; 0.5 =
@@ -42,21 +42,36 @@ def main():
     choices=("semantic", "real"),
     help="the generator's coefficient layout (real: calibrated)",
   )
+  ap.add_argument(
+    "--speech",
+    default="source_filter",
+    choices=("source_filter", "espeak"),
+    help="whose phone timing the faces follow (espeak: eSpeak NG's)",
+  )
   args = ap.parse_args()
   t0 = time.perf_counter()
   real = realism.real_clips(args.data)
   frames = sum(len(c.exp) for c in real)
-  report = {"space": args.space, "preset": args.preset, "seeds": {}}
+  report = {
+    "space": args.space,
+    "speech": args.speech,
+    "preset": args.preset,
+    "seeds": {},
+  }
   for seed in (int(s) for s in args.seeds.split(",")):
     synth = realism.synthetic_clips(
-      args.preset, seed, num_frames=frames, space=args.space
+      args.preset,
+      seed,
+      num_frames=frames,
+      space=args.space,
+      speech_engine=args.speech,
     )
     report["seeds"][seed] = realism.two_sample(real, synth)
     if args.space == "real":
       from input_pipeline.synthetic import corpus
 
       utt = {
-        s.id: corpus.clip_utterance(seed, s)
+        s.id: corpus.clip_utterance(seed, s, args.speech)
         for s in corpus.plan_corpus(args.preset)
       }
       closed, opened = realism.lip_gaps_by_phone(

@@ -4,7 +4,8 @@ Real corpora (MEAD, HDTF) cannot ship, so this package writes one in the same
 on-disk formats, from nothing but a seed:
 
   python -m input_pipeline.synthetic --out_dir D --preset {tiny,small,full}
-      [--seed 0] [--space {real,semantic}] [--workers N] [--quiet]
+      [--seed 0] [--space {real,semantic}] [--speech {source_filter,espeak}]
+      [--workers N] [--quiet]
 
 Coefficient space (generator version 2). The corpus writes expressions in
 Deep3DFaceRecon's 64-d Basel expression space (--space real, the default),
@@ -14,6 +15,13 @@ clips (real_space.py, calibrate.py; README, Data), so that what trains on
 the corpus reads real style clips and its output renders with PIRender.
 --space semantic writes version 1's own layout, where each coefficient has
 a meaning of its own (the layout described below; motion.py).
+
+Speech. The default voices are speech.py's source-filter model (below).
+--speech espeak has eSpeak NG speak each clip's planned phones instead
+(espeak.py; `pip install espeakng-loader`, GPL-3.0, not installed by the
+package): its own durations, intonation and voice variants, and the face
+follows the phone timing eSpeak reports, so manifest phones, audio and
+expression agree. corpus_info.json records the choice ("speech").
 
 It is also where the paper's claims are measured: here we know what person
 A's sentence looks like when said in person B's style (the style-transfer
@@ -40,8 +48,9 @@ Corpus
   (relative to out_dir) and phones [[label, start s, end s], ...] (ARPAbet;
   vowels carry a stress digit, AA1 / AA0, that base_phone strips; times are
   whole milliseconds and tile the clip from 0 to num_frames / 25).
-  corpus_info.json: preset, seed, generator_version, space, counts and seconds per
-  split, persons, test_persons, emotions, levels, total_seconds, complete.
+  corpus_info.json: preset, seed, generator_version, space, speech, counts
+  and seconds per split, persons, test_persons, emotions, levels,
+  total_seconds, complete.
   style_transfer/pairs.jsonl (content_id, style_id, target_path, num_frames)
   and style_transfer/<content_id>__<style_id>.npy, float32 [T, 64]: for every
   test / test_person clip A, a test / test_person clip B of another person,
@@ -50,7 +59,7 @@ Corpus
   Same seed, same bytes, for any --workers (on one platform: float rounding
   of other numpy/BLAS builds may differ). Every file is written atomically;
   re-running completes an interrupted corpus (existing clips are skipped);
-  an out_dir holding another preset/seed/version/space is refused.
+  an out_dir holding another preset/seed/version/space/speech is refused.
 
 The generative model (what a model trained on it must learn)
   Style = (person, emotion, level); `style_for(seed, person, emotion, level)`

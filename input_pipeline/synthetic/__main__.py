@@ -1,5 +1,5 @@
 """python -m input_pipeline.synthetic --out_dir D --preset small --seed 0
-[--space real]"""
+[--space real] [--speech source_filter|espeak]"""
 
 import argparse
 import os
@@ -29,6 +29,14 @@ def main(argv=None) -> int:
     "calibrated on real clips) or semantic (the generator's own, version 1)",
   )
   parser.add_argument(
+    "--speech",
+    default=corpus.DEFAULT_SPEECH,
+    choices=corpus.SPEECH_ENGINES,
+    help="the voices: source_filter (speech.py, the default data's) or "
+    "espeak (eSpeak NG, needs pip install espeakng-loader; the face follows "
+    "its phone timing)",
+  )
+  parser.add_argument(
     "--workers",
     type=int,
     default=os.cpu_count() or 1,
@@ -49,8 +57,9 @@ def main(argv=None) -> int:
       workers=args.workers,
       progress=not args.quiet,
       space=args.space,
+      speech_engine=args.speech,
     )
-  except DataError as e:
+  except (DataError, ImportError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:

@@ -30,7 +30,7 @@ import numpy as np
 import soundfile
 
 from input_pipeline import io as io_lib
-from input_pipeline.synthetic import motion, speech, styles
+from input_pipeline.synthetic import espeak, motion, speech, styles
 from saas_jax.errors import DataError
 
 GENERATOR_VERSION = "2"
@@ -39,6 +39,10 @@ GENERATOR_VERSION = "2"
 # own layout, version 1's corpus: motion.py).
 SPACES = ("real", "semantic")
 DEFAULT_SPACE = "real"
+# The speech: speech.py's source-filter voices, or eSpeak NG (espeak.py;
+# the espeakng-loader wheel), whose phone timing the face then follows.
+SPEECH_ENGINES = ("source_filter", "espeak")
+DEFAULT_SPEECH = "source_filter"
 SPLITS = ("train", "val", "test", "test_person")
 _INFO = "corpus_info.json"
 _MANIFEST = "manifest.jsonl"
@@ -144,13 +148,30 @@ def clip_style(seed: int, spec: ClipSpec) -> styles.Style:
   return styles.style_for(seed, spec.person, spec.emotion, spec.level)
 
 
-def clip_utterance(seed: int, spec: ClipSpec) -> speech.Utterance:
-  """The clip's sentence and phone timing (cheap; no audio)."""
+def clip_utterance(
+  seed: int, spec: ClipSpec, speech_engine: str = DEFAULT_SPEECH
+) -> speech.Utterance:
+  """The clip's sentence and phone timing (cheap: no audio, except that
+  eSpeak's timing is known only once it has spoken, a few ms)."""
+  return _speak(seed, spec, speech_engine, audio=False)[0]
+
+
+def _speak(seed: int, spec: ClipSpec, speech_engine: str, audio: bool):
+  """(Utterance, [num_samples] float32 wav or None)."""
   style = clip_style(seed, spec)
   length = styles.rng_for(seed, "clip", spec.id, "length")
   target = 3.0 + 5.0 * length.beta(1.2, 4.0)
   rng = styles.rng_for(seed, "clip", spec.id, "plan")
-  return speech.plan_utterance(rng, style.rate, target)
+  plan = speech.plan_utterance(rng, style.rate, target)
+  rng = styles.rng_for(seed, "clip", spec.id, "audio")
+  if speech_engine == "espeak":
+    utt, wav = espeak.synthesize(plan, style, rng)
+    return utt, wav if audio else None
+  if speech_engine != "source_filter":
+    raise ValueError(
+      f"speech_engine must be one of {SPEECH_ENGINES}, not {speech_engine!r}"
+    )
+  return plan, speech.synthesize(plan, style, rng) if audio else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,11 +190,16 @@ class Clip:
 
 
 def render_clip(
-  seed: int, spec: ClipSpec, *, audio: bool = True, space: str = DEFAULT_SPACE
+  seed: int,
+  spec: ClipSpec,
+  *,
+  audio: bool = True,
+  space: str = DEFAULT_SPACE,
+  speech_engine: str = DEFAULT_SPEECH,
 ) -> Clip:
-  """Renders one clip in memory (audio=False skips the speech synthesis)."""
+  """Renders one clip in memory (audio=False: no wav in the Clip)."""
   style = clip_style(seed, spec)
-  utt = clip_utterance(seed, spec)
+  utt, wav = _speak(seed, spec, speech_engine, audio)
   phones = utt.phones()
   num_frames = utt.num_frames
   exp = motion.render_expression(
@@ -205,10 +231,6 @@ def render_clip(
   params[:, 2] = s
   params[:, 3] = tx + 20.0 * moved[:, 0]
   params[:, 4] = ty - 20.0 * moved[:, 1]
-  wav = None
-  if audio:
-    rng = styles.rng_for(seed, "clip", spec.id, "audio")
-    wav = speech.synthesize(utt, style, rng)
   return Clip(spec, utt, exp, pose, coeff, params, wav)
 
 
@@ -273,10 +295,11 @@ def transfer_target(
   content: ClipSpec,
   style_clip: ClipSpec,
   space: str = DEFAULT_SPACE,
+  speech_engine: str = DEFAULT_SPEECH,
 ) -> np.ndarray:
   """[T, 64] what content's phone timing looks like in style_clip's style,
   stochastic parts off (exactly render_expression(..., rng=None))."""
-  utt = clip_utterance(seed, content)
+  utt = clip_utterance(seed, content, speech_engine)
   style = clip_style(seed, style_clip)
   return motion.render_expression(
     utt.phones(), style, utt.num_frames, space=space
@@ -300,7 +323,10 @@ def noise_free_expressions(out_dir: str, clip_ids) -> list[np.ndarray]:
   if missing:
     raise DataError(out_dir, f"lists no clip {missing[0]!r}")
   seed, space = info["seed"], info.get("space", "semantic")
-  return [transfer_target(seed, specs[c], specs[c], space) for c in clip_ids]
+  engine = info.get("speech", DEFAULT_SPEECH)
+  return [
+    transfer_target(seed, specs[c], specs[c], space, engine) for c in clip_ids
+  ]
 
 
 def npy_bytes(arr: np.ndarray) -> bytes:
@@ -317,16 +343,16 @@ def npy_bytes(arr: np.ndarray) -> bytes:
 def _write_shard(task) -> tuple[list[dict], int]:
   """Renders the clips of one shard (one style) that are missing; returns
   the shard's manifest records and its clip count."""
-  out_dir, seed, space, shard = task
+  out_dir, seed, space, engine, shard = task
   records = []
   for spec in shard:
-    utt = clip_utterance(seed, spec)
+    utt = clip_utterance(seed, spec, engine)
     records.append(manifest_record(spec, utt))
     wav_path = os.path.join(out_dir, spec.audio_path)
     mat_path = os.path.join(out_dir, spec.coeff_path)
     if os.path.isfile(mat_path) and _wav_complete(wav_path, utt.num_samples):
       continue
-    clip = render_clip(seed, spec, space=space)
+    clip = render_clip(seed, spec, space=space, speech_engine=engine)
     os.makedirs(os.path.dirname(wav_path), exist_ok=True)
     io_lib.save_coefficients_mat(
       mat_path, clip.coeff, clip.transform_params, fps=speech.FPS
@@ -336,12 +362,12 @@ def _write_shard(task) -> tuple[list[dict], int]:
 
 
 def _write_pairs(task) -> tuple[list[dict], int]:
-  out_dir, seed, space, pairs = task
+  out_dir, seed, space, engine, pairs = task
   records = []
   for a, b in pairs:
     rel = pair_file(a.id, b.id)
     path = os.path.join(out_dir, rel)
-    utt = clip_utterance(seed, a)
+    utt = clip_utterance(seed, a, engine)
     records.append(
       {
         "content_id": a.id,
@@ -352,7 +378,7 @@ def _write_pairs(task) -> tuple[list[dict], int]:
     )
     if not os.path.isfile(path):
       io_lib.atomic_write_bytes(
-        path, npy_bytes(transfer_target(seed, a, b, space))
+        path, npy_bytes(transfer_target(seed, a, b, space, engine))
       )
   return records, 0
 
@@ -384,7 +410,11 @@ def _read_info(out_dir: str) -> dict | None:
 
 
 def check_out_dir(
-  out_dir: str, preset: str, seed: int, space: str = DEFAULT_SPACE
+  out_dir: str,
+  preset: str,
+  seed: int,
+  space: str = DEFAULT_SPACE,
+  speech_engine: str = DEFAULT_SPEECH,
 ) -> None:
   """Refuses a directory that holds something other than this corpus."""
   if not os.path.exists(out_dir):
@@ -405,16 +435,17 @@ def check_out_dir(
     info.get("seed"),
     info.get("generator_version"),
     info.get("space", "semantic"),  # version 1 wrote no space
+    info.get("speech", DEFAULT_SPEECH),  # written since the espeak option
   )
-  ours = (preset, seed, GENERATOR_VERSION, space)
+  ours = (preset, seed, GENERATOR_VERSION, space, speech_engine)
   if theirs != ours:
     raise DataError(
       out_dir,
       f"holds a synthetic corpus with preset={theirs[0]!r}, seed={theirs[1]}, "
-      f"generator_version={theirs[2]!r}, space={theirs[3]!r}; refusing to "
-      f"mix it with preset={preset!r}, seed={seed}, generator_version="
-      f"{GENERATOR_VERSION!r}, space={space!r} (choose another --out_dir "
-      "or delete it)",
+      f"generator_version={theirs[2]!r}, space={theirs[3]!r}, speech="
+      f"{theirs[4]!r}; refusing to mix it with preset={preset!r}, seed={seed}, "
+      f"generator_version={GENERATOR_VERSION!r}, space={space!r}, speech="
+      f"{speech_engine!r} (choose another --out_dir or delete it)",
     )
 
 
@@ -456,6 +487,7 @@ def generate_corpus(
   workers: int | None = None,
   progress: bool = True,
   space: str = DEFAULT_SPACE,
+  speech_engine: str = DEFAULT_SPEECH,
 ) -> dict:
   """Writes (or completes) a corpus; returns its corpus_info dict.
 
@@ -469,7 +501,13 @@ def generate_corpus(
   seed = int(seed)
   if space not in SPACES:
     raise ValueError(f"space must be one of {SPACES}, not {space!r}")
-  check_out_dir(out_dir, p.name, seed, space)
+  if speech_engine not in SPEECH_ENGINES:
+    raise ValueError(
+      f"speech_engine must be one of {SPEECH_ENGINES}, not {speech_engine!r}"
+    )
+  if speech_engine == "espeak":
+    espeak.require()
+  check_out_dir(out_dir, p.name, seed, space, speech_engine)
   os.makedirs(os.path.join(out_dir, _PAIRS_DIR), exist_ok=True)
   base_info = {
     "generator": "input_pipeline.synthetic",
@@ -477,6 +515,7 @@ def generate_corpus(
     "preset": p.name,
     "seed": seed,
     "space": space,
+    "speech": speech_engine,
   }
   io_lib.atomic_write_bytes(
     os.path.join(out_dir, _INFO),
@@ -490,10 +529,11 @@ def generate_corpus(
     shards.setdefault(spec.style_dir, []).append(spec)
   pairs = style_transfer_pairs(specs, seed, p.pairs_per_content)
   tasks = [
-    ("clips", (out_dir, seed, space, shard)) for shard in shards.values()
+    ("clips", (out_dir, seed, space, speech_engine, shard))
+    for shard in shards.values()
   ]
   tasks += [
-    ("pairs", (out_dir, seed, space, pairs[i : i + 64]))
+    ("pairs", (out_dir, seed, space, speech_engine, pairs[i : i + 64]))
     for i in range(0, len(pairs), 64)
   ]
 

@@ -60,10 +60,12 @@ def synthetic_clips(
   seed: int = 0,
   num_frames: int | None = None,
   space: str = "semantic",
+  speech_engine: str = "source_filter",
 ) -> list[Clip]:
   """Clips of a synthetic preset, rendered in memory (no audio) as the
-  corpus renders them, in `space` (motion.render_expression), spread over
-  its persons and emotions, until `num_frames` frames (all when None)."""
+  corpus renders them, in `space` (motion.render_expression), with the
+  phone timing of `speech_engine`'s voices, spread over its persons and
+  emotions, until `num_frames` frames (all when None)."""
   from input_pipeline.synthetic import corpus, motion, styles
 
   specs = corpus.plan_corpus(preset)
@@ -72,7 +74,7 @@ def synthetic_clips(
   for i in order:
     spec = specs[i]
     style = corpus.clip_style(seed, spec)
-    utt = corpus.clip_utterance(seed, spec)
+    utt = corpus.clip_utterance(seed, spec, speech_engine)
     phones, t = utt.phones(), utt.num_frames
 
     def rng(part, spec=spec):
