@@ -195,11 +195,13 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       c.augment.update(gain_db=6.0, tilt_db=15.0, warp=0.1)
     elif ablation == "mel_mean":
       c.model.mel_norm = "clip_mean"
+    elif ablation == "espeak":  # the default data spoken by eSpeak NG
+      c.data.speech = "espeak"
     else:
       raise ValueError(
         f"unknown ablation '{ablation}' (no_hyperstyle, no_style_branch, "
         "continuous, unstyled_decoder, styled_decoder, hyper_layernorm, "
         "style_stats, no_stats, style_stats_raw, lr_cosine, lr_constant, "
-        "augment, mel_mean)"
+        "augment, mel_mean, espeak)"
       )
   return c

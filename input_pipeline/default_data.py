@@ -9,6 +9,8 @@ progress shown) into $SAAS_JAX_CACHE, else ~/.cache/saas_jax:
 The folder names carry the generator version: a new generator makes new
 data beside the old (version 1 wrote its own coefficient layout; version 2
 writes Deep3DFaceRecon's expression space, see input_pipeline/synthetic).
+With speech="espeak" (config.data.speech) the same corpus spoken by eSpeak
+NG goes to folders ending in _espeak.
 
 A file lock makes concurrent first uses (several processes) wait for one.
 """
@@ -20,6 +22,7 @@ import sys
 
 PRESET = "small"
 SEED = 0
+SPEECH = "source_filter"  # input_pipeline.synthetic.corpus.DEFAULT_SPEECH
 
 
 def cache_dir() -> str:
@@ -29,28 +32,34 @@ def cache_dir() -> str:
   )
 
 
-def corpus_dir(preset: str = PRESET, seed: int = SEED) -> str:
+def corpus_dir(
+  preset: str = PRESET, seed: int = SEED, speech: str = SPEECH
+) -> str:
   """Where the default corpus itself (wav, .mat, style-transfer pairs) is."""
-  return os.path.join(cache_dir(), f"synthetic_{preset}_seed{seed}{_version()}")
+  name = f"synthetic_{preset}_seed{seed}{_suffix(speech)}"
+  return os.path.join(cache_dir(), name)
 
 
-def _version() -> str:
+def _suffix(speech: str) -> str:
   from input_pipeline.synthetic.corpus import GENERATOR_VERSION
 
-  return f"_v{GENERATOR_VERSION}"
+  return f"_v{GENERATOR_VERSION}" + ("" if speech == SPEECH else f"_{speech}")
 
 
-def ensure(preset: str = PRESET, seed: int = SEED) -> tuple[str, str]:
+def ensure(
+  preset: str = PRESET, seed: int = SEED, speech: str = SPEECH
+) -> tuple[str, str]:
   """Returns (data_dir, builder config) of the default data, making it once."""
   root = cache_dir()
   os.makedirs(root, exist_ok=True)
-  corpus = corpus_dir(preset, seed)
-  data_dir = os.path.join(root, f"tfds_{preset}_seed{seed}{_version()}")
+  corpus = corpus_dir(preset, seed, speech)
+  data_dir = os.path.join(root, f"tfds_{preset}_seed{seed}{_suffix(speech)}")
   with open(os.path.join(root, ".lock"), "w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
     if not os.path.isfile(os.path.join(corpus, "manifest.jsonl")):
       print(
-        f"Generating the default data ({preset} synthetic corpus) in "
+        f"Generating the default data ({preset} synthetic corpus, {speech} "
+        f"speech) in "
         f"{corpus} ...",
         file=sys.stderr,
         flush=True,
@@ -66,6 +75,8 @@ def ensure(preset: str = PRESET, seed: int = SEED) -> tuple[str, str]:
           preset,
           "--seed",
           str(seed),
+          "--speech",
+          speech,
         ],
         check=True,
       )

@@ -134,8 +134,13 @@ def resolve_data(args, runs_dir: str):
   pairs_dir = args.pairs_dir or config.get("eval", {}).get("pairs_dir") or None
   if config["data"]["data_dir"]:
     return config["data"]["data_dir"], config["data"]["config"], pairs_dir
-  data_dir, data_config = default_data.ensure()
-  return data_dir, data_config, pairs_dir or default_data.corpus_dir()
+  speech = config["data"].get("speech", "source_filter")
+  data_dir, data_config = default_data.ensure(speech=speech)
+  return (
+    data_dir,
+    data_config,
+    pairs_dir or default_data.corpus_dir(speech=speech),
+  )
 
 
 class Progress:

@@ -3,7 +3,10 @@ clip always sounds the same, the face and the sound share eSpeak's phone
 timing, and such a corpus is never mixed with a source-filter one."""
 
 import json
+import pathlib
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -46,6 +49,27 @@ def test_same_clip_same_samples_whatever_was_said_before():
   plain = corpus.render_clip(SEED, a)
   assert plain.utterance.words == first.utterance.words
   assert not np.array_equal(plain.utterance.ends_ms, first.utterance.ends_ms)
+
+
+def test_breathy_voices_do_not_follow_the_clock():
+  """eSpeak seeds its noise generator from the clock when it starts; a
+  breathy variant (f2) draws from it. Two processes a second apart must
+  still say a clip alike."""
+  code = (
+    "import hashlib; from input_pipeline.synthetic import espeak; "
+    "w, _ = espeak.speak('[[h@loU w3:ld]]', 'f2', 165, 50, 50, seed=7); "
+    "print(hashlib.sha256(w.tobytes()).hexdigest())"
+  )
+  root = pathlib.Path(__file__).resolve().parents[1]
+  digests = []
+  for _ in range(2):
+    out = subprocess.run(
+      [sys.executable, "-c", code], cwd=root, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    digests.append(out.stdout.strip())
+    time.sleep(1.1)
+  assert digests[0] == digests[1]
 
 
 def test_corpus_layout_and_workers(tiny, manifest, tmp_path):
@@ -127,3 +151,24 @@ def test_missing_wheel_says_how_to_install(monkeypatch):
   monkeypatch.setitem(sys.modules, "espeakng_loader", None)
   with pytest.raises(ImportError, match="pip install espeakng-loader"):
     espeak.require()
+
+
+def test_config_names_the_default_datas_speech(monkeypatch, tmp_path):
+  """config.data.speech picks the default data's voices: the eSpeak corpus
+  lives beside the default one, which keeps its folder names."""
+  from input_pipeline import default_data
+  from saas_jax.engine import config_lib
+  from saas_jax.errors import DataError
+
+  monkeypatch.setenv("SAAS_JAX_CACHE", str(tmp_path))
+  plain = default_data.corpus_dir()
+  assert plain == str(
+    tmp_path / f"synthetic_small_seed0_v{corpus.GENERATOR_VERSION}"
+  )
+  assert default_data.corpus_dir(speech="espeak") == plain + "_espeak"
+  c = config_lib.load("configs/audio_driven.py:cpu,espeak")
+  assert c.data.speech == "espeak"
+  config_lib.validate(c)
+  c.data.speech = "festival"
+  with pytest.raises(DataError, match="festival"):
+    config_lib.validate(c)

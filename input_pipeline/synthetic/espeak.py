@@ -128,9 +128,17 @@ def espeak_text(labels, words) -> str:
   return "[[" + " ".join(tokens) + "]]"
 
 
-def speak(text: str, voice: str, wpm: float, pitch: float, range_: float):
+def speak(
+  text: str,
+  voice: str,
+  wpm: float,
+  pitch: float,
+  range_: float,
+  seed: int = 0,
+):
   """(int16 samples at ESPEAK_RATE, [(mnemonic, start sample)]) of one
-  utterance, spoken by a freshly loaded library (module docstring)."""
+  utterance, spoken by a freshly loaded library (module docstring); `seed`
+  seeds its noise (breathy voices)."""
   loader = require()
   chunks, events = [], []
 
@@ -156,6 +164,8 @@ def speak(text: str, voice: str, wpm: float, pitch: float, range_: float):
       )
       if rate != ESPEAK_RATE:
         raise RuntimeError(f"eSpeak NG failed to start (returned {rate})")
+      # Its noise generator is seeded from the clock when it starts.
+      lib.espeak_ng_SetRandSeed(seed)
       lib.espeak_SetSynthCallback(callback)
       lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
       if lib.espeak_SetVoiceByName(f"en-us+{voice}".encode()) != 0:
@@ -243,9 +253,10 @@ def synthesize(plan: speech.Utterance, style, rng: np.random.Generator):
   trailing silences; the level follows the style's energy as in speech.py."""
   from scipy.signal import resample_poly
 
-  samples, events = speak(
-    espeak_text(plan.labels, plan.words), **voice_settings(style)
-  )
+  level_db = style.energy_db + rng.normal(0, 1.0)
+  text = espeak_text(plan.labels, plan.words)
+  seed = int(rng.integers(2**31))
+  samples, events = speak(text, **voice_settings(style), seed=seed)
   phones = realised_phones(events, len(samples))
   lead = int(plan.ends_ms[0])
   trail = int(plan.ends_ms[-1] - plan.starts_ms[-1])
@@ -272,5 +283,5 @@ def synthesize(plan: speech.Utterance, style, rng: np.random.Generator):
   wav = np.zeros(utt.num_samples, np.float32)
   at = lead * speech.SAMPLE_RATE // 1000
   wav[at : at + len(voiced)] = voiced[: len(wav) - at]
-  gain = LEVEL * 10 ** ((style.energy_db + rng.normal(0, 1.0)) / 20.0)
+  gain = LEVEL * 10 ** (level_db / 20.0)
   return utt, np.clip(wav * gain, -1.0, 1.0)

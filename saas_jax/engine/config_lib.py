@@ -22,6 +22,9 @@ def base(trainer: str) -> ml_collections.ConfigDict:
   # Empty: the embedded default data (the small synthetic corpus, generated
   # and prepared on first use under $SAAS_JAX_CACHE or ~/.cache/saas_jax).
   c.data.data_dir = ""
+  # The default data's voices: "source_filter" or "espeak" (eSpeak NG,
+  # `pip install espeakng-loader`; input_pipeline.synthetic --speech).
+  c.data.speech = "source_filter"
   c.data.config = "manifest"  # talking_face builder config (corpus layout)
   c.data.train_split = "train"
   c.data.eval_split = "test"  # held-out clips of seen styles
@@ -73,6 +76,11 @@ def validate(c) -> None:
   for key, value, ok in checks:
     if isinstance(value, bool) or not isinstance(value, int) or not ok(value):
       raise DataError(f"config.{key}", f"{value!r} is out of range")
+  speech = c.data.get("speech", "source_filter")
+  if speech not in ("source_filter", "espeak"):
+    raise DataError(
+      "config.data.speech", f"{speech!r} is not source_filter or espeak"
+    )
 
 
 def smoke(c, *, steps=4, every=2, batch_size=8) -> ml_collections.ConfigDict:

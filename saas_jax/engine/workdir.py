@@ -123,6 +123,7 @@ def _flatten(tree, prefix=""):
 # Settings added after runs were made with the behaviour they name: a saved
 # config without the key ran with this value, so it still matches it.
 ADDED_SETTINGS = {
+  "data.speech": "source_filter",  # every stage
   "loss.reconstruct": "all",  # style_vqvae
   "loss.w_rest": 0.0,  # audio_driven, video_driven
   "loss.w_stats": 0.0,  # audio_driven, video_driven
