@@ -147,6 +147,16 @@ def test_phoneme_text_and_unknown_phonemes():
     espeak.realised_phones([("Q9", 0)], 10)
 
 
+def test_every_voice_variant_speaks():
+  for voice in espeak.FEMALE_VOICES + espeak.MALE_VOICES:
+    samples, events = espeak.speak("[[h@loU]]", voice, 165, 50, 50)
+    assert len(samples) > 0.1 * espeak.ESPEAK_RATE, voice
+    said = [m.lstrip("',") for m, _ in events]
+    assert said[:4] == ["h", "@", "l", "oU"], voice
+  with pytest.raises(ValueError, match="no voice variant 'nobody'"):
+    espeak.speak("[[h@loU]]", "nobody", 165, 50, 50)
+
+
 def test_missing_wheel_says_how_to_install(monkeypatch):
   monkeypatch.setitem(sys.modules, "espeakng_loader", None)
   with pytest.raises(ImportError, match="pip install espeakng-loader"):

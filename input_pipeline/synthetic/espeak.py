@@ -16,6 +16,7 @@ the same samples, whatever was spoken before it in the process.
 """
 
 import ctypes
+import os
 import threading
 
 import numpy as np
@@ -140,6 +141,9 @@ def speak(
   utterance, spoken by a freshly loaded library (module docstring); `seed`
   seeds its noise (breathy voices)."""
   loader = require()
+  variant = os.path.join(loader.get_data_path(), "voices", "!v", voice)
+  if not os.path.isfile(variant):  # eSpeak would fall back to its default
+    raise ValueError(f"eSpeak NG has no voice variant {voice!r} ({variant})")
   chunks, events = [], []
 
   def collect(wav, n, ev):
