@@ -22,7 +22,7 @@ import sys
 
 PRESET = "small"
 SEED = 0
-SPEECH = "source_filter"  # input_pipeline.synthetic.corpus.DEFAULT_SPEECH
+SPEECH = "source_filter"  # the default data's voices (corpus.DEFAULT_SPEECH)
 
 
 def cache_dir() -> str:

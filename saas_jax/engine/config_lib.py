@@ -76,10 +76,11 @@ def validate(c) -> None:
   for key, value, ok in checks:
     if isinstance(value, bool) or not isinstance(value, int) or not ok(value):
       raise DataError(f"config.{key}", f"{value!r} is out of range")
-  speech = c.data.get("speech", "source_filter")
-  if speech not in ("source_filter", "espeak"):
+  from input_pipeline.synthetic.corpus import SPEECH_ENGINES
+
+  if c.data.speech not in SPEECH_ENGINES:
     raise DataError(
-      "config.data.speech", f"{speech!r} is not source_filter or espeak"
+      "config.data.speech", f"{c.data.speech!r} is not one of {SPEECH_ENGINES}"
     )
 
 

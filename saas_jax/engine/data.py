@@ -17,7 +17,7 @@ def resolve(config) -> tuple[str, str]:
   """(data_dir, builder config); the embedded default data when unset."""
   if config.data.data_dir:
     return config.data.data_dir, config.data.config
-  return default_data.ensure(speech=config.data.get("speech", "source_filter"))
+  return default_data.ensure(speech=config.data.speech)
 
 
 def load(config, *, with_audio: bool) -> StageInputs:

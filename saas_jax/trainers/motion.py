@@ -369,8 +369,7 @@ def eval_pairs(config, inputs, num_pairs: int) -> list[benchmark.Pair]:
   tables = [inputs.eval_table]
   pairs_dir = config.eval.pairs_dir
   if not pairs_dir and not config.data.data_dir:
-    speech = config.data.get("speech", "source_filter")
-    pairs_dir = default_data.corpus_dir(speech=speech)
+    pairs_dir = default_data.corpus_dir(speech=config.data.speech)
   unseen = config.eval.unseen_split
   if pairs_dir and batches_lib.has_split(data_dir, data_config, unseen):
     tables.append(
