@@ -346,13 +346,15 @@ def _write_shard(task) -> tuple[list[dict], int]:
   out_dir, seed, space, engine, shard = task
   records = []
   for spec in shard:
-    utt = clip_utterance(seed, spec, engine)
-    records.append(manifest_record(spec, utt))
     wav_path = os.path.join(out_dir, spec.audio_path)
     mat_path = os.path.join(out_dir, spec.coeff_path)
-    if os.path.isfile(mat_path) and _wav_complete(wav_path, utt.num_samples):
-      continue
+    if os.path.isfile(mat_path):  # written before: complete?
+      utt = clip_utterance(seed, spec, engine)
+      if _wav_complete(wav_path, utt.num_samples):
+        records.append(manifest_record(spec, utt))
+        continue
     clip = render_clip(seed, spec, space=space, speech_engine=engine)
+    records.append(manifest_record(spec, clip.utterance))
     os.makedirs(os.path.dirname(wav_path), exist_ok=True)
     io_lib.save_coefficients_mat(
       mat_path, clip.coeff, clip.transform_params, fps=speech.FPS
