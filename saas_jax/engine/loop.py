@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
-from saas_jax.engine import checkpoint, config_lib, optim
+from saas_jax.engine import checkpoint, config_lib, executable_cache, optim
 from saas_jax.engine import mesh as mesh_lib
 from saas_jax.engine import metrics as metrics_lib
 from saas_jax.engine import workdir as workdir_lib
@@ -162,6 +162,8 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
     donate_argnums=0,
   )
   step_compile = first_batch = None
+  init_loaded = False
+  context = executable_cache.context(config)  # what else decides the steps
   if start < total:
     batches = stage.batches(start, total - start)
     first_batch = mesh_lib.to_global(mesh, next(batches))
@@ -172,9 +174,8 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
       _compile,
       mesh,
       train_step,
-      abstract,
-      first_batch,
-      jax.random.fold_in(step_key, start),
+      (abstract, first_batch, jax.random.fold_in(step_key, start)),
+      context,
     )
 
   # ------------------------------------------------------ restore or init --
@@ -189,7 +190,14 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
       ) from e
     _say(f"resumed from {ckpt.directory} at step {latest}")
   else:
-    state = jax.jit(init_state, out_shardings=shardings)(init_key)
+    init, init_loaded = executable_cache.load_or_compile(
+      "init_state",
+      jax.jit(init_state, out_shardings=shardings),
+      (init_key,),
+      like=(abstract,),
+      context=context,
+    )
+    state = init(init_key)
     if config.get("init_from"):
       loaded = checkpoint.load_params(config.init_from)
       state = (stage.init_from or init_matching)(state, loaded)
@@ -223,7 +231,16 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
     f"{count_params(state.params) / 1e6:.2f} M parameters, mesh "
     f"{dict(mesh.shape)}, steps {start} -> {total}"
   )
-  compiled_step = step_compile.result() if step_compile else None
+  compiled_step, step_loaded = (
+    step_compile.result() if step_compile else (None, False)
+  )
+  loaded = [
+    what
+    for what, hit in [("initialisation", init_loaded), ("step", step_loaded)]
+    if hit
+  ]
+  if loaded:  # not traced, not compiled
+    _say(f"{' and '.join(loaded)} loaded from {executable_cache.folder()}")
 
   # ---------------------------------------------------------------- loop --
   writer = metrics_lib.MetricWriter(
@@ -254,7 +271,9 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
       if step - start < 2:  # the first compiles (or loads from the cache)
         jax.block_until_ready(step_metrics)
         what = (
-          "second step ran" if step > start else "first step compiled and ran"
+          "second step ran"
+          if step > start
+          else f"first step {'loaded' if step_loaded else 'compiled'} and ran"
         )
         _say(f"{what} in {time.perf_counter() - t0:.1f} s")
       done = step + 1
@@ -310,10 +329,13 @@ class _Background:
     return self._out
 
 
-def _compile(mesh, train_step, abstract_state, batch, rng):
-  """The step's executable for these shapes (what its first call would do)."""
+def _compile(mesh, train_step, args, context):
+  """The step's executable for these shapes (what its first call would do),
+  compiled or loaded from the executable cache."""
   with jax.set_mesh(mesh):
-    return train_step.lower(abstract_state, batch, rng).compile()
+    return executable_cache.load_or_compile(
+      "train_step", train_step, args, like=(args[0],), context=context
+    )
 
 
 def _strong(x):

@@ -1,0 +1,201 @@
+"""The executable cache: a second run loads its steps instead of tracing
+and compiling them, with the same results; what changes the program
+changes the key; a damaged entry is compiled again; the unpickler refuses
+what is not JAX's."""
+
+import io
+import os
+import pickle
+import subprocess
+import sys
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+from jax.experimental.compilation_cache import compilation_cache as jax_cache
+
+from saas_jax.engine import checkpoint, config_lib, executable_cache, loop
+from saas_jax.engine.train_state import apply_loss
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class _Tiny(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    return nn.Dense(1)(nn.relu(nn.Dense(4)(x)))
+
+
+def _step(state, batch, rng):
+  def loss_fn(params, extra, batch, rng):
+    noise = jax.random.normal(rng, batch["x"].shape) * state.cfg.noise
+    pred = state.apply_fn({"params": params}, batch["x"] + noise)
+    mse = jnp.mean((pred - batch["y"]) ** 2)
+    return mse, ({"mse": mse}, extra)
+
+  return apply_loss(state, batch, rng, loss_fn)
+
+
+def _train(workdir, noise=0.1, lr=1e-2):
+  config = config_lib.base("tiny")
+  config.num_train_steps, config.eval_every = 3, 0
+  config.data.batch_size = 8
+  config.optim.update(schedule="constant", lr=lr)
+  config.ckpt.update(every=3, async_save=False)
+  config.log.update(every=3, tensorboard=False)
+  model = _Tiny()
+
+  def batches(start, num_steps):
+    rng = np.random.default_rng(start)
+    for _ in range(num_steps):
+      x = rng.normal(size=(8, 3)).astype(np.float32)
+      yield {"x": x, "y": x.sum(1, keepdims=True)}
+
+  stage = loop.Stage(
+    init=lambda rng: model.init(rng, jnp.zeros((1, 3))),
+    apply_fn=model.apply,
+    train_step=_step,
+    batches=batches,
+    cfg=ml_collections.FrozenConfigDict({"noise": noise}),
+  )
+  return jax.device_get(loop.train_and_evaluate(config, str(workdir), stage))
+
+
+@pytest.fixture
+def jax_cache_on(tmp_path):
+  """A cache folder of this test's own, for JAX's cache and the executable
+  cache (JAX checks its cache once per process: hence the resets), JAX's
+  storing every compilation."""
+  keep = {
+    k: jax.config.values[k]
+    for k in (
+      "jax_compilation_cache_dir",
+      "jax_enable_compilation_cache",
+      "jax_persistent_cache_min_compile_time_secs",
+    )
+  }
+  jax.config.update("jax_compilation_cache_dir", str(tmp_path / "cache"))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  jax_cache.reset_cache()
+  yield tmp_path / "cache" / executable_cache.FOLDER
+  for k, v in keep.items():
+    jax.config.update(k, v)
+  jax_cache.reset_cache()
+
+
+@pytest.fixture
+def cache_dir(jax_cache_on):
+  """The executable cache alone (JAX's off): what it stores and loads does
+  not depend on what JAX's cache holds."""
+  jax.config.update("jax_enable_compilation_cache", False)
+  jax_cache.reset_cache()
+  return jax_cache_on
+
+
+def _entries(folder):
+  return sorted(os.listdir(folder)) if folder.is_dir() else []
+
+
+def test_second_run_loads_and_matches(cache_dir, tmp_path, capsys):
+  first = _train(tmp_path / "a")
+  names = _entries(cache_dir)
+  assert [n.split("-")[0] for n in names] == ["init_state", "train_step"]
+  assert "loaded from" not in capsys.readouterr().err
+  second = _train(tmp_path / "b")
+  assert "initialisation and step loaded from" in capsys.readouterr().err
+  assert _entries(cache_dir) == names  # nothing compiled, nothing added
+  for x, y in zip(jax.tree.leaves(first), jax.tree.leaves(second), strict=True):
+    np.testing.assert_array_equal(x, y)
+  # What changes the program changes the key: a static setting the step
+  # reads (state.cfg) and a config value (the learning rate, in the
+  # optimizer) each give new entries, and results of their own.
+  noisier = _train(tmp_path / "c", noise=0.5)
+  assert len(_entries(cache_dir)) == 4  # the state's static fields are keyed
+  faster = _train(tmp_path / "d", lr=1e-1)
+  assert len(_entries(cache_dir)) == 6
+  for other in (noisier, faster):
+    assert not np.array_equal(other.params, second.params)
+
+
+def test_damaged_entry_is_compiled_again(cache_dir, tmp_path, capsys, caplog):
+  first = _train(tmp_path / "a")
+  for name in _entries(cache_dir):
+    path = cache_dir / name
+    blob = path.read_bytes()
+    path.write_bytes(blob[: len(blob) // 2])  # a half-written file
+  again = _train(tmp_path / "b")
+  assert "loaded from" not in capsys.readouterr().err
+  assert caplog.text.count("not loaded (error:") == 2  # zlib's
+  for x, y in zip(jax.tree.leaves(first), jax.tree.leaves(again), strict=True):
+    np.testing.assert_array_equal(x, y)
+  third = _train(tmp_path / "c")  # rewritten whole by the second run
+  assert "initialisation and step loaded from" in capsys.readouterr().err
+  for x, y in zip(jax.tree.leaves(first), jax.tree.leaves(third), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_what_jax_loaded_from_its_cache_is_not_stored(
+  jax_cache_on, tmp_path, capsys
+):
+  """An executable JAX loaded from its own cache serialises without its
+  kernels (jax 0.12, XLA:CPU), so such a run stores nothing: it traces and
+  loads as before the executable cache existed."""
+  first = _train(tmp_path / "a")
+  assert len(_entries(jax_cache_on)) == 2
+  for name in _entries(jax_cache_on):
+    os.remove(jax_cache_on / name)
+  again = _train(tmp_path / "b")  # both from JAX's cache
+  assert "loaded from" not in capsys.readouterr().err
+  assert _entries(jax_cache_on) == []
+  for x, y in zip(jax.tree.leaves(first), jax.tree.leaves(again), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_unpickler_refuses_what_is_not_jaxs():
+  backend = jax.devices()[0].client
+  for evil in (os.system, subprocess.run, np.load, pickle.loads):
+    payload = pickle.dumps(evil)
+    with pytest.raises(pickle.UnpicklingError, match="not allowed"):
+      executable_cache._Unpickler(io.BytesIO(payload), backend).load()
+
+
+def test_main_second_process_loads(prepared_corpus, tmp_path):
+  """Across processes (the key holds no addresses or ids of this one): a
+  second `saas_jax.main` run of the style stage's smoke config loads both
+  executables and ends with the same parameters."""
+  env = dict(os.environ)
+  env["SAAS_JAX_COMPILATION_CACHE"] = str(tmp_path / "cache")
+  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+  env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+  logs = []
+  for run in ("a", "b"):
+    proc = subprocess.run(
+      [
+        sys.executable,
+        "-m",
+        "saas_jax.main",
+        "--config",
+        os.path.join(ROOT, "configs/style_vqvae.py:smoke"),
+        "--workdir",
+        str(tmp_path / run),
+        f"--config.data.data_dir={prepared_corpus[0]}",
+        f"--config.data.config={prepared_corpus[1]}",
+        "--config.data.eval_split=test_person",
+        "--config.num_train_steps=2",
+        "--config.eval_every=0",
+      ],
+      env=env,
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    logs.append(proc.stderr)
+  assert "loaded from" not in logs[0]
+  assert "initialisation and step loaded from" in logs[1]
+  a, b = (checkpoint.load_params(str(tmp_path / r))["params"] for r in "ab")
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    np.testing.assert_array_equal(x, y)
