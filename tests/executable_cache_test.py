@@ -199,3 +199,17 @@ def test_main_second_process_loads(prepared_corpus, tmp_path):
   a, b = (checkpoint.load_params(str(tmp_path / r))["params"] for r in "ab")
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
     np.testing.assert_array_equal(x, y)
+
+
+def test_files_the_config_names_are_keyed_by_content(tmp_path):
+  """A face model's basis is a constant of the step: a config naming the
+  same path with other content must not load the old executable."""
+  basis = tmp_path / "basis.npz"
+  basis.write_bytes(b"one")
+  config = config_lib.base("tiny")
+  config.face_model = str(basis)
+  before = executable_cache._config_digest(config)
+  assert executable_cache._config_digest(config) == before
+  basis.write_bytes(b"two")
+  os.utime(basis, (1, 1))  # a new mtime, as any rewrite has
+  assert executable_cache._config_digest(config) != before

@@ -66,18 +66,18 @@ def folder() -> str | None:
   return os.path.join(base, FOLDER)
 
 
-def load_or_compile(name: str, jitted, args: tuple, like=(), context: str = ""):
+def load_or_compile(name: str, jitted, args: tuple, config, like=()):
   """(jitted.lower(*args).compile(), False), or (that executable loaded
   from disk, True).
 
+  `config`: the run's (its values and the files it names are in the key).
   `like`: pytrees whose structure the outputs may repeat (the state);
   outputs are otherwise built-in containers (a dict of metrics).
-  `context`: what else decides the program (the run's config: context()).
   """
   where = folder()
   if where is None:
     return jitted.lower(*args).compile(), False
-  key = _key(name, args, like, context)
+  key = _key(name, args, like, _config_digest(config))
   path = os.path.join(where, f"{name}-{key}.bin")
   compiled = _load(path, args, like)
   if compiled is not None:
@@ -98,7 +98,7 @@ def load_or_compile(name: str, jitted, args: tuple, like=(), context: str = ""):
   return compiled, False
 
 
-def context(config) -> str:
+def _config_digest(config) -> str:
   """The part of the key a run's config gives: its values, and the content
   of every file it names (a face model's basis is baked into the step)."""
   h = hashlib.sha256(config.to_json(sort_keys=True).encode())
@@ -112,14 +112,14 @@ def context(config) -> str:
 # ----------------------------------------------------------------- keys --
 
 
-def _key(name, args, like, context) -> str:
+def _key(name, args, like, config_digest) -> str:
   leaves, tree = jax.tree.flatten((args, like))
   parts = {
     "format": FORMAT,
     "name": name,
     "versions": _versions(),
     "sources": _sources(),
-    "context": context,
+    "config": config_digest,
     "tree": _ADDRESS.sub("", str(tree)),
     "leaves": [_aval(x) for x in leaves],
     "devices": [

@@ -163,7 +163,6 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
   )
   step_compile = first_batch = None
   init_loaded = False
-  context = executable_cache.context(config)  # what else decides the steps
   if start < total:
     batches = stage.batches(start, total - start)
     first_batch = mesh_lib.to_global(mesh, next(batches))
@@ -175,7 +174,7 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
       mesh,
       train_step,
       (abstract, first_batch, jax.random.fold_in(step_key, start)),
-      context,
+      config,
     )
 
   # ------------------------------------------------------ restore or init --
@@ -194,8 +193,8 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
       "init_state",
       jax.jit(init_state, out_shardings=shardings),
       (init_key,),
+      config,
       like=(abstract,),
-      context=context,
     )
     state = init(init_key)
     if config.get("init_from"):
@@ -329,12 +328,12 @@ class _Background:
     return self._out
 
 
-def _compile(mesh, train_step, args, context):
+def _compile(mesh, train_step, args, config):
   """The step's executable for these shapes (what its first call would do),
   compiled or loaded from the executable cache."""
   with jax.set_mesh(mesh):
     return executable_cache.load_or_compile(
-      "train_step", train_step, args, like=(args[0],), context=context
+      "train_step", train_step, args, config, like=(args[0],)
     )
 
 
