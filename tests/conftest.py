@@ -174,6 +174,34 @@ def run_processes(command, env, num: int = 2) -> None:
     assert p.returncode == 0, out.decode()[-3000:]
 
 
+def style_smoke_cmd(data, workdir, steps, extra=()):
+  """`saas_jax.main` on the style stage's smoke config over a test corpus."""
+  return [
+    sys.executable,
+    "-m",
+    "saas_jax.main",
+    "--config",
+    str(ROOT / "configs/style_vqvae.py:smoke"),
+    "--workdir",
+    str(workdir),
+    f"--config.data.data_dir={data[0]}",
+    f"--config.data.config={data[1]}",
+    "--config.data.eval_split=test_person",
+    f"--config.num_train_steps={steps}",
+    "--config.ckpt.every=2",
+    *extra,
+  ]
+
+
+def main_env(devices=1):
+  """The environment of a `saas_jax.main` process: `devices` CPU devices,
+  the checkout importable."""
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+  return env
+
+
 def python(args, one_device=True, **kw) -> subprocess.CompletedProcess:
   """A CLI run from the checkout, as a user runs it (one CPU device)."""
   env = dict(os.environ)

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import types
 
@@ -16,7 +15,7 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
-from conftest import run_processes
+from conftest import main_env, run_processes, style_smoke_cmd
 
 from saas_jax.engine import checkpoint, config_lib, loop
 from saas_jax.engine.train_state import apply_loss
@@ -148,35 +147,10 @@ def test_frozen_networks_load_from_earlier_runs(tmp_path):
     )
 
 
-def _main_cmd(data, workdir, steps, extra=()):
-  return [
-    sys.executable,
-    "-m",
-    "saas_jax.main",
-    "--config",
-    os.path.join(ROOT, "configs/style_vqvae.py:smoke"),
-    "--workdir",
-    str(workdir),
-    f"--config.data.data_dir={data[0]}",
-    f"--config.data.config={data[1]}",
-    "--config.data.eval_split=test_person",
-    f"--config.num_train_steps={steps}",
-    "--config.ckpt.every=2",
-    *extra,
-  ]
-
-
-def _env(devices=1):
-  env = dict(os.environ)
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-  env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-  return env
-
-
 def _run_main(data, workdir, steps, extra=(), devices=1):
   subprocess.run(
-    _main_cmd(data, workdir, steps, extra),
-    env=_env(devices),
+    style_smoke_cmd(data, workdir, steps, extra),
+    env=main_env(devices),
     check=True,
     cwd=ROOT,
     capture_output=True,
@@ -189,8 +163,8 @@ def test_sigkill_and_resume_is_bit_identical(prepared_corpus, tmp_path):
   _run_main(prepared_corpus, straight, steps)
   killed = tmp_path / "killed"
   proc = subprocess.Popen(
-    _main_cmd(prepared_corpus, killed, steps),
-    env=_env(),
+    style_smoke_cmd(prepared_corpus, killed, steps),
+    env=main_env(),
     cwd=ROOT,
     stdout=subprocess.DEVNULL,
     stderr=subprocess.DEVNULL,
@@ -249,8 +223,8 @@ def test_two_processes_match_one(prepared_corpus, tmp_path):
   _run_main(prepared_corpus, single, 4, shards, devices=2)
   multi = tmp_path / "multi"
   run_processes(
-    lambda flags: _main_cmd(prepared_corpus, multi, 4, [*shards, *flags]),
-    env=_env(devices=1),
+    lambda flags: style_smoke_cmd(prepared_corpus, multi, 4, [*shards, *flags]),
+    env=main_env(devices=1),
   )
   _assert_trees(_params(single), _params(multi), exact=False)
   lines = [json.loads(x) for x in open(multi / "metrics.jsonl")]

@@ -7,7 +7,6 @@ import io
 import os
 import pickle
 import subprocess
-import sys
 
 import flax.linen as nn
 import jax
@@ -15,6 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from conftest import main_env, style_smoke_cmd
 from jax.experimental.compilation_cache import compilation_cache as jax_cache
 
 from saas_jax.engine import checkpoint, config_lib, executable_cache, loop
@@ -166,27 +166,14 @@ def test_main_second_process_loads(prepared_corpus, tmp_path):
   """Across processes (the key holds no addresses or ids of this one): a
   second `saas_jax.main` run of the style stage's smoke config loads both
   executables and ends with the same parameters."""
-  env = dict(os.environ)
+  env = main_env()
   env["SAAS_JAX_COMPILATION_CACHE"] = str(tmp_path / "cache")
-  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
-  env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
   logs = []
   for run in ("a", "b"):
     proc = subprocess.run(
-      [
-        sys.executable,
-        "-m",
-        "saas_jax.main",
-        "--config",
-        os.path.join(ROOT, "configs/style_vqvae.py:smoke"),
-        "--workdir",
-        str(tmp_path / run),
-        f"--config.data.data_dir={prepared_corpus[0]}",
-        f"--config.data.config={prepared_corpus[1]}",
-        "--config.data.eval_split=test_person",
-        "--config.num_train_steps=2",
-        "--config.eval_every=0",
-      ],
+      style_smoke_cmd(
+        prepared_corpus, tmp_path / run, 2, ["--config.eval_every=0"]
+      ),
       env=env,
       cwd=ROOT,
       capture_output=True,
