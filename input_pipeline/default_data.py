@@ -20,9 +20,11 @@ import os
 import subprocess
 import sys
 
+from input_pipeline.synthetic.version import DEFAULT_SPEECH as SPEECH
+from input_pipeline.synthetic.version import GENERATOR_VERSION
+
 PRESET = "small"
 SEED = 0
-SPEECH = "source_filter"  # the default data's voices (corpus.DEFAULT_SPEECH)
 
 
 def cache_dir() -> str:
@@ -41,8 +43,6 @@ def corpus_dir(
 
 
 def _suffix(speech: str) -> str:
-  from input_pipeline.synthetic.corpus import GENERATOR_VERSION
-
   return f"_v{GENERATOR_VERSION}" + ("" if speech == SPEECH else f"_{speech}")
 
 

@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
-from conftest import main_env, run_processes, style_smoke_cmd
+from conftest import main_env, python, run_processes, style_smoke_cmd
 
 from saas_jax.engine import checkpoint, config_lib, loop
 from saas_jax.engine.train_state import apply_loss
@@ -278,3 +278,32 @@ def test_non_finite_loss_stops_naming_step_and_term(tmp_path):
   assert ckpt.latest_step() == 2  # nothing saved after the bad step
   params = checkpoint.load_params(str(tmp_path))["params"]
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(params))
+
+
+START_IMPORTS = """
+import importlib, pkgutil, sys
+import saas_jax.main, saas_jax.trainers as trainers
+from input_pipeline import default_data, prepare
+from saas_jax.engine import config_lib
+def loaded(prefixes):
+  return [m for m in sys.modules if m.startswith(prefixes)]
+config_lib.validate(config_lib.load("configs/style_vqvae.py:smoke"))
+default_data.corpus_dir()
+importlib.import_module("saas_jax.trainers.style_vqvae")
+importlib.import_module("saas_jax.trainers.style_classifier")
+style = loaded(("scipy.signal", "scipy.stats"))
+for m in pkgutil.iter_modules(trainers.__path__):
+  importlib.import_module("saas_jax.trainers." + m.name)
+generator = loaded(tuple(
+  "input_pipeline.synthetic." + m
+  for m in ("corpus", "motion", "speech", "espeak", "real_space")))
+assert not style and not generator, (style[:3], generator)
+"""
+
+
+def test_a_stage_start_leaves_the_generator_and_scipy_signal_unloaded():
+  """Training on data that exists never loads the corpus generator, nor
+  (the style stages) SciPy's signal package: about a second of every
+  start-up, most of a second run's when the executables are cached."""
+  r = python(["-c", START_IMPORTS])
+  assert r.returncode == 0, r.stderr[-2000:]

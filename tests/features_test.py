@@ -68,6 +68,20 @@ def test_log_mel_matches_numpy_definition():
   assert ours.max() > 0  # the tone is well above the floor
 
 
+@pytest.mark.parametrize("n", [1, 2, 801, 16037])
+def test_preemphasis_is_scipys_lfilter_bit_for_bit(n):
+  """The pre-emphasis without SciPy's signal package gives the mel of
+  before (scipy.signal.lfilter in float64, then float32) to the last bit."""
+  import scipy.signal
+
+  x = _speechlike(seed=n)[:n] if n > 2 else np.float32([0.25, -0.5])[:n]
+  x = x + np.random.default_rng(n).normal(0, 0.1, n).astype(np.float32)
+  ref = scipy.signal.lfilter([1.0, -features.PREEMPHASIS], [1.0], x)
+  ours = features._preemphasis(x)
+  assert ours.dtype == np.float32
+  np.testing.assert_array_equal(ours, ref.astype(np.float32))
+
+
 @pytest.mark.parametrize("n", [1, 50, 399, 400, 401, 801, 16037])
 def test_stft_matches_librosa(n):
   """The written-out STFT is librosa's (centred reflect padding included,

@@ -126,73 +126,67 @@ Public API
   base_phone('AA1') -> 'AA'; PHONE_NAMES, EMOTIONS, LEVELS, OFFSET_GROUP.
 """
 
-from input_pipeline.synthetic.corpus import (
-  GENERATOR_VERSION,
-  PRESETS,
-  SPLITS,
-  ClipSpec,
-  Preset,
-  clip_id,
-  clip_style,
-  clip_utterance,
-  generate_corpus,
-  load_manifest,
-  noise_free_expressions,
-  parse_clip_id,
-  plan_corpus,
-  render_clip,
-  style_transfer_pairs,
-  transfer_target,
-)
-from input_pipeline.synthetic.motion import render_expression, render_pose
-from input_pipeline.synthetic.speech import (
-  PHONE_NAMES,
-  base_phone,
-  frame_labels,
-  plan_utterance,
-  synthesize,
-)
-from input_pipeline.synthetic.styles import (
-  EMOTIONS,
-  LEVELS,
-  OFFSET_GROUP,
-  Style,
-  rng_for,
-  style_for,
-)
+import importlib
+import importlib.util
 
-__all__ = [
-  "EMOTIONS",
-  "GENERATOR_VERSION",
-  "LEVELS",
-  "OFFSET_GROUP",
-  "PHONE_NAMES",
-  "PRESETS",
-  "SPLITS",
-  "ClipSpec",
-  "Preset",
-  "Style",
-  "base_phone",
-  "clip_id",
-  "clip_style",
-  "clip_utterance",
-  "face_model",
-  "frame_labels",
-  "generate_corpus",
-  "load_manifest",
-  "noise_free_expressions",
-  "parse_clip_id",
-  "plan_corpus",
-  "plan_utterance",
-  "render_clip",
-  "render_expression",
-  "render_pose",
-  "rng_for",
-  "style_for",
-  "style_transfer_pairs",
-  "synthesize",
-  "transfer_target",
-]
+# The package's names, each loaded from its module on first use (PEP 562):
+# a process that imports one light part (version, styles, baselines) does
+# not load the generator and SciPy with it.
+_EXPORTS = {
+  "corpus": (
+    "PRESETS",
+    "SPLITS",
+    "ClipSpec",
+    "Preset",
+    "clip_id",
+    "clip_style",
+    "clip_utterance",
+    "generate_corpus",
+    "load_manifest",
+    "noise_free_expressions",
+    "parse_clip_id",
+    "plan_corpus",
+    "render_clip",
+    "style_transfer_pairs",
+    "transfer_target",
+  ),
+  "motion": ("render_expression", "render_pose"),
+  "speech": (
+    "PHONE_NAMES",
+    "base_phone",
+    "frame_labels",
+    "plan_utterance",
+    "synthesize",
+  ),
+  "styles": (
+    "EMOTIONS",
+    "LEVELS",
+    "OFFSET_GROUP",
+    "Style",
+    "rng_for",
+    "style_for",
+  ),
+  "version": ("GENERATOR_VERSION",),
+}
+_MODULE_OF = {name: mod for mod, names in _EXPORTS.items() for name in names}
+__all__ = sorted([*_MODULE_OF, "face_model"])
+
+
+def __getattr__(name: str):
+  if name in _MODULE_OF:
+    value = getattr(
+      importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name
+    )
+  elif importlib.util.find_spec(f"{__name__}.{name}") is not None:
+    value = importlib.import_module(f"{__name__}.{name}")  # a submodule
+  else:
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+  globals()[name] = value
+  return value
+
+
+def __dir__():
+  return sorted({*globals(), *__all__})
 
 
 def face_model():

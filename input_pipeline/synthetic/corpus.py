@@ -31,18 +31,18 @@ import soundfile
 
 from input_pipeline import io as io_lib
 from input_pipeline.synthetic import espeak, motion, speech, styles
+from input_pipeline.synthetic.version import (
+  DEFAULT_SPEECH,
+  GENERATOR_VERSION,
+  SPEECH_ENGINES,
+)
 from saas_jax.errors import DataError
 
-GENERATOR_VERSION = "2"
 # The coefficient layout written: "real" (Deep3DFaceRecon's Basel space,
 # calibrated on real clips: real_space.py) or "semantic" (the generator's
 # own layout, version 1's corpus: motion.py).
 SPACES = ("real", "semantic")
 DEFAULT_SPACE = "real"
-# The speech: speech.py's source-filter voices, or eSpeak NG (espeak.py;
-# the espeakng-loader wheel), whose phone timing the face then follows.
-SPEECH_ENGINES = ("source_filter", "espeak")
-DEFAULT_SPEECH = "source_filter"
 SPLITS = ("train", "val", "test", "test_person")
 _INFO = "corpus_info.json"
 _MANIFEST = "manifest.jsonl"

@@ -76,7 +76,7 @@ def validate(c) -> None:
   for key, value, ok in checks:
     if isinstance(value, bool) or not isinstance(value, int) or not ok(value):
       raise DataError(f"config.{key}", f"{value!r} is out of range")
-  from input_pipeline.synthetic.corpus import SPEECH_ENGINES
+  from input_pipeline.synthetic.version import SPEECH_ENGINES
 
   if c.data.speech not in SPEECH_ENGINES:
     raise DataError(
