@@ -20,9 +20,6 @@ import os
 import subprocess
 import sys
 
-from input_pipeline.synthetic.version import DEFAULT_SPEECH as SPEECH
-from input_pipeline.synthetic.version import GENERATOR_VERSION
-
 PRESET = "small"
 SEED = 0
 
@@ -35,21 +32,32 @@ def cache_dir() -> str:
 
 
 def corpus_dir(
-  preset: str = PRESET, seed: int = SEED, speech: str = SPEECH
+  preset: str = PRESET, seed: int = SEED, speech: str | None = None
 ) -> str:
-  """Where the default corpus itself (wav, .mat, style-transfer pairs) is."""
+  """Where the default corpus itself (wav, .mat, style-transfer pairs) is.
+  `speech`: its voices (None: the default ones)."""
   name = f"synthetic_{preset}_seed{seed}{_suffix(speech)}"
   return os.path.join(cache_dir(), name)
 
 
-def _suffix(speech: str) -> str:
-  return f"_v{GENERATOR_VERSION}" + ("" if speech == SPEECH else f"_{speech}")
+def _suffix(speech: str | None) -> str:
+  """The folder names' end: the generator version, and the voices unless
+  they are the default ones."""
+  # Imported here: generate reads cache_dir() and none of the synthetic
+  # package.
+  from input_pipeline.synthetic import version
+
+  plain = speech in (None, version.DEFAULT_SPEECH)
+  return f"_v{version.GENERATOR_VERSION}" + ("" if plain else f"_{speech}")
 
 
 def ensure(
-  preset: str = PRESET, seed: int = SEED, speech: str = SPEECH
+  preset: str = PRESET, seed: int = SEED, speech: str | None = None
 ) -> tuple[str, str]:
   """Returns (data_dir, builder config) of the default data, making it once."""
+  from input_pipeline.synthetic.version import DEFAULT_SPEECH
+
+  speech = speech or DEFAULT_SPEECH
   root = cache_dir()
   os.makedirs(root, exist_ok=True)
   corpus = corpus_dir(preset, seed, speech)

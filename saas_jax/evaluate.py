@@ -134,7 +134,7 @@ def resolve_data(args, runs_dir: str):
   pairs_dir = args.pairs_dir or config.get("eval", {}).get("pairs_dir") or None
   if config["data"]["data_dir"]:
     return config["data"]["data_dir"], config["data"]["config"], pairs_dir
-  speech = config["data"].get("speech", default_data.SPEECH)  # older runs
+  speech = config["data"].get("speech")  # None in older runs: the default
   data_dir, data_config = default_data.ensure(speech=speech)
   return (
     data_dir,

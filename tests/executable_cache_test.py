@@ -154,6 +154,31 @@ def test_what_jax_loaded_from_its_cache_is_not_stored(
     np.testing.assert_array_equal(x, y)
 
 
+def test_least_recently_used_entries_go_beyond_the_size(
+  cache_dir, tmp_path, monkeypatch, capsys
+):
+  """Held to $SAAS_JAX_EXECUTABLE_CACHE_MB: a store removes the entries
+  used longest ago, and a load counts as a use."""
+  _train(tmp_path / "a")
+  a = _entries(cache_dir)
+  sizes = [os.path.getsize(cache_dir / n) for n in a]
+  _train(tmp_path / "c", noise=0.5)
+  c = sorted(set(_entries(cache_dir)) - set(a))
+  (cache_dir / "x.bin.tmp1.2").write_bytes(b"half")  # a writer long gone
+  os.utime(cache_dir / "x.bin.tmp1.2", (1, 1))
+  _train(tmp_path / "b")  # loads a's entries: now used after c's
+  assert "initialisation and step loaded from" in capsys.readouterr().err
+  # Room for two runs' entries and half of one more.
+  cap = 2 * sum(sizes) + min(sizes) / 2
+  monkeypatch.setenv(executable_cache.MAX_MB_VARIABLE, str(cap / 2**20))
+  _train(tmp_path / "d", lr=1e-1)
+  d = sorted(set(_entries(cache_dir)) - set(a) - set(c))
+  assert len(c) == len(d) == 2
+  assert _entries(cache_dir) == sorted(a + d)  # c's went, the tmp too
+  _train(tmp_path / "e")
+  assert "initialisation and step loaded from" in capsys.readouterr().err
+
+
 def test_unpickler_refuses_what_is_not_jaxs():
   backend = jax.devices()[0].client
   for evil in (os.system, subprocess.run, np.load, pickle.loads):

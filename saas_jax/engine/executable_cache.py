@@ -18,6 +18,10 @@ from its own cache cannot be serialised again (below). Entries live in
 turns both off. They are native code, trusted as the compilation cache is;
 their Python part is read by an unpickler that knows only JAX's, jaxlib's
 and NumPy's classes.
+
+Every code change makes new keys, so the folder is held to a size
+($SAAS_JAX_EXECUTABLE_CACHE_MB, default 2048; 0: no limit): after a store,
+the least recently used entries (a load counts as a use) go first.
 """
 
 import functools
@@ -30,6 +34,7 @@ import os
 import pickle
 import re
 import threading
+import time
 import zlib
 from typing import Any
 
@@ -39,6 +44,9 @@ from jax.experimental import serialize_executable
 
 FORMAT = 1
 FOLDER = "saas_jax_executables"
+MAX_MB_VARIABLE = "SAAS_JAX_EXECUTABLE_CACHE_MB"
+DEFAULT_MAX_MB = 2048
+_STALE_TMP_S = 3600  # a half-written entry this old lost its writer
 _PACKAGES = (
   "jax",
   "jaxlib",
@@ -91,6 +99,7 @@ def load_or_compile(name: str, jitted, args: tuple, config, like=()):
     return compiled, False
   try:
     _store(path, compiled, args, like)
+    _evict(where, keep=path)
   except Exception as e:  # a step that cannot be stored still runs
     logging.warning(
       "%s: executable not stored (%s: %s)", name, type(e).__name__, e
@@ -284,7 +293,7 @@ def _load(path, args, like):
       io.BytesIO(payload), backend
     ).load()
     in_tree = jax.tree.structure((args, {}))
-    return jax.stages.Compiled(
+    compiled = jax.stages.Compiled(
       unloaded.load(),
       [],
       in_tree.unflatten(args_info_flat),
@@ -296,6 +305,57 @@ def _load(path, args, like):
       "%s: not loaded (%s: %s); compiling", path, type(e).__name__, e
     )
     return None
+  _touch(path)
+  return compiled
+
+
+def _touch(path) -> None:
+  """Marks an entry used (its mtime: atime is often not kept)."""
+  try:
+    os.utime(path)
+  except OSError:  # a read-only cache still loads
+    pass
+
+
+def _max_bytes() -> float:
+  value = os.environ.get(MAX_MB_VARIABLE, str(DEFAULT_MAX_MB))
+  try:
+    mb = float(value)
+  except ValueError:
+    raise ValueError(f"${MAX_MB_VARIABLE}={value!r} is not a number") from None
+  return mb * 2**20 if mb > 0 else float("inf")
+
+
+def _evict(where, keep) -> None:
+  """Removes the least recently used entries until the folder is within
+  its size (never `keep`, the entry just stored), and stale temporary
+  files. Entries another process removes meanwhile are skipped."""
+  cap = _max_bytes()
+  now = time.time()
+  entries = []
+  for f in os.scandir(where):
+    try:
+      st = f.stat()
+    except FileNotFoundError:
+      continue
+    if f.name.endswith(".bin"):
+      entries.append((st.st_mtime, st.st_size, f.path))
+    elif ".tmp" in f.name and now - st.st_mtime > _STALE_TMP_S:
+      _remove(f.path)
+  total = sum(size for _, size, _ in entries)
+  for _, size, path in sorted(entries):
+    if total <= cap:
+      break
+    if path != keep:
+      _remove(path)
+      total -= size
+
+
+def _remove(path) -> None:
+  try:
+    os.remove(path)
+  except FileNotFoundError:
+    pass
 
 
 class _Unpickler(serialize_executable._JaxPjrtUnpickler):
