@@ -66,6 +66,7 @@ def random_pipeline(size: str) -> Pipeline:
     jnp.zeros((1, style_model["hidden"])),
     jnp.zeros((1, 4), jnp.int32),
     jnp.full((1,), 4),
+    motion_windows=jnp.zeros((1, 1, 32, 6)),  # read when motion_dim > 0
   )
   codebook = builders.pose_codebook_model(codebook_cfg)
   codebook_vars = jax.jit(codebook.init)(
