@@ -179,6 +179,38 @@ def test_least_recently_used_entries_go_beyond_the_size(
   assert "initialisation and step loaded from" in capsys.readouterr().err
 
 
+def test_jit_keys_statics_shapes_and_context(cache_dir):
+  """executable_cache.Jit: plain jax.jit without a context; with one, an
+  executable per static values, argument shapes and context, loaded (not
+  traced) by another Jit of the same function and context."""
+  traces = []
+
+  def f(x, scale, *, power):
+    traces.append(scale)
+    return (x * scale) ** power
+
+  def jit(context):
+    g = executable_cache.Jit(
+      f, "f", static_argnums=(1,), static_argnames=("power",)
+    )
+    g.context = context
+    return g
+
+  x = jnp.arange(3.0)
+  np.testing.assert_array_equal(jit(None)(x, 2.0, power=2), (2 * x) ** 2)
+  assert _entries(cache_dir) == []
+  first = jit("run 1")(x, 2.0, power=2)
+  assert len(_entries(cache_dir)) == 1 and len(traces) == 2
+  other = jit("run 1")
+  np.testing.assert_array_equal(other(x, 2.0, power=2), first)
+  assert len(traces) == 2  # loaded, not traced
+  np.testing.assert_array_equal(other(x, 3.0, power=2), (3 * x) ** 2)
+  np.testing.assert_array_equal(other(x, 2.0, power=3), (2 * x) ** 3)
+  other(jnp.arange(4.0), 2.0, power=2)
+  jit("run 2")(x, 2.0, power=2)
+  assert len(_entries(cache_dir)) == 5 and len(traces) == 6
+
+
 def test_unpickler_refuses_what_is_not_jaxs():
   backend = jax.devices()[0].client
   for evil in (os.system, subprocess.run, np.load, pickle.loads):

@@ -19,6 +19,7 @@ import soundfile
 from input_pipeline import features
 from input_pipeline import io as io_lib
 from saas_jax import generate, sampling
+from saas_jax.engine import executable_cache
 from saas_jax.errors import DataError
 from saas_jax.inference import (
   Pipeline,
@@ -411,6 +412,54 @@ def _check_outputs(out, name, samples, audio_s, fps=25.0, with_video=True):
   provenance = json.load(open(os.path.join(out, f"{name}.json")))
   assert not [f for f in files if ".tmp" in f or f.startswith(".")]
   return provenance
+
+
+def test_generate_second_process_loads_compiled_functions(
+  smoke_runs, shared_data, tmp_path, monkeypatch
+):
+  """A second generate process loads the generation's compiled functions
+  (keyed on the runs' spec and weights; a load touches the entry) instead
+  of tracing and compiling them, and writes the same coefficients."""
+  monkeypatch.setenv("SAAS_JAX_COMPILATION_CACHE", str(tmp_path / "cache"))
+  entries = tmp_path / "cache" / executable_cache.FOLDER
+  st = shared_data / "styletalk"
+  seen = []
+  for run in ("a", "b"):
+    proc = _generate(
+      [
+        "--runs",
+        smoke_runs,
+        "--audio",
+        str(shared_data / "speech" / "arctic_a0007.wav"),
+        "--style",
+        str(st / "style_clips/3DMM/happyenglish_clip1.mat"),
+        "--style_fps",
+        "30",
+        "--source",
+        str(st / "source_video/3DMM/reagan_clip1.mat"),
+        "--source_fps",
+        "30",
+        "--out",
+        str(tmp_path / run),
+        "--no_video",
+      ]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "not stored" not in proc.stderr and "not loaded" not in proc.stderr
+    seen.append(
+      {n: os.stat(entries / n).st_mtime_ns for n in os.listdir(entries)}
+    )
+  names = {n.split("-")[0] for n in seen[0]}
+  assert {
+    "style_codes",
+    "stylize_step",
+    "draw_tokens",
+    "decode_tokens",
+  } <= names
+  assert seen[1].keys() == seen[0].keys()  # nothing new compiled
+  assert all(seen[1][n] > seen[0][n] for n in seen[0])  # each one loaded
+  a, b = (tmp_path / r / "arctic_a0007_0.npy" for r in "ab")
+  assert a.read_bytes() == b.read_bytes()
 
 
 def test_generate_cli_end_to_end(smoke_runs, shared_data, tmp_path):

@@ -10,7 +10,8 @@ input_pipeline packages), the package versions, the run's config and the
 files it names, the arguments' shapes, dtypes, shardings and tree (with
 the state's static fields: networks, optimizer, settings), the devices,
 XLA's flags and JAX's options. Code patched into a running process is not
-in the key.
+in the key. Inference's functions go through `Jit`, keyed on the run they
+were loaded from (a second `generate` loads them too).
 
 An entry is made by a run that compiled: an executable that JAX loaded
 from its own cache cannot be serialised again (below). Entries live in
@@ -42,7 +43,7 @@ import jax
 import numpy as np
 from jax.experimental import serialize_executable
 
-FORMAT = 1
+FORMAT = 2  # 2: the header names the executable's devices
 FOLDER = "saas_jax_executables"
 MAX_MB_VARIABLE = "SAAS_JAX_EXECUTABLE_CACHE_MB"
 DEFAULT_MAX_MB = 2048
@@ -78,14 +79,16 @@ def load_or_compile(name: str, jitted, args: tuple, config, like=()):
   """(jitted.lower(*args).compile(), False), or (that executable loaded
   from disk, True).
 
-  `config`: the run's (its values and the files it names are in the key).
+  `config`: the run's (its values and the files it names are in the key),
+  or a digest of whatever besides the arguments decides the program.
   `like`: pytrees whose structure the outputs may repeat (the state);
   outputs are otherwise built-in containers (a dict of metrics).
   """
   where = folder()
   if where is None:
     return jitted.lower(*args).compile(), False
-  key = _key(name, args, like, _config_digest(config))
+  digest = config if isinstance(config, str) else _config_digest(config)
+  key = _key(name, args, like, digest)
   path = os.path.join(where, f"{name}-{key}.bin")
   compiled = _load(path, args, like)
   if compiled is not None:
@@ -105,6 +108,68 @@ def load_or_compile(name: str, jitted, args: tuple, config, like=()):
       "%s: executable not stored (%s: %s)", name, type(e).__name__, e
     )
   return compiled, False
+
+
+class Jit:
+  """jax.jit whose executables, one per argument signature, go through this
+  cache once `context` is set: a digest of everything besides the
+  arguments that decides the program (for inference, the run it was
+  loaded from: its spec and weights, which also cover constants taken
+  from them). Without a context (models built in memory) it is jax.jit.
+  Dynamic arguments are positional; static ones are keyed by their repr."""
+
+  def __init__(self, fn, name: str, static_argnums=(), static_argnames=()):
+    self.name = name
+    self.context: str | None = None
+    self._fn = fn
+    self._static_argnums = tuple(static_argnums)
+    self._static_argnames = tuple(static_argnames)
+    self._jit = jax.jit(
+      fn, static_argnums=static_argnums, static_argnames=static_argnames
+    )
+    self._compiled = {}  # signature -> Compiled
+
+  def __call__(self, *args, **kwargs):
+    if self.context is None or folder() is None:
+      return self._jit(*args, **kwargs)
+    static = {i: args[i] for i in self._static_argnums}
+    static_kw = {k: kwargs.pop(k) for k in self._static_argnames if k in kwargs}
+    if kwargs:
+      raise TypeError(f"{self.name}: dynamic keyword arguments {list(kwargs)}")
+    dynamic = tuple(a for i, a in enumerate(args) if i not in static)
+    leaves, tree = jax.tree.flatten(dynamic)
+    statics = repr((sorted(static.items()), sorted(static_kw.items())))
+    signature = (statics, tree, *map(_signature, leaves))
+    compiled = self._compiled.get(signature)
+    if compiled is None:
+      n = len(args)
+
+      def bound(*dyn):
+        rest = iter(dyn)
+        full = [static[i] if i in static else next(rest) for i in range(n)]
+        return self._fn(*full, **static_kw)
+
+      digest = hashlib.sha256(f"{self.context}{statics}".encode()).hexdigest()
+      compiled, _ = load_or_compile(self.name, jax.jit(bound), dynamic, digest)
+      self._compiled[signature] = compiled
+    return compiled(*dynamic)
+
+
+def tree_digest(*trees) -> str:
+  """A digest of JSON-able values and arrays (a run's spec and weights):
+  what a Jit's context is made of."""
+  h = hashlib.sha256()
+  for tree in trees:
+    leaves, treedef = jax.tree.flatten(tree)
+    h.update(_ADDRESS.sub("", str(treedef)).encode())
+    for x in leaves:
+      if isinstance(x, (np.ndarray, jax.Array, np.generic)):
+        a = np.asarray(x)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+      else:
+        h.update(json.dumps(x, sort_keys=True, default=repr).encode())
+  return h.hexdigest()
 
 
 def _config_digest(config) -> str:
@@ -144,6 +209,11 @@ def _key(name, args, like, config_digest) -> str:
   }
   text = _ADDRESS.sub("", json.dumps(parts, sort_keys=True, default=repr))
   return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _signature(x):
+  """What of an argument the compiled program fixes (hashable, cheap)."""
+  return jax.typeof(x), getattr(x, "sharding", None)
 
 
 def _aval(x) -> str:
@@ -266,7 +336,11 @@ def _store(path, compiled, args, like) -> None:
     raise ValueError(f"outputs not describable: {out_tree}")
   if in_tree != jax.tree.structure((args, {})):
     raise ValueError("inputs are not the arguments' tree")
-  header = json.dumps({"format": FORMAT, "out_tree": out}).encode()
+  # Loaded onto the same devices (by default JAX's loader takes them all:
+  # a one-device program among eight visible would not run).
+  devices = [d.id for d in compiled._executable.xla_executable.local_devices()]
+  header = {"format": FORMAT, "out_tree": out, "devices": devices}
+  header = json.dumps(header).encode()
   blob = len(header).to_bytes(8, "little") + header + zlib.compress(payload, 1)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   tmp = f"{path}.tmp{os.getpid()}.{threading.get_ident()}"
@@ -289,8 +363,10 @@ def _load(path, args, like):
     )
     payload = zlib.decompress(blob[8 + n :])
     backend = jax.devices()[0].client
+    by_id = {d.id: d for d in backend.devices()}
+    devices = [by_id[i] for i in header["devices"]]
     unloaded, args_info_flat, no_kwargs = _Unpickler(
-      io.BytesIO(payload), backend
+      io.BytesIO(payload), backend, devices
     ).load()
     in_tree = jax.tree.structure((args, {}))
     compiled = jax.stages.Compiled(

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from input_pipeline import features
+from saas_jax.engine import executable_cache
 from saas_jax.errors import DataError, check_frames
 from saas_jax.inference import runs
 from saas_jax.models import builders
@@ -104,8 +105,10 @@ class Stylizer:
 
       return generator.apply(v, method=forward)
 
-    self._codes = jax.jit(codes, static_argnums=2)
-    self._step = jax.jit(step, static_argnums=5)
+    self._codes = executable_cache.Jit(
+      codes, "style_codes", static_argnums=(2,)
+    )
+    self._step = executable_cache.Jit(step, "stylize_step", static_argnums=(5,))
 
   @classmethod
   def load(cls, workdir: str, driver: str | None = None, **kw) -> "Stylizer":
@@ -125,6 +128,9 @@ class Stylizer:
       **kw,
     )
     stylizer.run = run
+    # Loaded from disk: a second process loads the compiled functions.
+    context = executable_cache.tree_digest(spec, run.params, run.extra)
+    stylizer._codes.context = stylizer._step.context = context
     return stylizer
 
   @classmethod

@@ -33,6 +33,7 @@ import numpy as np
 import scipy.signal
 
 from saas_jax import sampling
+from saas_jax.engine import executable_cache
 from saas_jax.errors import DataError, check_frames
 from saas_jax.inference import runs
 from saas_jax.inference.expression import check_code, style_windows
@@ -87,26 +88,40 @@ class PoseSampler:
     def codes(v, x):  # [W, 32, 64] -> [S]: the mean window code
       return style_model.apply(v, x, method=style_model.style_code).mean(0)
 
-    self._codes = jax.jit(codes)
-    self._motion = jax.jit(
-      lambda v, w: model.apply(v, w, method=model.motion_code)
+    jit = executable_cache.Jit
+    self._codes = jit(codes, "pose_style_codes")
+    self._motion = jit(
+      lambda v, w: model.apply(v, w, method=model.motion_code), "motion_code"
     )  # [1, W, 32, 6] -> [1, E]
-    self._features = jax.jit(
-      lambda v, m: model.apply(v, m, method=model.audio_features)
+    self._features = jit(
+      lambda v, m: model.apply(v, m, method=model.audio_features),
+      "pose_audio_features",
     )  # [1, T, 28, 12] -> [1, T, A]: the audio CNN, once per frame
-    self._speaker = jax.jit(
-      functools.partial(sampling.speaker_stream_of, model)
+    self._speaker = jit(
+      functools.partial(sampling.speaker_stream_of, model), "speaker_stream"
     )  # (variables, [1, 8K+24, A], [1, S], [1, E]) -> [1, K, 4, D]
-    self._draw = jax.jit(
+    self._draw = jit(
       functools.partial(sampling.draw, model),
+      "draw_tokens",
       static_argnames=("temperature", "top_p", "seeded"),
     )
-    self._decode = jax.jit(
-      lambda v, idx: codebook.apply(v, idx, method=codebook.decode_tokens)
+    self._decode = jit(
+      lambda v, idx: codebook.apply(v, idx, method=codebook.decode_tokens),
+      "decode_tokens",
     )  # [M, 4] -> [M, 32, 6]
-    self._residual = jax.jit(
-      lambda v, f: sampling.pose_residual_of(model, v, f, self.pose_std)
+    self._residual = jit(
+      lambda v, f: sampling.pose_residual_of(model, v, f, self.pose_std),
+      "pose_residual",
     )  # [1, T, A] -> [1, T, 6] (model.residual_width > 0)
+    self._jits = (
+      self._codes,
+      self._motion,
+      self._features,
+      self._speaker,
+      self._draw,
+      self._decode,
+      self._residual,
+    )
 
   @classmethod
   def load(cls, workdir: str, **kw) -> "PoseSampler":
@@ -127,6 +142,10 @@ class PoseSampler:
       **{"spectral_gain": spec.get("spectral_gain"), **kw},
     )
     sampler.run = run
+    # Loaded from disk: a second process loads the compiled functions.
+    context = executable_cache.tree_digest(spec, run.params, run.extra)
+    for f in sampler._jits:
+      f.context = context
     return sampler
 
   def style_code(
