@@ -414,6 +414,28 @@ def _check_outputs(out, name, samples, audio_s, fps=25.0, with_video=True):
   return provenance
 
 
+def _speech_job(runs, shared_data, out, *extra) -> list[str]:
+  """generate's arguments: real speech, a StyleTalk style clip and source."""
+  st = shared_data / "styletalk"
+  return [
+    "--runs",
+    runs,
+    "--audio",
+    str(shared_data / "speech" / "arctic_a0007.wav"),
+    "--style",
+    str(st / "style_clips/3DMM/happyenglish_clip1.mat"),
+    "--style_fps",
+    "30",
+    "--source",
+    str(st / "source_video/3DMM/reagan_clip1.mat"),
+    "--source_fps",
+    "30",
+    "--out",
+    str(out),
+    *extra,
+  ]
+
+
 def test_generate_second_process_loads_compiled_functions(
   smoke_runs, shared_data, tmp_path, monkeypatch
 ):
@@ -422,27 +444,10 @@ def test_generate_second_process_loads_compiled_functions(
   of tracing and compiling them, and writes the same coefficients."""
   monkeypatch.setenv("SAAS_JAX_COMPILATION_CACHE", str(tmp_path / "cache"))
   entries = tmp_path / "cache" / executable_cache.FOLDER
-  st = shared_data / "styletalk"
   seen = []
   for run in ("a", "b"):
     proc = _generate(
-      [
-        "--runs",
-        smoke_runs,
-        "--audio",
-        str(shared_data / "speech" / "arctic_a0007.wav"),
-        "--style",
-        str(st / "style_clips/3DMM/happyenglish_clip1.mat"),
-        "--style_fps",
-        "30",
-        "--source",
-        str(st / "source_video/3DMM/reagan_clip1.mat"),
-        "--source_fps",
-        "30",
-        "--out",
-        str(tmp_path / run),
-        "--no_video",
-      ]
+      _speech_job(smoke_runs, shared_data, tmp_path / run, "--no_video")
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "not stored" not in proc.stderr and "not loaded" not in proc.stderr
@@ -466,24 +471,7 @@ def test_generate_cli_end_to_end(smoke_runs, shared_data, tmp_path):
   st = shared_data / "styletalk"
   wav = shared_data / "speech" / "arctic_a0007.wav"
   out = tmp_path / "out"
-  args = [
-    "--runs",
-    smoke_runs,
-    "--audio",
-    str(wav),
-    "--style",
-    str(st / "style_clips/3DMM/happyenglish_clip1.mat"),
-    "--style_fps",
-    "30",
-    "--source",
-    str(st / "source_video/3DMM/reagan_clip1.mat"),
-    "--source_fps",
-    "30",
-    "--out",
-    str(out),
-    "--num_samples",
-    "3",
-  ]
+  args = _speech_job(smoke_runs, shared_data, out, "--num_samples", "3")
   proc = _generate(args)
   assert proc.returncode == 0, proc.stderr[-3000:]
   audio_s = soundfile.info(str(wav)).frames / 16000
