@@ -180,9 +180,10 @@ def test_least_recently_used_entries_go_beyond_the_size(
 
 
 def test_jit_keys_statics_shapes_and_context(cache_dir):
-  """executable_cache.Jit: plain jax.jit without a context; with one, an
-  executable per static values, argument shapes and context, loaded (not
-  traced) by another Jit of the same function and context."""
+  """executable_cache.Jit: plain jax.jit without a context; with one (or a
+  function giving it), an executable per static values, argument shapes
+  and context, loaded (not traced) by another Jit of the same function and
+  context."""
   traces = []
 
   def f(x, scale, *, power):
@@ -201,7 +202,7 @@ def test_jit_keys_statics_shapes_and_context(cache_dir):
   assert _entries(cache_dir) == []
   first = jit("run 1")(x, 2.0, power=2)
   assert len(_entries(cache_dir)) == 1 and len(traces) == 2
-  other = jit("run 1")
+  other = jit(lambda: "run 1")  # a context given when first needed
   np.testing.assert_array_equal(other(x, 2.0, power=2), first)
   assert len(traces) == 2  # loaded, not traced
   np.testing.assert_array_equal(other(x, 3.0, power=2), (3 * x) ** 2)

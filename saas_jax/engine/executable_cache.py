@@ -37,6 +37,7 @@ import re
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -115,12 +116,14 @@ class Jit:
   cache once `context` is set: a digest of everything besides the
   arguments that decides the program (for inference, the run it was
   loaded from: its spec and weights, which also cover constants taken
-  from them). Without a context (models built in memory) it is jax.jit.
-  Dynamic arguments are positional; static ones are keyed by their repr."""
+  from them), or a function that gives it when first needed (a digest of
+  a run's weights is not worth taking with the cache off). Without a
+  context (models built in memory) it is jax.jit. Dynamic arguments are
+  positional; static ones are keyed by their repr."""
 
   def __init__(self, fn, name: str, static_argnums=(), static_argnames=()):
     self.name = name
-    self.context: str | None = None
+    self.context: str | Callable[[], str] | None = None
     self._fn = fn
     self._static_argnums = tuple(static_argnums)
     self._static_argnames = tuple(static_argnames)
@@ -149,6 +152,8 @@ class Jit:
         full = [static[i] if i in static else next(rest) for i in range(n)]
         return self._fn(*full, **static_kw)
 
+      if callable(self.context):
+        self.context = self.context()
       digest = hashlib.sha256(f"{self.context}{statics}".encode()).hexdigest()
       compiled, _ = load_or_compile(self.name, jax.jit(bound), dynamic, digest)
       self._compiled[signature] = compiled

@@ -21,6 +21,7 @@ output equals a one-pass output. The last chunk is padded to a power of two
 length compiles a few shapes once.
 """
 
+import functools
 import warnings
 
 import jax
@@ -129,7 +130,9 @@ class Stylizer:
     )
     stylizer.run = run
     # Loaded from disk: a second process loads the compiled functions.
-    context = executable_cache.tree_digest(spec, run.params, run.extra)
+    context = functools.cache(
+      lambda: executable_cache.tree_digest(spec, run.params, run.extra)
+    )
     stylizer._codes.context = stylizer._step.context = context
     return stylizer
 

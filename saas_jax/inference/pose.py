@@ -143,7 +143,9 @@ class PoseSampler:
     )
     sampler.run = run
     # Loaded from disk: a second process loads the compiled functions.
-    context = executable_cache.tree_digest(spec, run.params, run.extra)
+    context = functools.cache(
+      lambda: executable_cache.tree_digest(spec, run.params, run.extra)
+    )
     for f in sampler._jits:
       f.context = context
     return sampler
