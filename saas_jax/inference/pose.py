@@ -113,15 +113,6 @@ class PoseSampler:
       lambda v, f: sampling.pose_residual_of(model, v, f, self.pose_std),
       "pose_residual",
     )  # [1, T, A] -> [1, T, 6] (model.residual_width > 0)
-    self._jits = (
-      self._codes,
-      self._motion,
-      self._features,
-      self._speaker,
-      self._draw,
-      self._decode,
-      self._residual,
-    )
 
   @classmethod
   def load(cls, workdir: str, **kw) -> "PoseSampler":
@@ -146,8 +137,9 @@ class PoseSampler:
     context = functools.cache(
       lambda: executable_cache.tree_digest(spec, run.params, run.extra)
     )
-    for f in sampler._jits:
-      f.context = context
+    for f in vars(sampler).values():
+      if isinstance(f, executable_cache.Jit):
+        f.context = context
     return sampler
 
   def style_code(
