@@ -24,12 +24,14 @@ os.environ.setdefault(
 import json
 import pathlib
 
+import jax
 import numpy as np
 import pytest
 import soundfile
+from jax.experimental.compilation_cache import compilation_cache as jax_cache
 
 from input_pipeline import io
-from saas_jax.engine import runtime
+from saas_jax.engine import executable_cache, runtime
 
 # The tests themselves share that cache too: a step compiled by one test (or
 # worker, or an earlier run on this machine) is not compiled again.
@@ -43,6 +45,37 @@ sys.modules.setdefault("triton", None)
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # ../shared beside the checkout (CI and developers have it; users do not).
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def jax_cache_on(tmp_path):
+  """A cache folder of this test's own, for JAX's cache and the executable
+  cache (JAX checks its cache once per process: hence the resets), JAX's
+  storing every compilation."""
+  keep = {
+    k: jax.config.values[k]
+    for k in (
+      "jax_compilation_cache_dir",
+      "jax_enable_compilation_cache",
+      "jax_persistent_cache_min_compile_time_secs",
+    )
+  }
+  jax.config.update("jax_compilation_cache_dir", str(tmp_path / "cache"))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  jax_cache.reset_cache()
+  yield tmp_path / "cache" / executable_cache.FOLDER
+  for k, v in keep.items():
+    jax.config.update(k, v)
+  jax_cache.reset_cache()
+
+
+@pytest.fixture
+def cache_dir(jax_cache_on):
+  """The executable cache alone (JAX's off): what it stores and loads does
+  not depend on what JAX's cache holds."""
+  jax.config.update("jax_enable_compilation_cache", False)
+  jax_cache.reset_cache()
+  return jax_cache_on
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import ml_collections
 import numpy as np
 import pytest
 from conftest import main_env, style_smoke_cmd
-from jax.experimental.compilation_cache import compilation_cache as jax_cache
 
 from saas_jax.engine import checkpoint, config_lib, executable_cache, loop
 from saas_jax.engine.train_state import apply_loss
@@ -62,37 +61,6 @@ def _train(workdir, noise=0.1, lr=1e-2):
     cfg=ml_collections.FrozenConfigDict({"noise": noise}),
   )
   return jax.device_get(loop.train_and_evaluate(config, str(workdir), stage))
-
-
-@pytest.fixture
-def jax_cache_on(tmp_path):
-  """A cache folder of this test's own, for JAX's cache and the executable
-  cache (JAX checks its cache once per process: hence the resets), JAX's
-  storing every compilation."""
-  keep = {
-    k: jax.config.values[k]
-    for k in (
-      "jax_compilation_cache_dir",
-      "jax_enable_compilation_cache",
-      "jax_persistent_cache_min_compile_time_secs",
-    )
-  }
-  jax.config.update("jax_compilation_cache_dir", str(tmp_path / "cache"))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-  jax_cache.reset_cache()
-  yield tmp_path / "cache" / executable_cache.FOLDER
-  for k, v in keep.items():
-    jax.config.update(k, v)
-  jax_cache.reset_cache()
-
-
-@pytest.fixture
-def cache_dir(jax_cache_on):
-  """The executable cache alone (JAX's off): what it stores and loads does
-  not depend on what JAX's cache holds."""
-  jax.config.update("jax_enable_compilation_cache", False)
-  jax_cache.reset_cache()
-  return jax_cache_on
 
 
 def _entries(folder):

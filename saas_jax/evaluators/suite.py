@@ -11,11 +11,11 @@ import dataclasses
 import functools
 import os
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from saas_jax import face_model as face_lib
+from saas_jax.engine import executable_cache
 from saas_jax.evaluators import benchmark, codebook, pose, style
 from saas_jax.evaluators import windows as windows_lib
 from saas_jax.inference import PoseSampler, StyleSpace, Stylizer, runs
@@ -70,7 +70,8 @@ def _face_model(spec: str):
 def _classifier(path):
   run = runs.load_run(path, "style_classifier")
   model = critics.StyleClassifier(run.spec["num_classes"])
-  fn = jax.jit(model.apply)  # [W, 32, 64] -> [W, classes]
+  fn = executable_cache.Jit(model.apply, "classify")  # [W, 32, 64] -> [W, K]
+  run.cache(fn)
   variables = {"params": run.params}
 
   def classify(exp):
@@ -83,7 +84,10 @@ def _classifier(path):
 def _pose_codebook(path):
   run = runs.load_run(path, "pose_vqvae")
   model = builders.pose_codebook_model(run.spec["model"])
-  fn = jax.jit(lambda v, x, o: model.apply(v, x, o, train=False)["recon"])
+  fn = executable_cache.Jit(
+    lambda v, x, o: model.apply(v, x, o, train=False)["recon"], "pose_recon"
+  )
+  run.cache(fn)
   variables = {"params": run.params, **run.extra}
 
   def recon(pose_seq):  # -> (reconstructed, original) [W, 32, 6] windows

@@ -21,7 +21,6 @@ output equals a one-pass output. The last chunk is padded to a power of two
 length compiles a few shapes once.
 """
 
-import functools
 import warnings
 
 import jax
@@ -129,11 +128,7 @@ class Stylizer:
       **kw,
     )
     stylizer.run = run
-    # Loaded from disk: a second process loads the compiled functions.
-    context = functools.cache(
-      lambda: executable_cache.tree_digest(spec, run.params, run.extra)
-    )
-    stylizer._codes.context = stylizer._step.context = context
+    run.cache(stylizer._codes, stylizer._step)
     return stylizer
 
   @classmethod

@@ -133,13 +133,11 @@ class PoseSampler:
       **{"spectral_gain": spec.get("spectral_gain"), **kw},
     )
     sampler.run = run
-    # Loaded from disk: a second process loads the compiled functions.
-    context = functools.cache(
-      lambda: executable_cache.tree_digest(spec, run.params, run.extra)
+    run.cache(
+      *[
+        f for f in vars(sampler).values() if isinstance(f, executable_cache.Jit)
+      ]
     )
-    for f in vars(sampler).values():
-      if isinstance(f, executable_cache.Jit):
-        f.context = context
     return sampler
 
   def style_code(

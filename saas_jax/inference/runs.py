@@ -7,10 +7,11 @@ spec.json with saas_jax.models.builders, the same builders training used.
 """
 
 import dataclasses
+import functools
 import os
 import warnings
 
-from saas_jax.engine import checkpoint
+from saas_jax.engine import checkpoint, executable_cache
 from saas_jax.engine import workdir as workdir_lib
 
 RunError = workdir_lib.RunError
@@ -27,6 +28,20 @@ class Run:
   @property
   def kind(self) -> str:
     return self.spec["trainer"]
+
+  @functools.cached_property
+  def digest(self) -> str:
+    """Its spec and weights (all collections) hashed: what a function
+    compiled from this run depends on besides its arguments, constants
+    taken from the weights included."""
+    return executable_cache.tree_digest(self.spec, self.params, self.extra)
+
+  def cache(self, *jits: executable_cache.Jit) -> None:
+    """Functions compiled from this run go through the executable cache
+    under its digest, so a second process loads them untraced. The digest
+    is taken on a first call with the cache on, not before."""
+    for f in jits:
+      f.context = lambda: self.digest
 
 
 def load_run(workdir: str, kind: str, role: str | None = None) -> Run:
@@ -49,7 +64,7 @@ def load_run(workdir: str, kind: str, role: str | None = None) -> Run:
     if spec["driver"] != driver:
       raise RunError(
         f"{setting} = {workdir} is a {spec['driver']}-driven run; a "
-        f"{driver}-driven one is needed here ({hint})"
+        f"{driver}-driven one is needed here"
       )
   step = workdir_lib.checkpoint_steps(workdir)[-1]
   total = config.get("num_train_steps")

@@ -10,10 +10,10 @@ the expression and pose stages compute it from their frozen copy of this
 encoder (same weights: Pipeline.load checks their fingerprints).
 """
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from saas_jax.engine import executable_cache
 from saas_jax.evaluators.codebook import perplexity  # noqa: F401 (API)
 from saas_jax.inference import runs
 from saas_jax.inference.expression import style_windows
@@ -48,8 +48,11 @@ class StyleSpace:
 
       return model.apply(v, x, method=indices)
 
-    self._codes = jax.jit(codes, static_argnums=2)
-    self._tokens = jax.jit(tokens)
+    self._codes = executable_cache.Jit(
+      codes, "style_space_codes", static_argnums=(2,)
+    )
+    self._tokens = executable_cache.Jit(tokens, "style_space_tokens")
+    run.cache(self._codes, self._tokens)
 
   @classmethod
   def load(cls, workdir: str) -> "StyleSpace":
