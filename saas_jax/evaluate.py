@@ -93,6 +93,18 @@ def parse(argv):
     p.error(f"--temperature must be > 0, got {args.temperature}")
   if not 0 <= args.top_p <= 1:
     p.error(f"--top_p must be within [0, 1], got {args.top_p}")
+  if args.num_samples < 1:
+    p.error(f"--num_samples must be >= 1, got {args.num_samples}")
+  for flag in ("max_pairs", "max_clips"):
+    if getattr(args, flag) < 0:
+      p.error(f"--{flag} must be >= 0 (0: all), got {getattr(args, flag)}")
+  existing = os.path.abspath(args.out)  # the part of --out that exists
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    p.error(f"--out {args.out}: {existing} is a file, not a folder")
+  if not os.access(existing, os.W_OK):
+    p.error(f"--out {args.out}: {existing} is not writable")
   return args
 
 
@@ -126,6 +138,14 @@ def resolve_data(args, runs_dir: str):
       config = workdir_lib.read_json(path)
       break
   if config is None:
+    if not os.path.isdir(runs_dir):
+      raise DataError(runs_dir, "no such folder")
+    if os.path.isfile(os.path.join(runs_dir, "config.json")):
+      raise DataError(
+        runs_dir,
+        "is one stage's run; --runs takes the folder that holds the stages "
+        f"(here {os.path.dirname(os.path.abspath(runs_dir))})",
+      )
     raise DataError(
       runs_dir,
       "no trained stage here (train one with python -m "
@@ -323,6 +343,13 @@ def main(argv=None) -> int:
   summary = report.summarize(rows, set_metrics)
   for path in report.write(args.out, rows, summary, notes):
     print(path)
+  failed = sum("error" in r for r in rows)
+  if failed:  # written and listed in the report; the exit status says so too
+    print(
+      f"error: {failed} of {len(rows)} items failed (report.md lists them)",
+      file=sys.stderr,
+    )
+    return 1
   return 0
 
 

@@ -55,6 +55,7 @@ from saas_jax.errors import DataError
 from saas_jax.inference import pipeline as pipeline_lib
 from saas_jax.inference import runs
 
+MIX_DEFAULT = 0.5
 # Per-job options (a jobs.jsonl line may set them) and their types.
 JOB_KEYS = {
   "audio": str,
@@ -79,11 +80,22 @@ JOB_KEYS = {
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+  """The docstring as written, and each option's default where its help
+  does not say it (flags and options without one apart)."""
+
+  def _get_help_string(self, action):
+    text = action.help or ""
+    if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+      return text
+    return f"{text} (default: %(default)s)".strip()
+
+
 def parse_args(argv=None) -> argparse.Namespace:
   p = argparse.ArgumentParser(
     prog="python -m saas_jax.generate",
     description=__doc__.split("\n\n")[0],
-    formatter_class=argparse.RawDescriptionHelpFormatter,
+    formatter_class=HelpFormatter,
     epilog="See the module docstring (README, 'Generate') for the outputs.",
   )
   io_ = p.add_argument_group("inputs and outputs")
@@ -95,7 +107,12 @@ def parse_args(argv=None) -> argparse.Namespace:
   )
   io_.add_argument("--source_video", help="video-driven: the clip to re-style")
   io_.add_argument("--style2", help="a second style clip to blend in (--mix)")
-  io_.add_argument("--style_fps", type=float, default=25.0)
+  io_.add_argument(
+    "--style_fps",
+    type=float,
+    default=25.0,
+    help="frame rate of --style (StyleTalk's .mat samples: 30)",
+  )
   io_.add_argument(
     "--source_fps",
     type=float,
@@ -136,7 +153,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     help="no .mat (needed when the source has no identity)",
   )
   io_.add_argument(
-    "--preview", choices=("side_by_side", "single"), default="side_by_side"
+    "--preview",
+    choices=("side_by_side", "single"),
+    default="side_by_side",
+    help="the video: style clip | generated | source, or generated alone",
   )
   io_.add_argument(
     "--preview_face",
@@ -165,20 +185,35 @@ def parse_args(argv=None) -> argparse.Namespace:
     help="generate (default with audio), style (the style "
     "clip's, looped), source (default without audio), still",
   )
-  gen.add_argument("--num_samples", type=int, default=1)
-  gen.add_argument("--seed", type=int, default=0)
-  gen.add_argument("--temperature", type=float, default=0.7)
-  gen.add_argument("--top_p", type=float, default=0.9)
+  gen.add_argument(
+    "--num_samples", type=int, default=1, help="pose samples (files _0.._N-1)"
+  )
+  gen.add_argument(
+    "--seed", type=int, default=0, help="seed of the pose samples and blinks"
+  )
+  gen.add_argument(
+    "--temperature", type=float, default=0.7, help="pose sampling temperature"
+  )
+  gen.add_argument(
+    "--top_p", type=float, default=0.9, help="pose sampling nucleus mass"
+  )
   gen.add_argument(
     "--style_strength",
     type=float,
     default=1.0,
     help="0: the source's style, 1: the style clip's, <= 1.5",
   )
-  gen.add_argument("--mix", type=float, default=0.5, help="weight of --style2")
+  gen.add_argument(
+    "--mix", type=float, default=MIX_DEFAULT, help="weight of --style2"
+  )
   args = p.parse_args(argv)
   if not args.jobs and not args.style:
     p.error("--style is required (or --jobs)")
+  kind, _, directory = args.renderer.partition(":")
+  if args.renderer != "preview" and (kind != "pirender" or not directory):
+    p.error(
+      f"--renderer: expected preview or pirender:DIR, got {args.renderer!r}"
+    )
   return args
 
 
@@ -206,7 +241,7 @@ def read_jobs(path: str, defaults: dict) -> list[dict]:
           f"line {number}: unknown keys {unknown} (known: "
           f"{', '.join(sorted(JOB_KEYS))})",
         )
-      merged = dict(defaults)
+      merged = {**defaults, "where": f"{path} line {number}"}
       for key, value in job.items():
         try:
           merged[key] = JOB_KEYS[key](value)
@@ -232,6 +267,14 @@ def check_job(job: dict, driver: str, photoreal: bool = False) -> dict:
     raise DataError(
       "--image", "--renderer pirender needs the portrait to animate"
     )
+  if job["image"] and not photoreal:
+    raise DataError(
+      "--image",
+      "only --renderer pirender:DIR animates a portrait (the preview draws "
+      "the face model; --no_video writes no video)",
+    )
+  if job["style2"] is None and job["mix"] != MIX_DEFAULT:
+    raise DataError("--mix", "blends in --style2, which is not given")
   for key in ("style_fps", "source_fps", "fps"):
     if not (job[key] > 0 and np.isfinite(job[key])):
       raise DataError(f"--{key}", f"must be a positive number, got {job[key]}")
@@ -257,7 +300,30 @@ def check_job(job: dict, driver: str, photoreal: bool = False) -> dict:
   if not job["name"]:
     stem_of = job["audio"] or job["source_video"] or job["source"]
     job["name"] = os.path.splitext(os.path.basename(stem_of))[0]
+  if os.path.basename(job["name"]) != job["name"] or job["name"] in (".", ".."):
+    raise DataError(
+      "--name", f"must be a file name, not a path (got {job['name']!r})"
+    )
   return job
+
+
+def said_of(job: dict, e: DataError) -> DataError:
+  """e, said of the job's line in the jobs file (a lone job: as it is)."""
+  return DataError(job["where"], str(e)) if job["where"] else e
+
+
+def check_distinct(jobs: list[dict]) -> None:
+  """Two jobs writing the same files would leave only the later one's."""
+  seen = {}
+  for job in jobs:
+    stem = os.path.join(os.path.abspath(job["out"]), job["name"])
+    if stem in seen:
+      raise DataError(
+        job["where"],
+        f"writes {stem}_* as {seen[stem]} does: give one of them another "
+        "'name' or 'out'",
+      )
+    seen[stem] = job["where"]
 
 
 def sha256(path: str) -> str:
@@ -269,17 +335,43 @@ def sha256(path: str) -> str:
 
 
 def check_writable(out: str) -> None:
-  """Creates `out` and proves a file can be written there, before any work."""
+  """Proves that `out` can be made (or is) a folder this process can write
+  to, before any work, without making it: bad input leaves nothing."""
+  existing = os.path.abspath(out)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise DataError(
+      out, f"cannot write the output folder ({existing} is a file)"
+    )
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise DataError(
+      out, f"cannot write the output folder ({existing}: read-only)"
+    )
+
+
+def make_folder(out: str) -> None:
   try:
     os.makedirs(out, exist_ok=True)
-    probe = os.path.join(out, f".write-test-{os.getpid()}")
-    with open(probe, "wb"):
-      pass
-    os.remove(probe)
   except OSError as e:
     raise DataError(
       out, f"cannot write the output folder ({e.strerror})"
     ) from None
+
+
+def earlier_outputs(out: str, name: str) -> set[str]:
+  """The files an earlier generation under `name` wrote in `out`, as its
+  <name>.json lists them (none when it is missing or unreadable)."""
+  try:
+    with open(os.path.join(out, f"{name}.json"), encoding="utf-8") as f:
+      listed = json.load(f).get("outputs", [])
+  except (OSError, ValueError, AttributeError):
+    return set()
+  return {
+    p
+    for p in listed
+    if isinstance(p, str) and os.path.basename(p) == p and p.startswith(name)
+  }
 
 
 def load_request(
@@ -439,7 +531,6 @@ def run_job(pipe, job, args, renderers, log=print, bar=None) -> dict:
   """One job: inputs -> generation -> files. bar(done, total): progress."""
   timings = {}
   t0 = time.perf_counter()
-  check_writable(job["out"])
   request, inputs, portrait = load_request(job, not args.no_mat)
   timings["read_inputs_s"] = time.perf_counter() - t0
 
@@ -453,6 +544,8 @@ def run_job(pipe, job, args, renderers, log=print, bar=None) -> dict:
 
   t0 = time.perf_counter()
   out, name = job["out"], job["name"]
+  make_folder(out)
+  earlier = earlier_outputs(out, name)
   written = []
   face = None
   photoreal = None if args.no_video else renderers.photoreal
@@ -516,10 +609,22 @@ def run_job(pipe, job, args, renderers, log=print, bar=None) -> dict:
     json_path, (json.dumps(provenance, indent=1) + "\n").encode()
   )
   written.append(json_path)
+  # A re-run under the same name replaces the earlier generation's files,
+  # also those it does not write again (more samples, a video): otherwise
+  # the folder would mix two generations that <name>.json cannot tell apart.
+  stale = sorted(earlier - {os.path.basename(p) for p in written})
+  for old in stale:
+    try:
+      os.remove(os.path.join(out, old))
+    except FileNotFoundError:
+      pass
   log(
     f"{name}: {result.num_frames} frames at {result.fps:g} fps, "
     f"{result.num_samples} sample(s) in {timings['generate_s']:.1f} s; "
     f"wrote {len(written)} files to {out}"
+    + (
+      f" (removed the earlier generation's {', '.join(stale)})" if stale else ""
+    )
   )
   return provenance
 
@@ -562,19 +667,25 @@ def main(argv=None) -> int:
 
   runtime.compilation_cache()
   try:
-    defaults = job_from_args(args)
+    defaults = {**job_from_args(args), "where": None}  # None: no jobs file
     jobs = read_jobs(args.jobs, defaults) if args.jobs else [defaults]
     driver = args.driver
     if driver == "auto":
       driver = "video" if any(j["source_video"] for j in jobs) else "audio"
     photoreal = not args.no_video and args.renderer != "preview"
-    jobs = [check_job(j, driver, photoreal) for j in jobs]
+    checked = []
     for job in jobs:  # fail before any work
-      check_writable(job["out"])
-    # Every job's inputs are read (and dropped) before the runs load, so
-    # that a bad file fails in seconds, not halfway through a batch.
-    for job in jobs:
-      load_request(job, not args.no_mat)
+      try:
+        job = check_job(job, driver, photoreal)
+        # Every job's inputs are read (and dropped) before the runs load,
+        # so that a bad file fails in seconds, not halfway through a batch.
+        load_request(job, not args.no_mat)
+        check_writable(job["out"])
+      except DataError as e:
+        raise said_of(job, e) from None
+      checked.append(job)
+    jobs = checked
+    check_distinct(jobs)
     renderers = Renderers("preview" if args.no_video else args.renderer)
     if not args.no_video and args.preview_face != "auto":
       renderers.preview(args.preview_face)  # a bad face model: now
@@ -599,8 +710,17 @@ def main(argv=None) -> int:
       from tqdm import tqdm
 
       bar = tqdm(jobs, desc="jobs", unit="job", file=sys.stderr)
-      for job in bar:
-        run_job(pipe, job, args, renderers, log=bar.write)
+      failed = []
+      for job in bar:  # one job's bad input does not stop the others
+        try:
+          run_job(pipe, job, args, renderers, log=bar.write)
+        except DataError as e:
+          failed.append(job["where"])
+          bar.write(f"error: {said_of(job, e)}", file=sys.stderr)
+      if failed:
+        raise DataError(
+          args.jobs, f"{len(failed)} of {len(jobs)} jobs failed (above)"
+        )
   except (DataError, runs.RunError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -90,9 +90,18 @@ def test_two_processes_write_what_one_does(one_process, smoke_runs, tmp_path):
 
 
 @pytest.mark.parametrize(
-  "flags", [["--temperature", "0"], ["--top_p", "1.5"], ["--top_p", "-0.1"]]
+  "flags",
+  [
+    ["--temperature", "0"],
+    ["--top_p", "1.5"],
+    ["--top_p", "-0.1"],
+    ["--num_samples", "0"],
+    ["--max_pairs", "-1"],
+    ["--max_clips", "-1"],
+    ["--out", __file__],  # a file: refused before any scoring
+  ],
 )
-def test_bad_sampling_settings_are_refused(flags, capsys):
+def test_bad_settings_are_refused_before_any_work(flags, capsys):
   with pytest.raises(SystemExit):
     evaluate.parse(["--runs", "r", *flags])
   assert flags[0] in capsys.readouterr().err
@@ -184,3 +193,34 @@ def test_a_failed_item_is_reported_and_the_run_goes_on():
   assert (
     report.to_csv(rows).splitlines()[2].endswith("ValueError: unreadable clip")
   )
+
+
+def test_evaluators_compiled_functions_are_loaded_again(smoke_runs, cache_dir):
+  """The evaluation's own compiled functions (style codes and tokens, the
+  critic's classifier, the pose codebook) are keyed on their runs, so a
+  second load of the pipeline (as in a second process) loads them untraced
+  and gives the same results."""
+  from saas_jax.evaluators import suite
+
+  st = np.random.default_rng(0).normal(0, 0.3, (70, 64)).astype(np.float32)
+  head = np.random.default_rng(1).normal(0, 0.1, (70, 6)).astype(np.float32)
+
+  def score():
+    m = suite.Models.load(smoke_runs)
+    return [
+      m.space.code(st),
+      m.space.tokens(st),
+      m.classify(st),
+      *m.pose_recon(head),
+    ]
+
+  first = score()
+  seen = {n: os.stat(cache_dir / n).st_mtime_ns for n in os.listdir(cache_dir)}
+  names = {n.split("-")[0] for n in seen}
+  assert {"style_space_codes", "style_space_tokens", "classify"} <= names
+  assert "pose_recon" in names
+  again = score()
+  assert set(os.listdir(cache_dir)) == seen.keys()  # nothing new compiled
+  assert all(os.stat(cache_dir / n).st_mtime_ns > t for n, t in seen.items())
+  for a, b in zip(first, again, strict=True):
+    np.testing.assert_array_equal(a, b)

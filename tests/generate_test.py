@@ -133,6 +133,22 @@ def test_runs_that_do_not_fit_are_named(smoke_runs, tmp_path):
   os.remove(other / "spec.json")
   with pytest.raises(RunError, match=r"no spec\.json"):
     PoseSampler.load(str(other))
+  # One stage's run given as the runs folder.
+  with pytest.raises(RunError, match="is one stage's run") as e:
+    Pipeline.load(os.path.join(smoke_runs, "audio_driven"))
+  assert f"(here {smoke_runs})" in str(e.value)
+  # A damaged checkpoint: the run's folder named, not orbax's pages.
+  damaged = tmp_path / "style_classifier"
+  shutil.copytree(os.path.join(smoke_runs, "style_classifier"), damaged)
+  for root, _, files in os.walk(damaged / "checkpoints"):
+    for name in files:
+      if os.sep + "d" in root:  # the array data, not the metadata
+        path = os.path.join(root, name)
+        with open(path, "r+b") as f:
+          f.truncate(os.path.getsize(path) // 2)
+  with pytest.raises(RunError, match="the checkpoint cannot be read") as e:
+    load_run(str(damaged), "style_classifier")
+  assert str(damaged) in str(e.value) and len(str(e.value)) < 600
 
 
 # ----------------------------------------------------- the inference API ---
@@ -596,6 +612,10 @@ def test_generate_cli_bad_inputs(smoke_runs, shared_data, tmp_path, capsys):
     ({"--source_fps": "0"}, "--source_fps: must be a positive number"),
     ({"--top_p": "1.5"}, "top_p: must be within [0, 1]"),
     ({"--preview_face": "nonsense", "--no_video": False}, "not a face model"),
+    ({"--name": "../x"}, "--name: must be a file name, not a path"),
+    ({"--image": str(a_file)}, "only --renderer pirender:DIR animates"),
+    ({"--mix": "0.9"}, "--mix: blends in --style2, which is not given"),
+    ({"--runs": os.path.join(smoke_runs, "audio_driven")}, "one stage's run"),
   ]
   for change, message in cases:
     out = tmp_path / "out"
@@ -605,7 +625,7 @@ def test_generate_cli_bad_inputs(smoke_runs, shared_data, tmp_path, capsys):
     stderr = capsys.readouterr().err
     assert stderr.startswith("error: ") and message in stderr, (change, stderr)
     assert stderr.count("\n") == 1, (change, stderr)  # one line
-    assert not out.exists() or not os.listdir(out), change
+    assert not out.exists(), change  # not even the folder
   # Without identity the preview and .npy still work (--no_mat).
   argv = [x for kv in good.items() for x in kv]
   argv += [
@@ -621,3 +641,56 @@ def test_generate_cli_bad_inputs(smoke_runs, shared_data, tmp_path, capsys):
     "arctic_a0007_0.mp4",
     "arctic_a0007_0.npy",
   ]
+  # Again without a video: the earlier generation's video goes too, so the
+  # folder holds one generation, the one its .json describes.
+  assert generate.main([*argv, "--pose", "still", "--no_video"]) == 0
+  assert "removed the earlier generation's arctic_a0007_0.mp4" in (
+    capsys.readouterr().err
+  )
+  assert sorted(os.listdir(tmp_path / "o")) == [
+    "arctic_a0007.json",
+    "arctic_a0007_0.npy",
+  ]
+  with pytest.raises(SystemExit):  # a renderer that does not exist
+    generate.parse_args([*argv, "--renderer", "foo"])
+  assert "expected preview or pirender:DIR" in capsys.readouterr().err
+
+
+def test_generate_jobs_name_their_line_and_do_not_stop_each_other(
+  shared_data, tmp_path, monkeypatch, capsys
+):
+  """A jobs file: two jobs writing the same files are refused before any
+  work; a job that fails while running is named by its line and the
+  others still run (exit status 2)."""
+  st = shared_data / "styletalk"
+  job = {
+    "audio": str(shared_data / "speech/arctic_a0007.wav"),
+    "style": str(st / "style_clips/3DMM/nice_clip1.mat"),
+    "source": str(st / "source_video/3DMM/reagan_clip1.mat"),
+    "out": str(tmp_path / "out"),
+  }
+  jobs = tmp_path / "jobs.jsonl"
+  jobs.write_text(json.dumps(job) + "\n" + json.dumps(job) + "\n")
+  argv = ["--jobs", str(jobs), "--runs", str(tmp_path / "none"), "--no_video"]
+  assert generate.main(argv) == 2
+  err = capsys.readouterr().err
+  assert (
+    f"error: {jobs} line 2: writes " in err and f"{jobs} line 1 does" in err
+  )
+  jobs.write_text(
+    "\n".join(json.dumps({**job, "name": n}) for n in ("a", "b", "c")) + "\n"
+  )
+  monkeypatch.setattr(Pipeline, "load", lambda *a, **k: None)
+  ran = []
+
+  def run_job(pipe, job, *a, **k):
+    if job["name"] == "b":
+      raise DataError("--audio", "does not fit")
+    ran.append(job["name"])
+
+  monkeypatch.setattr(generate, "run_job", run_job)
+  assert generate.main(argv) == 2
+  err = capsys.readouterr().err
+  assert f"error: {jobs} line 2: --audio: does not fit" in err
+  assert f"error: {jobs}: 1 of 3 jobs failed" in err
+  assert ran == ["a", "c"]

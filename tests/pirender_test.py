@@ -182,10 +182,16 @@ def test_converter_cli_and_refusals(state_dict, tmp_path):
   # No code from the file runs: a pickled object is refused by torch's
   # weights-only loader, and nothing is written.
   evil = _save({"net_G_ema": Evil()}, tmp_path / "evil.pt")
-  with pytest.raises(tensors.ConvertError, match="loads safely"):
+  with pytest.raises(tensors.ConvertError, match="loads safely") as e:
     convert_lib.convert(evil, str(tmp_path / "evil_out"))
+  assert "weights_only" not in str(e.value)  # torch's advice to load unsafely
   assert not (tmp_path / "evil_out").exists()
   assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
+  # A folder for the file, a file for the folder.
+  with pytest.raises(tensors.ConvertError, match="is a folder"):
+    convert_lib.convert(str(tmp_path), str(tmp_path / "o"))
+  with pytest.raises(tensors.ConvertError, match="is a file; --out"):
+    convert_lib.convert(good, evil)
 
 
 class Evil:

@@ -533,7 +533,16 @@ def convert_sadtalker_audio2exp(
   """SadTalker's audio2exp + a video-driven run (e.g. a converted official
   one) -> an audio-driven run at `out`."""
   with tensors_lib.staged_output(out) as tmp:
-    video = runs.load_run(video_run, "video_driven", role="video run")
+    if not os.path.isdir(video_run):
+      raise tensors_lib.ConvertError(
+        video_run,
+        "no such folder; --video_run is a video-driven run, e.g. one made by "
+        "python -m saas_jax.convert saas_video_driven",
+      )
+    try:
+      video = runs.load_run(video_run, "video_driven", role="video run")
+    except runs.RunError as e:
+      raise tensors_lib.ConvertError(video_run, str(e)) from None
     c = read_sadtalker_audio2exp(checkpoint, video)
     source = {
       "converter": "sadtalker_audio2exp",

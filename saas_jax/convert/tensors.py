@@ -31,6 +31,8 @@ class ConvertError(DataError):
 def read_checkpoint(path: str):
   """The file's object tree with every tensor as a float32/int NumPy array."""
   path = os.fspath(path)
+  if os.path.isdir(path):
+    raise ConvertError(path, "is a folder; --checkpoint takes the file")
   if not os.path.isfile(path):
     raise ConvertError(path, "no such file")
   if path.endswith(".safetensors"):
@@ -56,8 +58,16 @@ def read_checkpoint(path: str):
     # weights_only: tensors and plain containers only, no code from the file.
     obj = torch.load(path, map_location="cpu", weights_only=True)
   except Exception as e:
+    # PyTorch's own message suggests weights_only=False, which would run
+    # code from the file: say what it refused, not that.
+    advice = ("weights_only", "Weights only", "WeightsUnpickler", "Check the")
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    why = [x for x in lines if not any(a in x for a in advice)]
+    why = (why or [type(e).__name__])[0]
     raise ConvertError(
-      path, f"not a PyTorch checkpoint that loads safely ({e})"
+      path,
+      f"not a PyTorch checkpoint that loads safely ({why[:200]}); only "
+      "tensors and plain containers are read, never code from the file",
     ) from e
   return _to_numpy(obj, torch)
 
@@ -296,7 +306,9 @@ def staged_output(out: str):
   finishes: an error leaves nothing behind, and an existing non-empty `out`
   is refused (a re-run never overwrites a finished conversion)."""
   out = os.path.abspath(os.fspath(out))
-  if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise ConvertError(out, "is a file; --out names a new folder")
+  if os.path.isdir(out) and os.listdir(out):
     raise ConvertError(
       out, "already exists and is not empty; choose another --out or remove it"
     )

@@ -5,13 +5,18 @@ everything a bit-identical resume needs: the data order and the step RNG are
 functions of the step (see input_pipeline.batches and the engine loop).
 """
 
+import functools
+import logging
 import os
+import sys
 
 import flax.traverse_util
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
+
+from saas_jax.engine import workdir as workdir_lib
 
 
 class Checkpointer:
@@ -61,6 +66,25 @@ class Checkpointer:
     self.manager.close()
 
 
+@functools.cache
+def _quiet_failed_reads() -> None:
+  """After a failed restore, orbax's reads still in flight call back into
+  its closed event loop: hundreds of 'Event loop is closed' tracebacks and
+  asyncio's 'exception was never retrieved' logs, later, from other
+  threads. The RunError raised says what went wrong; these go unprinted."""
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    e = unraisable.exc_value
+    if not (isinstance(e, RuntimeError) and str(e) == "Event loop is closed"):
+      previous(unraisable)
+
+  sys.unraisablehook = hook
+  logging.getLogger("asyncio").addFilter(
+    lambda r: "exception was never retrieved" not in r.getMessage()
+  )
+
+
 def load_params(workdir: str, step: int | None = None) -> dict:
   """Params and extra collections saved in a workdir, as NumPy.
 
@@ -88,6 +112,15 @@ def load_params(workdir: str, step: int | None = None) -> dict:
       lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=local), tree
     )
     state = handler.restore(path, args=ocp.args.StandardRestore(target))
+  except Exception as e:  # orbax raises many kinds, with pages of context
+    _quiet_failed_reads()
+    first = (str(e).strip().splitlines() or [""])[0]
+    first = first.split(" See full TensorStore")[0][:300]
+    raise workdir_lib.RunError(
+      f"{path}: the checkpoint cannot be read ({type(e).__name__}: "
+      f"{first}); its files are damaged or incomplete: restore them, or "
+      "train the run again"
+    ) from e
   finally:
     handler.close()
   return jax.tree.map(

@@ -20,6 +20,7 @@ from fold_in(key(seed), i), so sample i is the same whatever N is).
 """
 
 import dataclasses
+import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -200,6 +201,12 @@ class Pipeline:
     """The runs train_pipeline writes under runs_dir (audio_driven or
     video_driven, pose_generator), or explicit run folders. The expression
     and pose runs must share their frozen style encoder (same fingerprint)."""
+    if os.path.isfile(os.path.join(runs_dir, "config.json")):
+      raise runs.RunError(
+        f"{runs_dir} is one stage's run; the runs folder holds the stages "
+        f"(here {os.path.dirname(os.path.abspath(runs_dir))}), or name the "
+        "run itself (generate: --expression_run, --pose_run)"
+      )
     expression_run = expression_run or f"{runs_dir}/{driver}_driven"
     stylizer = Stylizer.from_run(
       runs.load_run(expression_run, f"{driver}_driven", f"{driver} run")

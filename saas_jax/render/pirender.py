@@ -374,8 +374,9 @@ def read_portrait(path: str) -> np.ndarray:
     raise DataError(path, "no such file")
   try:
     image = np.asarray(mediapy.read_image(path))
-  except Exception as e:
-    raise DataError(path, f"not a readable image ({e})") from None
+  except Exception as e:  # PIL names its BytesIO, not the file
+    why = str(e).split(" <_io.")[0].rstrip(":; ")
+    raise DataError(path, f"not a readable image ({why})") from None
   if image.ndim == 2:
     image = np.repeat(image[..., None], 3, -1)
   if image.ndim != 3 or image.shape[-1] not in (3, 4):
