@@ -137,12 +137,18 @@ def test_runs_that_do_not_fit_are_named(smoke_runs, tmp_path):
   with pytest.raises(RunError, match="is one stage's run") as e:
     Pipeline.load(os.path.join(smoke_runs, "audio_driven"))
   assert f"(here {smoke_runs})" in str(e.value)
-  # A damaged checkpoint: the run's folder named, not orbax's pages.
+
+
+# Orbax's reads still in flight after the failure call back into its closed
+# event loop; the CLIs leave those unprinted, pytest reports them per test.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_damaged_checkpoint_is_named(smoke_runs, tmp_path):
+  """The checkpoint named, in one short message, not orbax's pages."""
   damaged = tmp_path / "style_classifier"
   shutil.copytree(os.path.join(smoke_runs, "style_classifier"), damaged)
   for root, _, files in os.walk(damaged / "checkpoints"):
     for name in files:
-      if os.sep + "d" in root:  # the array data, not the metadata
+      if os.path.basename(root) == "d":  # the array data, not the metadata
         path = os.path.join(root, name)
         with open(path, "r+b") as f:
           f.truncate(os.path.getsize(path) // 2)

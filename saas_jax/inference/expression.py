@@ -46,8 +46,9 @@ def style_windows(what: str, exp, warn: bool = True) -> np.ndarray:
   exp = check_frames(what, exp, EXP_DIM)
   if warn and len(exp) < WINDOW:
     warnings.warn(
-      f"{what}: {len(exp)} frames, shorter than the {WINDOW}-frame style "
-      "window; mirrored to length",
+      f"{what}: {len(exp)} frames at the model's {features.MODEL_FPS:g} "
+      f"fps, shorter than the {WINDOW}-frame style window; mirrored to "
+      "length",
       stacklevel=3,
     )
   return features.clip_windows(exp, WINDOW, WINDOW // 2)

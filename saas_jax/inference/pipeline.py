@@ -276,7 +276,9 @@ class Pipeline:
     if self.driver == "video":
       content = req.source_video
       if wav is not None:
-        content, wav = features.align_lengths(content, wav, name="audio")
+        content, wav = features.align_lengths(
+          content, wav, name=f"{content.path or 'source_video'} and the audio"
+        )
       num_frames = content.num_frames
     else:
       num_frames = features.num_frames_for_audio(len(wav))
