@@ -45,6 +45,7 @@ used for audio windows must be long enough (others are not drawn).
 
 import dataclasses
 import functools
+import glob
 import logging
 import os
 
@@ -147,12 +148,27 @@ def prepared_builder(data_dir: str, config: str):
       data_dir, f"no talking_face dataset config '{config}' ({e}); {hint}"
     ) from None
   if not os.path.isfile(os.path.join(builder.data_dir, "dataset_info.json")):
+    found = prepared_configs(data_dir)
     raise DataError(
       data_dir,
       f"no prepared talking_face/{config} dataset here (looked in "
-      f"{builder.data_dir}); {hint}",
+      f"{builder.data_dir}); "
+      + (
+        f"prepared here: {', '.join(found)} (the data config to give: a "
+        "rate other than the layout's makes a config of its own)"
+        if found
+        else hint
+      ),
     )
   return builder
+
+
+def prepared_configs(data_dir: str) -> list[str]:
+  """The talking_face dataset configs prepared under data_dir."""
+  pattern = os.path.join(
+    data_dir, "talking_face", "*", "*", "dataset_info.json"
+  )
+  return sorted({p.split(os.sep)[-3] for p in glob.glob(pattern)})
 
 
 def has_split(data_dir: str, config: str, split: str) -> bool:

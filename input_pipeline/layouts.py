@@ -5,7 +5,7 @@ where a clip's coefficients and audio are, and its person, emotion, level and
 style class. Reading and featurising the clips is `process_clip`'s job.
 
   manifest   manifest.jsonl (or .csv) listing id, coeff_path, audio_path,
-             person, emotion, level and optionally split, fps, phones. The
+             person, emotion, level and optionally split and fps. The
              synthetic corpus writes one; it is also the way in for any custom
              corpus. Paths are relative to the manifest. Style class =
              person#emotion#level.
@@ -377,5 +377,19 @@ def scan(layout: str, root: str, source_fps: float | None = None, **kwargs):
   else:
     raise ValueError(f"unknown layout '{layout}' (one of {', '.join(LAYOUTS)})")
   if not specs:
-    raise DataError(root, f"no clips found for the '{layout}' layout")
+    raise DataError(
+      root, f"no clips found for the '{layout}' layout ({EXPECTED[layout]})"
+    )
   return assign_splits(specs)
+
+
+# What each layout looks for: the hint when it finds nothing.
+EXPECTED = {
+  "manifest": "a manifest.jsonl or manifest.csv listing the clips",
+  "mead": "coefficient files named PERSON#emotion#level_N#NAME, "
+  "M003_emotion_level_1_NAME, or in folders M003/.../emotion/level_1/NAME, "
+  "persons as M### or W### (other names: use a manifest)",
+  "hdtf": "one coefficient file per recording, the audio beside it",
+  "styletalk": "source_video/3DMM/*.mat with source_video/wav/*.wav, and "
+  "style_clips/3DMM/*.mat",
+}

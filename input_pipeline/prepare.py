@@ -32,7 +32,8 @@ from input_pipeline.talking_face import (
   TalkingFaceConfig,
   skipped_clips,
 )
-from saas_jax.errors import DataError
+from input_pipeline.talking_face.talking_face_dataset_builder import clips_key
+from saas_jax.errors import DataError, exit_interrupted
 
 # TFDS's error when a split has no example.
 EMPTY_SPLIT = "The total number of generated examples is 0"
@@ -56,6 +57,15 @@ def config_for(
     source_fps=source_fps,
     description=f"{layout} at {fps:g} fps",
   )
+
+
+def config_name(
+  layout: str, fps: float = features.MODEL_FPS, source_fps: float | None = None
+) -> str:
+  """The dataset config `prepare` makes for these rates: what training's
+  data.config (train_pipeline's --data_config) must name."""
+  config = config_for(layout, fps, source_fps)
+  return config if isinstance(config, str) else config.name
 
 
 def prepare(
@@ -87,6 +97,7 @@ def prepare(
       f"{manual_dir}; give another --data_dir (or delete this folder to "
       "rebuild it)",
     )
+  _check_same_clips(builder, manual_dir)
   _clear_leftovers(builder)
   if beam:
     beam_lib = tfds.core.lazy_imports.apache_beam
@@ -128,6 +139,25 @@ def prepare(
   return builder
 
 
+def _check_same_clips(builder: Builder, manual_dir: str) -> None:
+  """A finished dataset is only reused for the clip list it was made
+  from: TFDS would otherwise report the old shards as prepared."""
+  made_for = builder.info.metadata.get("clips_key")
+  if not made_for or not os.path.isfile(
+    os.path.join(os.fspath(builder.data_dir), "dataset_info.json")
+  ):
+    return  # nothing finished here, or made before the key was recorded
+  specs = builder._scan(manual_dir)
+  if clips_key(specs) != made_for:
+    was = sum(builder.info.metadata.get("clips_found", {}).values())
+    raise DataError(
+      os.fspath(builder.data_dir),
+      f"was prepared from another clip list of {manual_dir} ({was} clips "
+      f"then, {len(specs)} now, or other files, labels or splits); give "
+      "another --data_dir, or delete this folder to rebuild it",
+    )
+
+
 def _clear_leftovers(builder: Builder) -> None:
   config_dir = os.path.dirname(os.fspath(builder.data_dir))
   if os.path.isdir(config_dir):
@@ -160,7 +190,13 @@ def main(argv=None):
   parser.add_argument("--layout", required=True, choices=layouts.LAYOUTS)
   parser.add_argument("--manual_dir", required=True, help="corpus folder")
   parser.add_argument("--data_dir", required=True, help="TFDS data folder")
-  parser.add_argument("--fps", type=float, default=features.MODEL_FPS)
+  parser.add_argument(
+    "--fps",
+    type=float,
+    default=features.MODEL_FPS,
+    help="the rate clips are resampled to (the models': 25; another makes "
+    "a dataset config of its own)",
+  )
   parser.add_argument(
     "--source_fps",
     type=float,
@@ -205,7 +241,19 @@ def main(argv=None):
       print(f"  {rec['id']}: {rec['reason']}", file=sys.stderr)
   else:
     print("no clips skipped")
+  name = config_name(args.layout, args.fps, args.source_fps)
+  print(
+    f"train on it with --config.data.data_dir={args.data_dir} "
+    f"--config.data.config={name} (train_pipeline: --data_dir "
+    f"{args.data_dir} --data_config {name})"
+  )
 
 
 if __name__ == "__main__":
-  main()
+  try:
+    main()
+  except KeyboardInterrupt:
+    exit_interrupted(
+      "no shard is half-written and processed clips are cached; the same "
+      "command goes on from there"
+    )

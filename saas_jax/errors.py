@@ -1,6 +1,8 @@
-"""The one error type for bad input anywhere in the project."""
+"""The one error type for bad input anywhere in the project, and how the
+command-line tools end on Ctrl-C."""
 
 import os
+import sys
 
 
 class DataError(ValueError):
@@ -44,3 +46,10 @@ def check_frames(
     where = f"{unit} {frame}" + (f", column {col[0]}" if col else "")
     raise DataError(what, f"non-finite value (NaN/Inf) at {where}")
   return arr
+
+
+def exit_interrupted(resume: str):
+  """Ctrl-C: one line saying what is kept and how to go on (exit code 130,
+  the shell's for SIGINT), not a KeyboardInterrupt traceback."""
+  print(f"\ninterrupted: {resume}", file=sys.stderr)
+  sys.exit(130)

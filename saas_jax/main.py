@@ -18,7 +18,7 @@ from ml_collections import config_flags
 
 from saas_jax.engine import config_lib
 from saas_jax.engine import workdir as workdir_lib
-from saas_jax.errors import DataError
+from saas_jax.errors import DataError, exit_interrupted
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Stage config file.")
 _WORKDIR = flags.DEFINE_string(
@@ -36,8 +36,8 @@ _COMPILATION_CACHE = flags.DEFINE_bool(
   "compilation_cache",
   True,
   "Reuse compiled steps across runs (JAX's persistent cache in "
-  "$SAAS_JAX_COMPILATION_CACHE, else ~/.cache/saas_jax/jax_compilation); "
-  "--nocompilation_cache turns it off.",
+  "$SAAS_JAX_COMPILATION_CACHE, else jax_compilation under $SAAS_JAX_CACHE "
+  "or ~/.cache/saas_jax); --nocompilation_cache turns it off.",
 )
 
 
@@ -79,18 +79,40 @@ def main(argv):
 _STARTED = []  # main() ran: the flags (and config overrides) parsed
 
 
+def _parse_flags(argv):
+  """absl's parsing, with a bad flag or config (a missing file, an unknown
+  variant, a value of the wrong type) told in one line, exit code 2."""
+  try:
+    rest = flags.FLAGS(argv)
+  except (flags.Error, OSError) as e:
+    text = str(e).strip().splitlines()
+    print(f"error: {text[-1] if text else type(e).__name__}", file=sys.stderr)
+    sys.exit(2)
+  # FILE[:ARG]; the file is read later, where a missing one is a traceback.
+  path = config_flags.get_config_filename(flags.FLAGS["config"])
+  path = path.split(".py:", 1)[0] + ".py" if ".py:" in path else path
+  if not os.path.isfile(path):
+    print(f"error: --config: no such file {path}", file=sys.stderr)
+    sys.exit(2)
+  return rest
+
+
 def run() -> None:
   """app.run(main), with a bad --config override (an unknown key) told in
   one line instead of ml_collections' traceback."""
   flags.mark_flags_as_required(["config"])
   try:
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)
   except (AttributeError, KeyError) as e:
     if _STARTED:
       raise
     key = str(e).strip("\"'")
     print(f"error: bad --config override: no setting '{key}'", file=sys.stderr)
     sys.exit(2)
+  except KeyboardInterrupt:
+    exit_interrupted(
+      "the run keeps its last saved checkpoint; the same command resumes it"
+    )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import os
 import sys
 import time
 
+from saas_jax.errors import exit_interrupted
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -225,4 +227,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  try:
+    sys.exit(main())
+  except KeyboardInterrupt:
+    exit_interrupted(
+      "finished stages are kept and the stage in progress keeps its last "
+      "checkpoint; the same command goes on from there"
+    )

@@ -252,6 +252,14 @@ def test_prepare_into_a_folder_of_another_corpus_is_refused(tmp_path):
   with pytest.raises(DataError, match=r"already holds the dataset prepared"):
     prepare.prepare("manifest", str(other), str(data_dir))
   assert _snapshot(data_dir) == before
+  # The same corpus with another clip list (a manifest line edited): the
+  # shards made from the old list are not reported as its dataset.
+  manifest = next(root.glob("manifest.*"))
+  lines = manifest.read_text().splitlines()
+  manifest.write_text("\n".join(lines[:-1]) + "\n")  # one clip fewer
+  with pytest.raises(DataError, match=r"prepared from another clip list"):
+    prepare.prepare("manifest", str(root), str(data_dir))
+  assert _snapshot(data_dir) == before
 
 
 @pytest.mark.parametrize("beam", [False, True])
@@ -478,14 +486,14 @@ def test_main_cli_reports_bad_settings_in_one_line(tmp_path):
   import subprocess
   import sys
 
-  def main(*args):
+  def main(*args, config="configs/style_vqvae.py:smoke"):
     return subprocess.run(
       [
         sys.executable,
         "-m",
         "saas_jax.main",
         "--config",
-        os.path.join(ROOT, "configs/style_vqvae.py:smoke"),
+        os.path.join(ROOT, config),
         "--workdir",
         str(tmp_path / "run"),
         *args,
@@ -495,11 +503,15 @@ def test_main_cli_reports_bad_settings_in_one_line(tmp_path):
       cwd=ROOT,
     )
 
-  for args, message in (
-    (["--config.no_such_key=1"], "no setting 'no_such_key'"),
-    (["--config.seed=-1"], "config.seed: -1 is out of range"),
+  smoke = "configs/style_vqvae.py:smoke"
+  for config, args, message in (
+    (smoke, ["--config.no_such_key=1"], "no setting 'no_such_key'"),
+    (smoke, ["--config.seed=-1"], "config.seed: -1 is out of range"),
+    (smoke, ["--config.num_train_steps=abc"], "invalid literal for int()"),
+    ("configs/style_vqvae.py:smok", [], "unknown variant 'smok'"),
+    ("configs/style_vqva.py:smoke", [], "--config: no such file"),
   ):
-    proc = main(*args)
+    proc = main(*args, config=config)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
   assert not (tmp_path / "run").exists()
@@ -532,3 +544,40 @@ def test_inference_arguments_are_checked():
     expression.check_code("style_code", np.zeros((2, 4)), 8)
   with pytest.raises(DataError, match="style_code: non-finite"):
     expression.check_code("style_code", np.full(8, np.nan), 8)
+
+
+def test_main_interrupted_says_how_to_resume(tmp_path):
+  """Ctrl-C: one line and exit code 130, no KeyboardInterrupt traceback."""
+  import signal
+  import subprocess
+  import sys
+  import threading
+
+  proc = subprocess.Popen(
+    [
+      sys.executable,
+      "-m",
+      "saas_jax.main",
+      "--config",
+      os.path.join(ROOT, "configs/style_vqvae.py:smoke"),
+      "--config.num_train_steps=100000",
+      "--workdir",
+      str(tmp_path / "run"),
+    ],
+    stderr=subprocess.PIPE,
+    text=True,
+    cwd=ROOT,
+  )
+  guard = threading.Timer(300, proc.kill)  # a log line renamed: no hang
+  guard.start()
+  lines = []
+  for line in proc.stderr:  # training has started: interrupt it
+    lines.append(line)
+    if "second step ran" in line:
+      proc.send_signal(signal.SIGINT)
+      break
+  err = "".join(lines) + proc.stderr.read()
+  guard.cancel()
+  assert proc.wait(timeout=120) == 130, err[-3000:]
+  assert "interrupted: the run keeps its last saved checkpoint" in err
+  assert "KeyboardInterrupt" not in err

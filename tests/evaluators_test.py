@@ -6,6 +6,7 @@ import pytest
 from saas_jax import losses
 from saas_jax.engine import mesh as mesh_lib
 from saas_jax.evaluators import (
+  benchmark,
   codebook,
   expression,
   image,
@@ -171,3 +172,24 @@ def test_judge_distances_by_hand_and_styles_told_apart():
   assert np.isnan(j.hit(a, 7))
   with pytest.raises(ValueError, match="T >= 7"):
     judge.features(a[:6])
+
+
+def test_drawn_pairs_take_their_speech_from_clips_that_have_some():
+  """Without listed pairs, every clip with speech is a pair's content; a
+  clip without audio (a StyleTalk style clip) is only ever a style clip."""
+  import dataclasses
+
+  from batches_test import _table
+
+  table = _table(persons=3, emotions=1, levels=1, short_clip=False)
+  mute = np.arange(table.num_clips) % 2 == 1
+  table = dataclasses.replace(table, has_audio=~mute)
+  pairs = benchmark.load_pairs(
+    [table], seen=set(), pairs_dir=None, with_audio=True
+  )
+  ids = [str(c) for c in table.clip_ids]
+  assert [p.content_id for p in pairs] == [
+    c for c, m in zip(ids, mute, strict=True) if not m
+  ]
+  assert all(p.energy is not None for p in pairs)
+  assert {p.style_id for p in pairs} & set(np.array(ids)[mute])  # as style

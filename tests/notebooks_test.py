@@ -178,7 +178,10 @@ def test_train_your_corpus_runs(
     if c.cell_type == "code"
     for o in c.outputs
   )
-  assert "prepared shards found" in logs
+  # prepare found the shards made (a summary, the config to train with).
+  assert (
+    f"--config.data.config={layout} " in logs and "no clips skipped" in logs
+  )
   assert "every stage in" in logs and "is finished" in logs
   assert len(_outputs(nb, "image/png")) == 2  # loss curves, evaluation
   report = "".join(_outputs(nb, "text/markdown"))

@@ -83,6 +83,17 @@ def cache_key(spec: layouts.ClipSpec, fps: float, digests: dict) -> str:
   return hashlib.sha1(text.encode()).hexdigest()
 
 
+def clips_key(specs) -> str:
+  """Names the clip list a corpus gives (ids, files, labels, splits, rates):
+  a dataset remembers it, so that a re-run after the list changed (a fixed
+  manifest line, clips added) is not taken for the same dataset. File
+  contents are not hashed here (each clip's cache key covers them)."""
+  rows = sorted(
+    json.dumps(dataclasses.asdict(s), sort_keys=True) for s in specs
+  )
+  return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
 def process_clip(spec: layouts.ClipSpec, fps: float) -> dict[str, np.ndarray]:
   """Reads one clip and returns its arrays at `fps` (raises DataError)."""
   coeffs = io.load_coefficients(spec.coeff_path, fps=spec.source_fps)
@@ -97,7 +108,15 @@ def process_clip(spec: layouts.ClipSpec, fps: float) -> dict[str, np.ndarray]:
       a = round(spec.segment[0] * features.SAMPLE_RATE / src_fps)
       b = round(spec.segment[1] * features.SAMPLE_RATE / src_fps)
       wav = wav[a:b]
-    coeffs, wav = features.align_lengths(coeffs, wav, name=spec.clip_id)
+    try:
+      coeffs, wav = features.align_lengths(coeffs, wav, name=spec.clip_id)
+    except DataError as e:
+      read_at = f"{spec.source_fps:g} fps" if spec.source_fps else "its rate"
+      raise DataError(
+        spec.clip_id,
+        f"{e.problem}; if the coefficient file is not at {read_at}, "
+        "prepare's --source_fps gives its rate",
+      ) from None
     mel, mfcc = features.compute_features(wav)
   else:
     mel = np.zeros((0, features.NUM_MELS), np.float32)
@@ -264,6 +283,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         "persons": sorted({s.person for s in specs}),
         "emotions": sorted({s.emotion for s in specs}),
         "clips_found": {k: len(v) for k, v in by_split.items()},
+        "clips_key": clips_key(specs),
       }
     )
     os.makedirs(self.cache_dir, exist_ok=True)

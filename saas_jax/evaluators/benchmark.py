@@ -70,7 +70,8 @@ def load_pairs(
   """Pairs among the clips of `tables` (ClipTables): the corpus's listed
   pairs with their targets when `pairs_dir` is given and lists pairs of
   these clips, else one random cross-person style clip for every clip of
-  tables[0]. `seen`: clip ids whose style label the classifier knows.
+  tables[0] (with_audio: of every clip that has speech, whose speech drives
+  the pair). `seen`: clip ids whose style label the classifier knows.
   num_pairs 0: all."""
   rows = {}
   for t_i, table in enumerate(tables):
@@ -112,6 +113,8 @@ def load_pairs(
     table = tables[0]
     rng = np.random.default_rng(seed)
     for c in range(table.num_clips):
+      if with_audio and not table.has_audio[c]:
+        continue  # a clip without speech (a style clip) says nothing here
       others = np.flatnonzero(table.person != table.person[c])
       if len(others):
         s = int(rng.choice(others))
