@@ -241,7 +241,14 @@ def main(argv=None):
       print(f"  {rec['id']}: {rec['reason']}", file=sys.stderr)
   else:
     print("no clips skipped")
-  name = config_name(args.layout, args.fps, args.source_fps)
+  if "test" not in info["splits"]:
+    print(
+      "note: no clip went to the 'test' split, on which the stages evaluate: "
+      "give some clips split 'test' (a manifest), or name another split with "
+      "--config.data.eval_split",
+      file=sys.stderr,
+    )
+  name = info["config"]
   print(
     f"train on it with --config.data.data_dir={args.data_dir} "
     f"--config.data.config={name} (train_pipeline: --data_dir "

@@ -183,6 +183,31 @@ def test_sigkill_and_resume_is_bit_identical(prepared_corpus, tmp_path):
   _run_main(prepared_corpus, killed, steps)
   _assert_trees(_params(straight), _params(killed), exact=True)
 
+  def logged(run):  # one record a step, as if never interrupted
+    return [json.loads(x)["step"] for x in open(run / "metrics.jsonl")]
+
+  assert logged(killed) == logged(straight)
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path):
+  """The steps after the checkpoint are run and logged again: their
+  records from before the interruption go; lines not of the writer stay."""
+  from saas_jax.engine import metrics
+
+  w = metrics.MetricWriter(str(tmp_path), tensorboard=False)
+  for step in (2, 4, 6, 8):
+    w.write(step, {"train/loss": step})
+  w.close()
+  with open(tmp_path / "metrics.jsonl", "a") as f:
+    f.write("a note\n")
+  w = metrics.MetricWriter(str(tmp_path), tensorboard=False, start_step=4)
+  w.write(6, {"train/loss": -6})
+  w.close()
+  lines = open(tmp_path / "metrics.jsonl").read().splitlines()
+  assert lines[-1] == json.dumps({"step": 6, "train/loss": -6.0})
+  assert [json.loads(x)["step"] for x in lines if x != "a note"] == [2, 4, 6]
+  assert "a note" in lines
+
 
 def test_eight_devices_match_one(prepared_corpus, tmp_path):
   assert jax.device_count() == 8

@@ -233,6 +233,12 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
   compiled_step, step_loaded = (
     step_compile.result() if step_compile else (None, False)
   )
+  if step_compile:
+    _say(
+      f"train step {'loaded' if step_loaded else 'compiled'} in "
+      f"{step_compile.seconds:.1f} s (beside the state's "
+      f"{'restore' if latest is not None else 'initialisation'})"
+    )
   loaded = [
     what
     for what, hit in [("initialisation", init_loaded), ("step", step_loaded)]
@@ -243,7 +249,10 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
 
   # ---------------------------------------------------------------- loop --
   writer = metrics_lib.MetricWriter(
-    workdir, enabled=is_main, tensorboard=config.log.tensorboard
+    workdir,
+    enabled=is_main,
+    tensorboard=config.log.tensorboard,
+    start_step=start,
   )
   progress = metrics_lib.Progress(total, start, enabled=is_main)
   pending = []
@@ -267,14 +276,10 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
       rng = jax.random.fold_in(step_key, step)
       t0 = time.perf_counter()
       state, step_metrics = compiled_step(state, batch, rng)
-      if step - start < 2:  # the first compiles (or loads from the cache)
+      if step - start < 2:  # the first also pays for warming up
         jax.block_until_ready(step_metrics)
-        what = (
-          "second step ran"
-          if step > start
-          else f"first step {'loaded' if step_loaded else 'compiled'} and ran"
-        )
-        _say(f"{what} in {time.perf_counter() - t0:.1f} s")
+        what = "second" if step > start else "first"
+        _say(f"{what} step ran in {time.perf_counter() - t0:.1f} s")
       done = step + 1
       pending.append((done, step_metrics))
       log_now = done % config.log.every == 0 or done == total
@@ -313,10 +318,12 @@ class _Background:
     self._out = self._error = None
 
     def run():
+      t0 = time.perf_counter()
       try:
         self._out = fn(*args)
       except BaseException as e:
         self._error = e
+      self.seconds = time.perf_counter() - t0
 
     self._thread = threading.Thread(target=run, daemon=True)
     self._thread.start()

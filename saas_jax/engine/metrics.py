@@ -15,14 +15,20 @@ class MetricWriter:
   """
 
   def __init__(
-    self, workdir: str, enabled: bool = True, tensorboard: bool = True
+    self,
+    workdir: str,
+    enabled: bool = True,
+    tensorboard: bool = True,
+    start_step: int = 0,
   ):
     self.enabled = enabled
     self._tb = None
     if not enabled:
       return
     os.makedirs(workdir, exist_ok=True)
-    self._file = open(os.path.join(workdir, "metrics.jsonl"), "a")
+    path = os.path.join(workdir, "metrics.jsonl")
+    _drop_after(path, start_step)
+    self._file = open(path, "a")
     if tensorboard:
       import tensorflow as tf  # only the writing process
 
@@ -49,6 +55,27 @@ class MetricWriter:
       self._file.close()
       if self._tb is not None:
         self._tb.close()
+
+
+def _drop_after(path: str, step: int) -> None:
+  """A resumed run logs the steps after its checkpoint again: their
+  records from before the interruption go, so that each step has one."""
+  if not os.path.isfile(path):
+    return
+  with open(path) as f:
+    lines = f.readlines()
+  keep = []
+  for line in lines:
+    try:
+      later = json.loads(line)["step"] > step
+    except (ValueError, KeyError, TypeError):
+      later = False  # not ours to judge: kept
+    if not later:
+      keep.append(line if line.endswith("\n") else line + "\n")
+  if len(keep) < len(lines):
+    from input_pipeline.io import atomic_write_bytes
+
+    atomic_write_bytes(path, "".join(keep).encode())
 
 
 class Progress:
