@@ -147,7 +147,7 @@ def _check_same_clips(builder: Builder, manual_dir: str) -> None:
     os.path.join(os.fspath(builder.data_dir), "dataset_info.json")
   ):
     return  # nothing finished here, or made before the key was recorded
-  specs = builder._scan(manual_dir)
+  specs = builder.clip_specs(manual_dir)
   if clips_key(specs) != made_for:
     was = sum(builder.info.metadata.get("clips_found", {}).values())
     raise DataError(

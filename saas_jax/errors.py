@@ -48,6 +48,23 @@ def check_frames(
   return arr
 
 
+def check_writable_folder(out: str | os.PathLike) -> None:
+  """A DataError unless `out` is, or can be made as, a folder this process
+  writes to: checked before any work, without making it (bad input then
+  leaves nothing behind)."""
+  existing = os.path.abspath(out)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise DataError(
+      out, f"cannot write the output folder ({existing} is a file)"
+    )
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise DataError(
+      out, f"cannot write the output folder ({existing}: read-only)"
+    )
+
+
 def exit_interrupted(resume: str):
   """Ctrl-C: one line saying what is kept and how to go on (exit code 130,
   the shell's for SIGINT), not a KeyboardInterrupt traceback."""

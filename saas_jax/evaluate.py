@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-from saas_jax.errors import DataError
+from saas_jax.errors import DataError, check_writable_folder
 
 
 def parse(argv):
@@ -98,13 +98,10 @@ def parse(argv):
   for flag in ("max_pairs", "max_clips"):
     if getattr(args, flag) < 0:
       p.error(f"--{flag} must be >= 0 (0: all), got {getattr(args, flag)}")
-  existing = os.path.abspath(args.out)  # the part of --out that exists
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-  if not os.path.isdir(existing):
-    p.error(f"--out {args.out}: {existing} is a file, not a folder")
-  if not os.access(existing, os.W_OK):
-    p.error(f"--out {args.out}: {existing} is not writable")
+  try:
+    check_writable_folder(args.out)
+  except DataError as e:
+    p.error(f"--out {e}")
   return args
 
 

@@ -51,7 +51,7 @@ import warnings
 import numpy as np
 
 from input_pipeline import io as io_lib
-from saas_jax.errors import DataError
+from saas_jax.errors import DataError, check_writable_folder
 from saas_jax.inference import pipeline as pipeline_lib
 from saas_jax.inference import runs
 
@@ -332,22 +332,6 @@ def sha256(path: str) -> str:
     for block in iter(lambda: f.read(1 << 20), b""):
       h.update(block)
   return h.hexdigest()
-
-
-def check_writable(out: str) -> None:
-  """Proves that `out` can be made (or is) a folder this process can write
-  to, before any work, without making it: bad input leaves nothing."""
-  existing = os.path.abspath(out)
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-  if not os.path.isdir(existing):
-    raise DataError(
-      out, f"cannot write the output folder ({existing} is a file)"
-    )
-  if not os.access(existing, os.W_OK | os.X_OK):
-    raise DataError(
-      out, f"cannot write the output folder ({existing}: read-only)"
-    )
 
 
 def make_folder(out: str) -> None:
@@ -680,7 +664,7 @@ def main(argv=None) -> int:
         # Every job's inputs are read (and dropped) before the runs load,
         # so that a bad file fails in seconds, not halfway through a batch.
         load_request(job, not args.no_mat)
-        check_writable(job["out"])
+        check_writable_folder(job["out"])
       except DataError as e:
         raise said_of(job, e) from None
       checked.append(job)

@@ -249,7 +249,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       self.builder_config.name,
     )
 
-  def _scan(self, manual_dir) -> list[layouts.ClipSpec]:
+  def clip_specs(self, manual_dir) -> list[layouts.ClipSpec]:
+    """The corpus's clips as this config's layout and rates find them."""
     config = self.builder_config
     kwargs = {}
     if config.layout == "hdtf":
@@ -259,7 +260,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    specs = self._scan(dl_manager.manual_dir)
+    specs = self.clip_specs(dl_manager.manual_dir)
     fps = self.builder_config.fps
     digests = {}
     for spec in specs:  # each file once, however many clips cut from it
