@@ -245,7 +245,7 @@ def main(argv=None):
     print(
       "note: no clip went to the 'test' split, on which the stages evaluate: "
       "give some clips split 'test' (a manifest), or name another split with "
-      "--config.data.eval_split",
+      "--config.data.eval_split (train_pipeline: --eval_split)",
       file=sys.stderr,
     )
   name = info["config"]

@@ -98,6 +98,8 @@ def stage_config(stage: StageSpec, variant: str, runs: str, args):
   if args.data_dir:
     config.data.data_dir = args.data_dir
     config.data.config = args.data_config
+  if args.eval_split:
+    config.data.eval_split = args.eval_split
   if args.pairs_dir and "pairs_dir" in config.get("eval", {}):
     config.eval.pairs_dir = args.pairs_dir
   if variant == "smoke":  # every stage's evaluation runs once
@@ -184,7 +186,14 @@ def parse_args(argv=None):
   p.add_argument(
     "--data_config",
     default="manifest",
-    help="builder config of --data_dir (corpus layout)",
+    help="dataset config of --data_dir (the layout, or the name prepare "
+    "printed for other frame rates)",
+  )
+  p.add_argument(
+    "--eval_split",
+    default="",
+    help="the held-out split the stages evaluate on (default: the configs', "
+    "test)",
   )
   p.add_argument(
     "--pairs_dir",

@@ -100,6 +100,20 @@ def builders_stage_names():
   return [s.name for s in train_pipeline.STAGES]
 
 
+def test_train_pipeline_passes_its_data_settings_to_every_stage():
+  from saas_jax import train_pipeline
+
+  flags = "--variant smoke --data_dir d --data_config mead_fps25_src30"
+  args = train_pipeline.parse_args([*flags.split(), "--eval_split", "val"])
+  for stage in train_pipeline.STAGES:
+    c = train_pipeline.stage_config(stage, "smoke", "runs", args).data
+    assert (c.data_dir, c.config, c.eval_split) == (
+      "d",
+      "mead_fps25_src30",
+      "val",
+    )
+
+
 def test_runs_record_what_loaders_need(smoke_runs):
   audio = load_run(os.path.join(smoke_runs, "audio_driven"), "audio_driven")
   pose = load_run(os.path.join(smoke_runs, "pose_generator"), "pose_generator")
