@@ -191,7 +191,8 @@ def test_sigkill_and_resume_is_bit_identical(prepared_corpus, tmp_path):
 
 def test_a_resumed_run_logs_each_step_once(tmp_path):
   """The steps after the checkpoint are run and logged again: their
-  records from before the interruption go; lines not of the writer stay."""
+  records from before the interruption go, and a line the kill cut off;
+  lines not of the writer stay."""
   from saas_jax.engine import metrics
 
   w = metrics.MetricWriter(str(tmp_path), tensorboard=False)
@@ -199,7 +200,7 @@ def test_a_resumed_run_logs_each_step_once(tmp_path):
     w.write(step, {"train/loss": step})
   w.close()
   with open(tmp_path / "metrics.jsonl", "a") as f:
-    f.write("a note\n")
+    f.write('a note\n{"step": 8, "train/lo')  # a write cut off by a kill
   w = metrics.MetricWriter(str(tmp_path), tensorboard=False, start_step=4)
   w.write(6, {"train/loss": -6})
   w.close()

@@ -66,12 +66,14 @@ def _drop_after(path: str, step: int) -> None:
     lines = f.readlines()
   keep = []
   for line in lines:
+    if not line.endswith("\n"):  # cut off by the interruption
+      continue
     try:
       later = json.loads(line)["step"] > step
     except (ValueError, KeyError, TypeError):
       later = False  # not ours to judge: kept
     if not later:
-      keep.append(line if line.endswith("\n") else line + "\n")
+      keep.append(line)
   if len(keep) < len(lines):
     from input_pipeline.io import atomic_write_bytes
 
