@@ -14,6 +14,13 @@ size, one run per seed, scores each run, then compares them.
 are the frozen networks of every run and are linked into each variant's
 folder (OUT/<variant>_s<seed>/), so that each is a runs folder `evaluate`
 reads. (The pose stages are left out: they do not depend on the variant.)
+Two variants have continuous style codes: "continuous" pools the base
+style encoder's tokens before its codebook; "no_codebook" (the paper's
+ablation as trained) freezes a style stage trained without one
+(style_vqvae.py:<size>,no_codebook, made once in OUT/style_vqvae_no_codebook),
+and is scored with the base's style stage still linked, so that its
+style-code distances are measured in the same quantized space as the
+others'.
 Seeds outermost: an interrupted sweep has whole seeds; a re-run skips
 finished runs and resumes an unfinished one.
 
@@ -50,7 +57,11 @@ VARIANTS = {
   "no_hyperstyle": ",no_hyperstyle",
   "no_style_branch": ",no_style_branch",
   "continuous": ",continuous",
+  "no_codebook": ",continuous",
 }
+# Variants whose frozen style encoder is not the base's: the style stage's
+# config option they are trained on (once per sweep, in OUT/<folder>).
+STYLE_STAGES = {"no_codebook": ("no_codebook", "style_vqvae_no_codebook")}
 LINKED = ("style_vqvae", "style_classifier")
 RESULTS = {"audio_driven": "ablations", "video_driven": "video_driven"}
 
@@ -121,8 +132,9 @@ def _settings(config: dict) -> dict:
   if settings["augment"] is None:  # runs from before the option: none
     off = config_lib.load(os.path.join(ROOT, "configs/audio_driven.py"))
     settings["augment"] = off.augment.to_dict()
-  # runs from before model.mel_norm: none
+  # runs from before model.mel_norm and data.speech: their defaults
   settings["model"] = {"mel_norm": "none", **(settings["model"] or {})}
+  settings["data"] = {"speech": "source_filter", **(settings["data"] or {})}
   return settings
 
 
@@ -178,6 +190,28 @@ def main():
     name: _read_json(os.path.join(base, name, "eval_results.json"))
     for name in LINKED
   }
+  style_runs = {  # variant -> its own style stage's folder
+    v: os.path.abspath(os.path.join(args.out, STYLE_STAGES[v][1]))
+    for v in args.variants
+    if v in STYLE_STAGES
+  }
+
+  def make_style_run(variant):
+    """Trains a variant's own style stage unless it is there already."""
+    option, name = STYLE_STAGES[variant]
+    folder = style_runs[variant]
+    train = [
+      sys.executable,
+      "-m",
+      "saas_jax.main",
+      f"--config=configs/style_vqvae.py:{args.size},{option}",
+      f"--workdir={folder}",
+    ]
+    if args.dry_run:
+      print(f"[{name}] {' '.join(train[2:])}")
+    elif not os.path.isfile(os.path.join(folder, "eval_results.json")):
+      _run(train, name)
+
   for seed in args.seeds:
     for variant in args.variants:
       name = f"{variant}_s{seed}"
@@ -206,7 +240,7 @@ def main():
         f"--config={config_arg}",
         f"--workdir={os.path.join(folder, stage)}",
         f"--config.seed={seed}",
-        f"--config.frozen.style={base}/style_vqvae",
+        f"--config.frozen.style={style_runs.get(variant, base + '/style_vqvae')}",
         f"--config.frozen.classifier={base}/style_classifier",
       ]
       if args.eval_every:
@@ -221,6 +255,8 @@ def main():
         "--split=test",
         "--quiet",
       ]
+      if variant in style_runs:
+        make_style_run(variant)
       if args.dry_run:
         print(f"[{name}] {' '.join(train[2:])}\n  {' '.join(evaluate[2:])}")
         continue
@@ -252,6 +288,16 @@ def main():
           "base": base,
           "base_figures": base_figures,
         }
+        | (
+          {
+            "style_run": style_runs[variant],
+            "style_run_figures": _read_json(
+              os.path.join(style_runs[variant], "eval_results.json")
+            ),
+          }
+          if variant in style_runs
+          else {}
+        )
         | (
           {"trainer_eval_by_step": _trainer_evals(folder, stage)}
           if args.eval_every

@@ -3,6 +3,9 @@
   python -m saas_jax.main --config configs/style_vqvae.py        # paper size
   python -m saas_jax.main --config configs/style_vqvae.py:cpu    # ~10 min, 2 cores
   python -m saas_jax.main --config configs/style_vqvae.py:smoke  # seconds (tests)
+  # option no_codebook (any size): the tokens pass on continuous, the
+  # paper's "without codebook" ablation as trained (benchmarks/ablations.py)
+  python -m saas_jax.main --config configs/style_vqvae.py:cpu,no_codebook
 
 Paper size follows the official code: hidden 256, 12 layers, 8 heads, MLP
 384, 500 codes, batch 256, AdamW (0.9, 0.98, 1e-9) under the Noam schedule
@@ -84,6 +87,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       dropout=0.0,  # transformer dropout (the official model has none)
       velocity_scale=4.0,  # E_s also reads 4 x frame velocities; official 0
       factorized_classifier=True,  # f_c shared per factor; official False
+      codebook=True,  # False: continuous tokens (option no_codebook)
     )
   )
   c.loss = ml_collections.ConfigDict(
@@ -98,7 +102,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       reconstruct="anchor",
     )
   )
-  if arg == "cpu":
+  variant, *options = (arg or "").split(",")
+  if variant == "cpu":
     c.model.update(hidden=128, layers=2, heads=4, mlp_dim=256, num_codes=256)
     c.loss.update(w_recon=1.0, w_ce=1.0, w_triplet=0.1, offset_jitter=0.5)
     c.data.batch_size = 32
@@ -107,10 +112,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.optim.update(schedule="cosine", lr=1e-3, warmup_steps=200)
     c.ckpt.every = 500
     c.log.every = 100
-  elif arg == "smoke":
+  elif variant == "smoke":
     c.model.update(hidden=32, layers=1, heads=2, mlp_dim=64, num_codes=16)
     c.optim.update(schedule="constant", lr=1e-3)
     config_lib.smoke(c)
-  elif arg:
-    raise ValueError(f"unknown variant '{arg}' (cpu, smoke, or none)")
+  elif variant:
+    raise ValueError(f"unknown variant '{variant}' (cpu, smoke, or none)")
+  for option in options:
+    if option == "no_codebook":
+      c.model.codebook = False
+    else:
+      raise ValueError(f"unknown option '{option}' (no_codebook)")
   return c

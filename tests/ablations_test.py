@@ -76,3 +76,35 @@ def test_video_sweep_reads_its_own_settings(tmp_path):
   audio = _sweep(tmp_path, results)
   assert audio.returncode != 0
   assert "full_s0: scored with other settings" in audio.stderr
+
+
+def test_results_from_before_an_option_pool_with_its_default(tmp_path):
+  """Results scored before data.speech (or model.mel_norm) existed were
+  made with its default: the same command skips them."""
+  results = tmp_path / "results"
+  before = json.loads(
+    json.dumps(ablations._planned("configs/audio_driven.py:cpu", 0))
+  )
+  del before["data"]["speech"], before["model"]["mel_norm"]
+  _scored(results, "full_s0", before)
+  done = _sweep(tmp_path, results)
+  assert done.returncode == 0, done.stderr
+  assert "scored already" in done.stderr
+
+
+def test_no_codebook_variant_freezes_its_own_style_stage(tmp_path):
+  """The paper's no-codebook ablation: a style stage trained without one
+  (made once, in OUT) is the variant's frozen style encoder; the base's
+  stays linked for scoring."""
+  plan = _sweep(
+    tmp_path, tmp_path / "results", "--dry_run", "--variants", "no_codebook"
+  )
+  assert plan.returncode == 0, plan.stderr
+  style = tmp_path / "out" / "style_vqvae_no_codebook"
+  assert (
+    f"--config=configs/style_vqvae.py:cpu,no_codebook --workdir={style}"
+    in plan.stdout
+  )
+  assert "--config=configs/audio_driven.py:cpu,continuous " in plan.stdout
+  assert f"--config.frozen.style={style} " in plan.stdout
+  assert not (tmp_path / "out" / "no_codebook_s0").exists()

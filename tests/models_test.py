@@ -171,6 +171,31 @@ def test_style_codebook_shapes_and_style_code():
   np.testing.assert_allclose(part["logits"], out["logits"], atol=1e-5)
 
 
+def test_style_codebook_without_codebook_passes_continuous_tokens():
+  """codebook=False (the paper's no-codebook ablation): the decoder and the
+  style code get the encoder's tokens as they are, quantize or not, and
+  nothing pulls the tokens toward codes (no VQ loss)."""
+  vq = dict(hidden=32, layers=1, heads=2, mlp_dim=64, num_codes=16)
+  model = style_codebook.StyleCodebook(
+    num_classes=5, vq=vqvae.SequenceVQVAE(**vq, codebook=False)
+  )
+  x = jax.random.normal(jax.random.key(0), (3, 32, 64))
+  v = _init(model, x)
+  out = model.apply(v, x)
+  assert float(out["vq_loss"]) == 0.0
+  assert out["indices"].shape == (3, 4)  # usage is still reported
+  quantized = model.apply(v, x, method=model.style_code)
+  continuous = model.apply(v, x, quantize=False, method=model.style_code)
+  np.testing.assert_allclose(quantized, continuous, atol=1e-6)
+  np.testing.assert_allclose(quantized, out["style"], atol=1e-5)
+  # With the codebook the same weights give other (snapped) codes.
+  with_codebook = style_codebook.StyleCodebook(
+    num_classes=5, vq=vqvae.SequenceVQVAE(**vq)
+  )
+  snapped = with_codebook.apply(v, x, method=with_codebook.style_code)
+  assert np.abs(np.asarray(snapped) - np.asarray(continuous)).max() > 1e-3
+
+
 def test_velocity_channels_are_the_scaled_frame_differences():
   net = vqvae.SequenceVQVAE(
     hidden=32, layers=1, heads=2, mlp_dim=64, num_codes=16, velocity_scale=4.0

@@ -324,11 +324,28 @@ def test_style_code_distance_is_measured_in_one_space(smoke_runs):
   pose = np.zeros((48, 6), np.float32)
   mel = rng.normal(size=(160, 80)).astype(np.float32)  # 2 s at 80 fps
   pair = benchmark.Pair("a", "b", content, style, -1, None, pose, pose, mel)
+  # A generator on a style stage trained without a codebook (the paper's
+  # no-codebook ablation) has no quantized space of its own: its distances
+  # are measured in the runs folder's style stage.
+  no_codebook = inference.Stylizer.from_state(
+    st.generator,
+    {**run.spec["style_model"], "codebook": False},
+    {"params": run.params, **run.extra},
+    quantized_style=False,
+  )
+  assert not no_codebook.has_codebook and st.has_codebook
+  np.testing.assert_allclose(no_codebook.style_code(style, quantize=True), own)
   rows = [
     suite.pair_row(dataclasses.replace(models, stylizer=s), pair, None, {})
-    for s in (st, continuous)
+    for s in (st, continuous, no_codebook)
   ]
   expected = np.sum((st.style_code(content) - quantized) ** 2)
+  space = models.space
+  np.testing.assert_allclose(
+    np.sum((space.code(content) - space.code(style)) ** 2), expected, 1e-5
+  )
+  own_dist = np.sum((continuous.style_code(content) - own) ** 2)
+  assert abs(own_dist - expected) > 1e-3 * expected
   for row in rows:
     np.testing.assert_allclose(row["content/style_code_dist"], expected, 1e-5)
 

@@ -140,13 +140,16 @@ def pair_row(
       source.update(mel=pair.mel)
     systems["model"] = st(**source, style_exp=pair.style)
     systems["canonical"] = st(**source, style_code=s_t, canonical_only=True)
-    # Distances in the codebook's quantized space for every variant.
-    s_q = (
-      s_t if st.quantized_style else st.style_code(pair.style, quantize=True)
-    )
+    # Distances in the codebook's quantized space for every variant; for a
+    # generator whose style stage had no codebook, in the runs folder's.
+    if st.has_codebook or models.space is None:
+      code_of = functools.partial(st.style_code, quantize=True)
+    else:
+      code_of = models.space.code
+    s_q = s_t if st.quantized_style and st.has_codebook else code_of(pair.style)
     for name, exp in systems.items():
       logits = models.classify(exp) if models.classify else None
-      code = st.style_code(exp, quantize=True)
+      code = code_of(exp)
       scores = benchmark.score(pair, exp, code, s_q, logits, fm)
       row.update({f"{name}/{k}": v for k, v in scores.items()})
   if judge is not None:

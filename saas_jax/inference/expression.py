@@ -92,6 +92,9 @@ class Stylizer:
     self.run = None  # the runs.Run it was loaded from, if any
 
     self.quantized_style = quantized_style  # the codes the generator takes
+    # False for a style stage trained without one (its codes are continuous
+    # whatever `quantize` says).
+    self.has_codebook = bool(getattr(style_model.vq, "codebook", True))
 
     def codes(v, x, quantize):  # [W, 32, 64] -> [S]: the mean window code
       c = style_model.apply(

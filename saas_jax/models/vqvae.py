@@ -12,6 +12,7 @@ tokens) this is the official VQModelTransformer.
 """
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from saas_jax.models import layers, quantizer
@@ -52,6 +53,10 @@ class SequenceVQVAE(nn.Module):
   # The official code's GELU form and LayerNorm epsilon (layers.py); only
   # for converted official weights.
   official_numerics: bool = False
+  # False: no bottleneck, the tokens pass on continuous (the paper's
+  # "without codebook" ablation, trained so from the start). The quantizer
+  # still follows them, without gradient, so that its usage is reported.
+  codebook: bool = True
 
   @classmethod
   def from_config(cls, m, *, in_dim: int, seq_len: int) -> "SequenceVQVAE":
@@ -63,6 +68,7 @@ class SequenceVQVAE(nn.Module):
       dropout=m.get("dropout", 0.0),
       velocity_scale=m.get("velocity_scale", 0.0),
       official_numerics=m.get("official_numerics", False),
+      codebook=m.get("codebook", True),
       **{f: m[f] for f in _CONFIG_FIELDS},
     )
 
@@ -112,6 +118,9 @@ class SequenceVQVAE(nn.Module):
     return self.encoder(self.enc_proj(self.squasher(x, train)), train=train)
 
   def quantize(self, z, train: bool = False):
+    if not self.codebook:
+      _, aux = self.quantizer(jax.lax.stop_gradient(z), train)
+      return z, {**aux, "vq_loss": jnp.zeros((), z.dtype)}
     return self.quantizer(z, train)
 
   def decode(self, zq, train: bool = False):  # [B, N, D] -> [B, T, C]
