@@ -546,8 +546,9 @@ def test_inference_arguments_are_checked():
     expression.check_code("style_code", np.full(8, np.nan), 8)
 
 
-def test_main_interrupted_says_how_to_resume(tmp_path):
-  """Ctrl-C: one line and exit code 130, no KeyboardInterrupt traceback."""
+def _interrupted_main(workdir, delay: float, *flags) -> str:
+  """Ctrl-C `delay` s after the second training step of a smoke run: its
+  stderr, after checking exit code 130."""
   import signal
   import subprocess
   import sys
@@ -562,7 +563,8 @@ def test_main_interrupted_says_how_to_resume(tmp_path):
       os.path.join(ROOT, "configs/style_vqvae.py:smoke"),
       "--config.num_train_steps=100000",
       "--workdir",
-      str(tmp_path / "run"),
+      str(workdir),
+      *flags,
     ],
     stderr=subprocess.PIPE,
     text=True,
@@ -574,10 +576,28 @@ def test_main_interrupted_says_how_to_resume(tmp_path):
   for line in proc.stderr:  # training has started: interrupt it
     lines.append(line)
     if "second step ran" in line:
-      proc.send_signal(signal.SIGINT)
+      threading.Timer(delay, proc.send_signal, [signal.SIGINT]).start()
       break
   err = "".join(lines) + proc.stderr.read()
   guard.cancel()
   assert proc.wait(timeout=120) == 130, err[-3000:]
+  return err
+
+
+def test_main_interrupted_says_how_to_resume(tmp_path):
+  """Ctrl-C: one line and exit code 130, no KeyboardInterrupt traceback."""
+  err = _interrupted_main(tmp_path / "run", 0.0)
   assert "interrupted: the run keeps its last saved checkpoint" in err
   assert "KeyboardInterrupt" not in err
+
+
+def test_main_interrupted_while_saving_leaves_whole_checkpoints(tmp_path):
+  """Saving every step, Ctrl-C lands in a save: the save completes first
+  (it used to print orbax's threads' tracebacks, "cannot schedule new
+  futures after shutdown", and leave a tmp folder)."""
+  flags = ("--config.ckpt.every=1", "--config.log.every=1")
+  err = _interrupted_main(tmp_path / "run", 1.5, *flags)
+  assert "interrupted: the run keeps" in err
+  assert "Traceback" not in err and "cannot schedule" not in err, err[-3000:]
+  saved = os.listdir(tmp_path / "run" / "checkpoints")
+  assert saved and all(name.isdigit() for name in saved), saved

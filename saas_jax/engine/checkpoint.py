@@ -5,10 +5,13 @@ everything a bit-identical resume needs: the data order and the step RNG are
 functions of the step (see input_pipeline.batches and the engine loop).
 """
 
+import contextlib
 import functools
 import logging
 import os
+import signal
 import sys
+import threading
 
 import flax.traverse_util
 import jax
@@ -40,14 +43,15 @@ class Checkpointer:
     return self.manager.latest_step()
 
   def save(self, step: int, state, config: dict, force: bool = False) -> bool:
-    return self.manager.save(
-      step,
-      args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        config=ocp.args.JsonSave(config),
-      ),
-      force=force,
-    )
+    with _interrupt_after():
+      return self.manager.save(
+        step,
+        args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          config=ocp.args.JsonSave(config),
+        ),
+        force=force,
+      )
 
   def restore(self, step: int, abstract_state):
     """Restores onto the shardings carried by abstract_state's leaves."""
@@ -62,8 +66,27 @@ class Checkpointer:
     self.manager.wait_until_finished()
 
   def close(self):
-    self.manager.wait_until_finished()
-    self.manager.close()
+    with _interrupt_after():
+      self.manager.wait_until_finished()
+      self.manager.close()
+
+
+@contextlib.contextmanager
+def _interrupt_after():
+  """Ctrl-C inside the block takes effect when it ends: a save cut half-way
+  left orbax's threads to die with the interpreter (tracebacks, a tmp
+  folder). Signal handlers belong to the main thread: elsewhere a no-op."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  caught = []
+  previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  if caught:
+    raise KeyboardInterrupt
 
 
 @functools.cache
