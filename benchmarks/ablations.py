@@ -132,8 +132,12 @@ def _settings(config: dict) -> dict:
   if settings["augment"] is None:  # runs from before the option: none
     off = config_lib.load(os.path.join(ROOT, "configs/audio_driven.py"))
     settings["augment"] = off.augment.to_dict()
-  # runs from before model.mel_norm and data.speech: their defaults
-  settings["model"] = {"mel_norm": "none", **(settings["model"] or {})}
+  # runs from before model.mel_norm, hyper_gate, data.speech: their defaults
+  settings["model"] = {
+    "mel_norm": "none",
+    "hyper_gate": False,
+    **(settings["model"] or {}),
+  }
   settings["data"] = {"speech": "source_filter", **(settings["data"] or {})}
   return settings
 

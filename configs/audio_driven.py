@@ -89,6 +89,7 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       mel_residual=True,  # its 7 residual blocks
       hyper_width=1.0,  # of HyperStyle's inner convolutions
       hyper_norm="batch",  # of HyperStyle's convolutions (official); "layer"
+      hyper_gate=False,  # HyperStyle's offsets start at 0 (option ,hyper_gate)
       decoder_dims=(480, 720, 1080),
       # D sees s_t (official), or only phi_s does (the default, below)
       decoder_style=False,
@@ -184,6 +185,8 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       c.model.decoder_style = True
     elif ablation == "hyper_layernorm":
       c.model.hyper_norm = "layer"
+    elif ablation == "hyper_gate":
+      c.model.hyper_gate = True
     elif ablation == "style_stats":  # the default
       c.loss.w_stats = 50.0
     elif ablation == "no_stats":  # official
@@ -204,6 +207,7 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       raise ValueError(
         f"unknown ablation '{ablation}' (no_hyperstyle, no_style_branch, "
         "continuous, unstyled_decoder, styled_decoder, hyper_layernorm, "
+        "hyper_gate, "
         "style_stats, no_stats, style_stats_raw, lr_cosine, lr_constant, "
         "augment, mel_mean, espeak)"
       )

@@ -79,13 +79,14 @@ def test_video_sweep_reads_its_own_settings(tmp_path):
 
 
 def test_results_from_before_an_option_pool_with_its_default(tmp_path):
-  """Results scored before data.speech (or model.mel_norm) existed were
-  made with its default: the same command skips them."""
+  """Results scored before data.speech, model.mel_norm or hyper_gate
+  existed were made with their defaults: the same command skips them."""
   results = tmp_path / "results"
   before = json.loads(
     json.dumps(ablations._planned("configs/audio_driven.py:cpu", 0))
   )
   del before["data"]["speech"], before["model"]["mel_norm"]
+  del before["model"]["hyper_gate"]
   _scored(results, "full_s0", before)
   done = _sweep(tmp_path, results)
   assert done.returncode == 0, done.stderr

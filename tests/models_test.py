@@ -15,6 +15,7 @@ from saas_jax.models import (
   critics,
   layers,
   motion_decoder,
+  residual_adapter,
   quantizer,
   style_codebook,
   vqvae,
@@ -330,3 +331,34 @@ def test_decoder_sees_the_style_code_only_when_styled():
     assert outs[styled][0].shape == (2, 5, 64)
   assert not np.allclose(*outs[True])
   np.testing.assert_array_equal(*outs[False])
+
+
+def test_gated_hyperstyle_starts_as_the_branch_without_it():
+  """hyper_gate: HyperStyle's offsets start at 0, so the style branch's
+  first output is that of the same weights without HyperStyle; ungated
+  (official) offsets change it from the start; the gate gets a gradient."""
+  z = jax.random.normal(jax.random.key(0), (2, 7, 64))  # [B, T, 64]
+  s_t = jax.random.normal(jax.random.key(1), (2, 256))  # [B, S]
+
+  def adapter(**kw):
+    return residual_adapter.ResidualAdapter(64, hyper_width=0.25, **kw)
+
+  def run(model, v):  # -> y [B, T, 64]
+    return model.apply(v, z, s_t, train=True, mutable=["batch_stats"])[0][0]
+
+  plain = adapter(hyperstyle=False)
+  shared = plain.init(jax.random.key(2), z, s_t)["params"]
+  outs = {}
+  for name, gate in (("gated", True), ("official", False)):
+    model = adapter(hyper_gate=gate)
+    v = model.init(jax.random.key(3), z, s_t)
+    v = {**v, "params": {**v["params"], **shared}}  # same LSTM weights
+    outs[name] = run(model, v)
+    if gate:
+      grads = jax.grad(
+        lambda p, m=model, v=v: run(m, {**v, "params": p}).sum()
+      )(v["params"])
+      assert float(jnp.abs(grads["hyperstyle1"]["gate_ih"]).max()) > 0
+  base = run(plain, {"params": shared})
+  np.testing.assert_allclose(outs["gated"], base, atol=1e-6)
+  assert float(jnp.abs(outs["official"] - base).max()) > 1e-2

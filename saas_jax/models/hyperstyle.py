@@ -14,6 +14,13 @@ H's convolutions are normalised per batch in the official code
 its batch during training and on running averages at test time;
 `norm="layer"` normalises each code's activations on their own.
 
+H's kernel offsets come out of a ReLU, so they are >= 0 and O(1) from the
+first step: W' scales each weight by a random factor in [1, ~3] for every
+style before anything is learnt, and can never shrink one. `gate=True` (not
+the official model) multiplies them by a learnt [in, 4H] gate that starts
+at 0, and starts the bias offsets' Dense at 0: the style branch begins as
+the one without HyperStyle and learns signed per-style offsets from there.
+
 The official code writes W' into a module's `.data` per sample, which cuts
 autograd, so its H nets never learn. Here W' is an ordinary differentiable
 expression, computed for the whole batch at once ([B, in, 4H]) and used
@@ -84,18 +91,27 @@ class HyperStyle(nn.Module):
   hidden: int
   width: float = 1.0
   norm: str = "batch"
+  gate: bool = False  # offsets start at 0 (see the module docstring)
 
   @nn.compact
   def __call__(self, s, train: bool = False):  # [B, S]
     widths = kernel_widths(s.shape[-1], self.hidden, self.width)
     gates = 4 * self.hidden
     kernel = functools.partial(KernelNet, widths, self.norm)
-    return {
+    zero = nn.initializers.zeros
+    bias = functools.partial(
+      nn.Dense, gates, **(dict(kernel_init=zero) if self.gate else {})
+    )
+    out = {
       "w_ih": kernel(name="kernel_ih")(s, train),  # [B, H, 4H]
       "w_hh": kernel(name="kernel_hh")(s, train),  # [B, H, 4H]
-      "b_ih": nn.Dense(gates, name="bias_ih")(s),  # [B, 4H]
-      "b_hh": nn.Dense(gates, name="bias_hh")(s),  # [B, 4H]
+      "b_ih": bias(name="bias_ih")(s),  # [B, 4H]
+      "b_hh": bias(name="bias_hh")(s),  # [B, 4H]
     }
+    if self.gate:
+      for k in ("w_ih", "w_hh"):
+        out[k] = out[k] * self.param(f"gate_{k[2:]}", zero, out[k].shape[1:])
+    return out
 
 
 def _uniform(scale):

@@ -26,6 +26,7 @@ class MotionGenerator(nn.Module):
   mel_residual: bool = True  # False: E_a's CNN without its residual blocks
   hyper_width: float = 1.0
   hyper_norm: str = "batch"
+  hyper_gate: bool = False
   decoder_dims: tuple[int, ...] = (480, 720, 1080)
   decoder_style: bool = True  # False: D(y) without s_t
   # "clip_mean": every mel window minus source["mel_mean"], its clip's
@@ -49,6 +50,7 @@ class MotionGenerator(nn.Module):
       style_branch=self.style_branch,
       hyper_width=self.hyper_width,
       hyper_norm=self.hyper_norm,
+      hyper_gate=self.hyper_gate,
     )
     self.decoder = motion_decoder.MotionDecoder(
       tuple(self.decoder_dims), styled=self.decoder_style

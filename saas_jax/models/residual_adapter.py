@@ -46,6 +46,7 @@ class ResidualAdapter(nn.Module):
   style_branch: bool = True
   hyper_width: float = 1.0  # HyperStyle's inner conv widths (CPU runs)
   hyper_norm: str = "batch"  # HyperStyle's normalisation (hyperstyle.NORMS)
+  hyper_gate: bool = False  # HyperStyle's offsets start at 0 (hyperstyle.py)
 
   def initial_carry(self, s_t):
     """(canonical, style) LSTM states at the start of a sequence."""
@@ -80,7 +81,11 @@ class ResidualAdapter(nn.Module):
     if self.hyperstyle:
       offsets = {
         i: hyperstyle.HyperStyle(
-          self.hidden, self.hyper_width, self.hyper_norm, name=f"hyperstyle{i}"
+          self.hidden,
+          self.hyper_width,
+          self.hyper_norm,
+          self.hyper_gate,
+          name=f"hyperstyle{i}",
         )(s_t, train)
         for i in self.modulated
       }
