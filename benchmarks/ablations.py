@@ -1,6 +1,7 @@
 """The paper's ablations with seeds: trains the audio-driven (or, with
---driver video, the video-driven) full model and its three ablations at cpu
-size, one run per seed, scores each run, then compares them.
+--driver video, the video-driven) full model and its ablations (no
+HyperStyle, no style branch, continuous codes two ways) at cpu size, one
+run per seed, scores each run, then compares them.
 
   python benchmarks/ablations.py --base runs --out runs_ablation \
       [--driver audio|video] [--seeds 0 1 2] [--size cpu] \
@@ -50,7 +51,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from saas_jax.engine import config_lib  # noqa: E402  (light: no JAX)
+from saas_jax import train_pipeline  # noqa: E402  (light: no JAX)
+from saas_jax.engine import config_lib, workdir  # noqa: E402
 
 VARIANTS = {
   "full": "",
@@ -128,18 +130,7 @@ COMPARED = (
 
 
 def _settings(config: dict) -> dict:
-  settings = {k: config.get(k) for k in COMPARED}
-  if settings["augment"] is None:  # runs from before the option: none
-    off = config_lib.load(os.path.join(ROOT, "configs/audio_driven.py"))
-    settings["augment"] = off.augment.to_dict()
-  # runs from before model.mel_norm, hyper_gate, data.speech: their defaults
-  settings["model"] = {
-    "mel_norm": "none",
-    "hyper_gate": False,
-    **(settings["model"] or {}),
-  }
-  settings["data"] = {"speech": "source_filter", **(settings["data"] or {})}
-  return settings
+  return {k: config[k] for k in COMPARED if config.get(k) is not None}
 
 
 def _planned(config_arg: str, seed: int) -> dict:
@@ -200,20 +191,28 @@ def main():
     if v in STYLE_STAGES
   }
 
+  printed = set()  # style stages a dry run listed already
+
   def make_style_run(variant):
-    """Trains a variant's own style stage unless it is there already."""
+    """Trains a variant's own style stage unless it is done (a folder of
+    other settings, e.g. another --size, is refused)."""
     option, name = STYLE_STAGES[variant]
     folder = style_runs[variant]
-    train = [
-      sys.executable,
-      "-m",
-      "saas_jax.main",
-      f"--config=configs/style_vqvae.py:{args.size},{option}",
-      f"--workdir={folder}",
-    ]
+    config_arg = f"configs/style_vqvae.py:{args.size},{option}"
+    try:
+      state = train_pipeline.status(
+        config_lib.load(os.path.join(ROOT, config_arg)), folder
+      )
+    except workdir.RunError as e:
+      sys.exit(f"{name}: {e}")
+    if state == "done" or folder in printed:
+      return
+    train = [sys.executable, "-m", "saas_jax.main"]
+    train += [f"--config={config_arg}", f"--workdir={folder}"]
     if args.dry_run:
       print(f"[{name}] {' '.join(train[2:])}")
-    elif not os.path.isfile(os.path.join(folder, "eval_results.json")):
+      printed.add(folder)
+    else:
       _run(train, name)
 
   for seed in args.seeds:
@@ -227,8 +226,9 @@ def main():
         # A results folder holds one experiment: a default changed since,
         # or other --options, must not pool with it.
         done = _read_json(os.path.join(result, "run.json")).get("settings")
-        if done and json.loads(json.dumps(_settings(done))) != json.loads(
-          json.dumps(_planned(config_arg, seed))
+        # (settings added since take their value of before: ADDED_SETTINGS)
+        if done and workdir.config_diff(
+          _settings(done), _planned(config_arg, seed)
         ):
           sys.exit(
             f"{result}: scored with other settings than "

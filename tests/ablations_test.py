@@ -1,6 +1,7 @@
 """benchmarks/ablations.py: a results folder holds one experiment, so a
 re-run pools only with results scored under the same settings."""
 
+import glob
 import json
 import os
 import subprocess
@@ -109,3 +110,22 @@ def test_no_codebook_variant_freezes_its_own_style_stage(tmp_path):
   assert "--config=configs/audio_driven.py:cpu,continuous " in plan.stdout
   assert f"--config.frozen.style={style} " in plan.stdout
   assert not (tmp_path / "out" / "no_codebook_s0").exists()
+
+
+def test_every_committed_result_matches_its_command_today():
+  """A setting added since a result was scored takes its earlier value
+  (workdir.ADDED_SETTINGS): the committed results still pool with a re-run
+  of their command, and those runs still resume."""
+  from saas_jax.engine import workdir
+
+  checked = 0
+  for path in glob.glob(os.path.join(ROOT, "benchmarks/results/*/*/run.json")):
+    with open(path) as f:
+      run = json.load(f)
+    if "settings" not in run or "config" not in run:
+      continue  # scored by hand, not by this benchmark
+    planned = ablations._planned(run["config"], run["seed"])
+    diff = workdir.config_diff(ablations._settings(run["settings"]), planned)
+    assert diff == [], (path, diff)
+    checked += 1
+  assert checked >= 30

@@ -324,6 +324,15 @@ def test_a_setting_added_later_matches_runs_saved_without_it():
   assert workdir_lib.config_diff(saved, other) == [
     "loss.reconstruct: saved 'all', now 'anchor'"
   ]
+  # A style run from before model.codebook had one.
+  today = config_lib.load(os.path.join(ROOT, "configs/style_vqvae.py:cpu"))
+  before = json.loads(today.to_json())
+  del before["model"]["codebook"]
+  assert workdir_lib.config_diff(before, today.to_dict()) == []
+  today.model.codebook = False
+  assert workdir_lib.config_diff(before, today.to_dict()) == [
+    "model.codebook: saved True, now False"
+  ]
 
 
 def test_a_rerun_with_another_config_changes_nothing(prepared_corpus, tmp_path):
@@ -591,13 +600,44 @@ def test_main_interrupted_says_how_to_resume(tmp_path):
   assert "KeyboardInterrupt" not in err
 
 
-def test_main_interrupted_while_saving_leaves_whole_checkpoints(tmp_path):
-  """Saving every step, Ctrl-C lands in a save: the save completes first
-  (it used to print orbax's threads' tracebacks, "cannot schedule new
-  futures after shutdown", and leave a tmp folder)."""
-  flags = ("--config.ckpt.every=1", "--config.log.every=1")
+@pytest.mark.parametrize("async_save", [False, True])
+def test_main_interrupted_while_saving_leaves_whole_checkpoints(
+  tmp_path, async_save
+):
+  """Saving every step, Ctrl-C lands in a save or while one is written in
+  the background: the save completes first (it used to print orbax's
+  threads' tracebacks, "cannot schedule new futures after shutdown", and
+  leave a tmp folder)."""
+  flags = (
+    "--config.ckpt.every=1",
+    "--config.log.every=1",
+    f"--config.ckpt.async_save={async_save}",
+  )
   err = _interrupted_main(tmp_path / "run", 1.5, *flags)
   assert "interrupted: the run keeps" in err
   assert "Traceback" not in err and "cannot schedule" not in err, err[-3000:]
   saved = os.listdir(tmp_path / "run" / "checkpoints")
   assert saved and all(name.isdigit() for name in saved), saved
+
+
+def test_interrupt_after_defers_one_ctrl_c_and_not_two():
+  import signal
+
+  from saas_jax.engine.checkpoint import interrupt_after
+
+  done = []
+  with pytest.raises(KeyboardInterrupt):
+    with interrupt_after():
+      os.kill(os.getpid(), signal.SIGINT)
+      done.append("the block ran on")
+  assert done == ["the block ran on"]
+  with pytest.raises(KeyboardInterrupt):
+    with interrupt_after():
+      os.kill(os.getpid(), signal.SIGINT)
+      os.kill(os.getpid(), signal.SIGINT)  # a second one: at once
+      done.append("not reached")
+  assert done == ["the block ran on"]
+  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  with pytest.raises(ValueError, match="inside"):  # others pass through
+    with interrupt_after():
+      raise ValueError("inside")

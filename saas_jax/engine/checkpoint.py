@@ -43,7 +43,7 @@ class Checkpointer:
     return self.manager.latest_step()
 
   def save(self, step: int, state, config: dict, force: bool = False) -> bool:
-    with _interrupt_after():
+    with interrupt_after():
       return self.manager.save(
         step,
         args=ocp.args.Composite(
@@ -66,24 +66,33 @@ class Checkpointer:
     self.manager.wait_until_finished()
 
   def close(self):
-    with _interrupt_after():
+    with interrupt_after():
       self.manager.wait_until_finished()
       self.manager.close()
 
 
 @contextlib.contextmanager
-def _interrupt_after():
-  """Ctrl-C inside the block takes effect when it ends: a save cut half-way
-  left orbax's threads to die with the interpreter (tracebacks, a tmp
-  folder). Signal handlers belong to the main thread: elsewhere a no-op."""
+def interrupt_after():
+  """Ctrl-C inside the block takes effect when it ends (a save cut half-way
+  left orbax's threads to die with the interpreter: tracebacks, a tmp
+  folder); a second Ctrl-C at once (a save that hangs). Signal handlers
+  belong to the main thread: elsewhere a no-op."""
   if threading.current_thread() is not threading.main_thread():
     yield
     return
   caught = []
-  previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+
+  def handler(*_):
+    if caught:
+      raise KeyboardInterrupt
+    caught.append(True)
+
+  previous = signal.signal(signal.SIGINT, handler)
   try:
     yield
   finally:
+    if previous is None:  # a handler not set from Python
+      previous = signal.default_int_handler
     signal.signal(signal.SIGINT, previous)
   if caught:
     raise KeyboardInterrupt

@@ -268,39 +268,45 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
     return results
 
   with jax.set_mesh(mesh):
-    for step in range(start, total):
-      if step == start:
-        batch, first_batch = first_batch, None
-      else:
-        batch = mesh_lib.to_global(mesh, next(batches))
-      rng = jax.random.fold_in(step_key, step)
-      t0 = time.perf_counter()
-      state, step_metrics = compiled_step(state, batch, rng)
-      if step - start < 2:  # the first also pays for warming up
-        jax.block_until_ready(step_metrics)
-        what = "second" if step > start else "first"
-        _say(f"{what} step ran in {time.perf_counter() - t0:.1f} s")
-      done = step + 1
-      pending.append((done, step_metrics))
-      log_now = done % config.log.every == 0 or done == total
-      save_now = done % config.ckpt.every == 0 or done == total
-      if log_now or save_now:
-        pending = jax.device_get(pending)
-        _check_finite(pending)
-        if log_now:
-          means = {f"train/{k}": v for k, v in _mean_metrics(pending).items()}
-          writer.write(done, means)
-          progress.report(done, means)
-        pending = []
-      if save_now:
-        ckpt.save(done, state, config.to_dict(), force=done == total)
-        write_spec(state)
-      if (
-        stage.evaluate
-        and config.eval_every
-        and (done % config.eval_every == 0 or done == total)
-      ):
-        eval_results = evaluate(done)
+    try:
+      for step in range(start, total):
+        if step == start:
+          batch, first_batch = first_batch, None
+        else:
+          batch = mesh_lib.to_global(mesh, next(batches))
+        rng = jax.random.fold_in(step_key, step)
+        t0 = time.perf_counter()
+        state, step_metrics = compiled_step(state, batch, rng)
+        if step - start < 2:  # the first also pays for warming up
+          jax.block_until_ready(step_metrics)
+          what = "second" if step > start else "first"
+          _say(f"{what} step ran in {time.perf_counter() - t0:.1f} s")
+        done = step + 1
+        pending.append((done, step_metrics))
+        log_now = done % config.log.every == 0 or done == total
+        save_now = done % config.ckpt.every == 0 or done == total
+        if log_now or save_now:
+          pending = jax.device_get(pending)
+          _check_finite(pending)
+          if log_now:
+            means = {f"train/{k}": v for k, v in _mean_metrics(pending).items()}
+            writer.write(done, means)
+            progress.report(done, means)
+          pending = []
+        if save_now:
+          ckpt.save(done, state, config.to_dict(), force=done == total)
+          write_spec(state)
+        if (
+          stage.evaluate
+          and config.eval_every
+          and (done % config.eval_every == 0 or done == total)
+        ):
+          eval_results = evaluate(done)
+    except BaseException:  # Ctrl-C, a non-finite loss, ...
+      # An asynchronous save in flight finishes first: otherwise its threads
+      # die with the interpreter (orbax tracebacks, a tmp folder left).
+      ckpt.close()
+      raise
     ckpt.close()
     if stage.evaluate and config.eval_every and eval_results is None:
       eval_results = evaluate(int(state.step))  # a resumed, finished run

@@ -130,6 +130,16 @@ ADDED_SETTINGS = {
   "loss.stats_scale": "batch",  # audio_driven, video_driven
   "model.decoder_style": True,  # audio_driven, video_driven
   "model.hyper_norm": "batch",  # audio_driven, video_driven
+  "model.hyper_gate": False,  # audio_driven, video_driven
+  "model.mel_norm": "none",  # audio_driven
+  "model.codebook": True,  # style_vqvae
+  # audio_driven, video_driven: no speech augmentation
+  "augment.gain_db": 0.0,
+  "augment.tilt_db": 0.0,
+  "augment.warp": 0.0,
+  "augment.noise": False,
+  "augment.noise_db_min": -95.0,
+  "augment.noise_db_max": -70.0,
   "model.relative": False,  # pose_vqvae (runs before it were absolute)
   "loss.w_velocity": 0.0,  # pose_vqvae
   "model.velocity_scale": 0.0,  # pose_vqvae

@@ -141,7 +141,8 @@ def pair_row(
     systems["model"] = st(**source, style_exp=pair.style)
     systems["canonical"] = st(**source, style_code=s_t, canonical_only=True)
     # Distances in the codebook's quantized space for every variant; for a
-    # generator whose style stage had no codebook, in the runs folder's.
+    # generator whose style stage had no codebook, in the runs folder's
+    # style stage (without one: its own continuous codes).
     if st.has_codebook or models.space is None:
       code_of = functools.partial(st.style_code, quantize=True)
     else:

@@ -94,7 +94,7 @@ class Stylizer:
     self.quantized_style = quantized_style  # the codes the generator takes
     # False for a style stage trained without one (its codes are continuous
     # whatever `quantize` says).
-    self.has_codebook = bool(getattr(style_model.vq, "codebook", True))
+    self.has_codebook = style_model.vq.codebook
 
     def codes(v, x, quantize):  # [W, 32, 64] -> [S]: the mean window code
       c = style_model.apply(

@@ -143,7 +143,8 @@ class PoseSampler:
   def style_code(
     self, exp, what: str = "style clip", warn: bool = True
   ) -> np.ndarray:
-    """[T, 64] -> [S]: the mean quantized code of its 32-frame windows."""
+    """[T, 64] -> [S]: the mean style code of its 32-frame windows
+    (quantized, unless the style stage had no codebook)."""
     windows = style_windows(what, exp, warn)
     return np.asarray(self._codes(self.style_variables, jnp.asarray(windows)))
 

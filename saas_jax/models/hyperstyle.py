@@ -15,11 +15,13 @@ its batch during training and on running averages at test time;
 `norm="layer"` normalises each code's activations on their own.
 
 H's kernel offsets come out of a ReLU, so they are >= 0 and O(1) from the
-first step: W' scales each weight by a random factor in [1, ~3] for every
-style before anything is learnt, and can never shrink one. `gate=True` (not
-the official model) multiplies them by a learnt [in, 4H] gate that starts
-at 0, and starts the bias offsets' Dense at 0: the style branch begins as
-the one without HyperStyle and learns signed per-style offsets from there.
+first step: at initialisation half the weights keep their value and the
+others are scaled by 1 + |N(0, 1)| (99th percentile 3.4), differently for
+every style, before anything is learnt; none can shrink. `gate=True` (not
+the official model) makes the offsets G * H(s), G a learnt [in, 4H] gate
+that starts at 0 (its sign per weight is shared by all styles, the size
+per style), and starts the bias offsets' Dense at 0: the style branch
+begins as the one without HyperStyle.
 
 The official code writes W' into a module's `.data` per sample, which cuts
 autograd, so its H nets never learn. Here W' is an ordinary differentiable

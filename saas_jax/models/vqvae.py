@@ -55,7 +55,7 @@ class SequenceVQVAE(nn.Module):
   official_numerics: bool = False
   # False: no bottleneck, the tokens pass on continuous (the paper's
   # "without codebook" ablation, trained so from the start). The quantizer
-  # still follows them, without gradient, so that its usage is reported.
+  # still follows them, without pulling them, so that its usage is reported.
   codebook: bool = True
 
   @classmethod
@@ -119,8 +119,8 @@ class SequenceVQVAE(nn.Module):
 
   def quantize(self, z, train: bool = False):
     if not self.codebook:
-      _, aux = self.quantizer(jax.lax.stop_gradient(z), train)
-      return z, {**aux, "vq_loss": jnp.zeros((), z.dtype)}
+      # Its loss, on stopped tokens, trains the codebook alone.
+      return z, self.quantizer(jax.lax.stop_gradient(z), train)[1]
     return self.quantizer(z, train)
 
   def decode(self, zq, train: bool = False):  # [B, N, D] -> [B, T, C]

@@ -51,7 +51,10 @@ own expression and (as a ceiling) the ground truth itself:
                         clip) names the style clip's class (seen styles only)
   style_code_dist       squared distance of the clip's mean style code to
                         the style clip's, both quantized (the codebook's
-                        space, whatever codes the generator takes)
+                        space, whatever codes the generator takes; on a
+                        style stage trained without a codebook, its
+                        continuous space: `evaluate` measures such a
+                        run in its runs folder's style stage instead)
   mouth_dtw             soft-DTW of the mouth coefficients per frame
   sync_corr, sync_lag   the inner-lip gap against the speech energy, at the
                         best lag (audio corpora)
