@@ -12,7 +12,10 @@ Ablations (the paper's claims), same budget, e.g.:
   ... --config configs/audio_driven.py:cpu,no_hyperstyle
   variants: no_hyperstyle (style branch weights shared by all styles),
   no_style_branch (canonical branch alone), continuous (style codes pooled
-  before the quantizer). All 3 seeds of each:
+  before the quantizer; with config.frozen.style a style stage trained
+  without a codebook, style_vqvae.py:cpu,no_codebook, the paper's
+  ablation as trained: the sweep's variant no_codebook). All 3 seeds of
+  each:
   python benchmarks/ablations.py --base runs --out runs_ablation
 
 Paper size and weights follow the official code: batch 128, Adam 2e-4 for
@@ -49,7 +52,9 @@ benchmarks/results/ablations): full exp_rest 0.087 [0.080, 0.095], judge
 accuracy 0.21 [0.15, 0.27], style-code distance 65 [56, 74]; it beats its
 canonical branch, no HyperStyle and no style branch on style, exp_rest and
 mouth error with intervals apart, continuous codes on style-code distance
-only (89 [77, 102]). With the defaults before, no ablation separated.
+only (89 [77, 102]; no codebook 122 [103, 141], and lip sync 0.23 [0.13,
+0.30] against 0.34 [0.31, 0.36]). With the defaults before, no ablation
+separated.
 Other options: hyper_layernorm (HyperStyle's convolutions normalised per
 sample, not over the batch), style_stats_raw (the stats term in coefficient
 units, weight 1000), augment (speech augmentation: per clip a random level,
