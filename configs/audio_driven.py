@@ -58,8 +58,8 @@ separated.
 Other options: hyper_layernorm (HyperStyle's convolutions normalised per
 sample, not over the batch), hyper_gate (HyperStyle's offsets times a
 learnt gate that starts at 0; video, 3 seeds: the same model as without
-it, judge 0.21 against 0.22, exp_rest 0.058 against 0.058), style_stats_raw (the stats term in coefficient
-units, weight 1000), augment (speech augmentation: per clip a random level,
+it, judge 0.21 against 0.22, exp_rest 0.058 against 0.058),
+style_stats_raw (the stats term in coefficient units, weight 1000), augment (speech augmentation: per clip a random level,
 spectral tilt and vocal-tract warp of the audio CNN's input; 3 seeds: real
 speech 0.25, 0.12, 0.09 against 0.09, 0.11, 0.06 without, synthetic
 sync_corr 0.19 [0.13, 0.24] against 0.34 [0.31, 0.36]: not a default;
