@@ -578,6 +578,9 @@ def _interrupted_main(workdir, delay: float, *flags) -> str:
     stderr=subprocess.PIPE,
     text=True,
     cwd=ROOT,
+    # as from a terminal, even where this runs with Ctrl-C ignored (a shell's
+    # background job): an ignored SIGINT is inherited
+    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
   )
   guard = threading.Timer(300, proc.kill)  # a log line renamed: no hang
   guard.start()
@@ -625,6 +628,7 @@ def test_interrupt_after_defers_one_ctrl_c_and_not_two():
 
   from saas_jax.engine.checkpoint import interrupt_after
 
+  before = signal.getsignal(signal.SIGINT)
   done = []
   with pytest.raises(KeyboardInterrupt):
     with interrupt_after():
@@ -637,7 +641,7 @@ def test_interrupt_after_defers_one_ctrl_c_and_not_two():
       os.kill(os.getpid(), signal.SIGINT)  # a second one: at once
       done.append("not reached")
   assert done == ["the block ran on"]
-  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  assert signal.getsignal(signal.SIGINT) is before
   with pytest.raises(ValueError, match="inside"):  # others pass through
     with interrupt_after():
       raise ValueError("inside")
