@@ -35,6 +35,10 @@ style   the style run (RUNS/style_vqvae) on every real clip long enough for
         speaker_retrieval: the nearest second half is of the clip's speaker
         (its own or another clip of the same person, by file name), where
         the half retrieval counts another clip of the same person a miss.
+        short_clip_retrieval: how often SHORT_DRAWS random stretches of n
+        frames of a clip find its whole clip's (quantized) code nearest
+        among all whole clips, by n (how short a style clip may be:
+        inference.expression.MIN_STYLE_FRAMES).
 window  (only with --only window) where the audio CNN's mel window should
         sit: the synthetic readout above, refitted with each frame's window
         moved k frames later (k in WINDOW_SHIFTS; features[t] = window of
@@ -75,6 +79,8 @@ SYNTHETIC_CLIPS = 160
 HELD_OUT_CLIPS = 40  # synthetic clips (val and test splits) for `window`
 WINDOW_SHIFTS = list(range(-2, 7))
 FAMILY = "furious_talk2_clip"
+SHORT_LENGTHS = (1, 2, 4, 8, 16, 32)  # frames, for short_clip_retrieval
+SHORT_DRAWS = 8  # random stretches per clip and length
 
 
 def _clip(path):
@@ -397,6 +403,24 @@ def style(runs: str, data: str) -> dict:
       "speaker_retrieval": _speaker_retrieval(names, first, second),
       "family_distance_ratio": _family_ratio(names, per_clip),
     }
+  out["short_clip_retrieval"] = _short_clips(space, whole, codes(whole))
+  return out
+
+
+def _short_clips(space, clips, codes) -> dict:
+  """{n: share of n-frame stretches whose code is nearest their clip's}."""
+  rng = np.random.default_rng(0)
+  out = {}
+  for n in SHORT_LENGTHS:
+    hits = []
+    for i, exp in enumerate(clips):
+      for start in rng.integers(0, len(exp) - n + 1, SHORT_DRAWS):
+        part = exp[start : start + n]
+        if n < WINDOW:  # mirrored to a window, as a style clip would be
+          (part,) = features.clip_windows(part, WINDOW, WINDOW // 2)
+        code = space.code(part)
+        hits.append(((codes - code) ** 2).sum(-1).argmin() == i)
+    out[str(n)] = float(np.mean(hits))
   return out
 
 

@@ -37,7 +37,9 @@ Many jobs in one process (compiled functions reused): --jobs jobs.jsonl, one
 JSON object per line with any of audio, style, source, source_video, style2,
 image, out, name and the per-job options (style_fps, source_fps, style2_fps, seed,
 num_samples, pose, style_strength, mix, temperature, top_p, fps); the
-command line gives the defaults.
+command line gives the defaults. A line's relative paths are relative to
+the jobs file's folder, so that a folder of inputs and its jobs file run
+from anywhere.
 """
 
 import argparse
@@ -52,8 +54,8 @@ import numpy as np
 
 from input_pipeline import io as io_lib
 from saas_jax.errors import DataError, check_writable_folder
+from saas_jax.inference import expression, runs
 from saas_jax.inference import pipeline as pipeline_lib
-from saas_jax.inference import runs
 
 MIX_DEFAULT = 0.5
 # Per-job options (a jobs.jsonl line may set them) and their types.
@@ -78,6 +80,16 @@ JOB_KEYS = {
   "top_p": float,
   "fps": float,
 }
+# The keys that name files or folders.
+PATH_KEYS = (
+  "audio",
+  "style",
+  "source",
+  "source_video",
+  "style2",
+  "image",
+  "out",
+)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -221,8 +233,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def read_jobs(path: str, defaults: dict) -> list[dict]:
+  """One job per line, over the command line's defaults; a line's relative
+  paths are taken from the jobs file's folder (the defaults' from the
+  current one)."""
   if not os.path.isfile(path):
     raise DataError(path, "no such file")
+  folder = os.path.dirname(os.path.abspath(path))
   jobs = []
   with open(path, encoding="utf-8-sig") as f:
     for number, line in enumerate(f, 1):
@@ -249,6 +265,8 @@ def read_jobs(path: str, defaults: dict) -> list[dict]:
           raise DataError(
             path, f"line {number}: '{key}' must be {JOB_KEYS[key].__name__}"
           ) from None
+        if key in PATH_KEYS and merged[key]:
+          merged[key] = os.path.join(folder, os.path.expanduser(merged[key]))
       jobs.append(merged)
   if not jobs:
     raise DataError(path, "no jobs")
@@ -371,6 +389,8 @@ def load_request(
     if not path:
       return None
     coeffs = io_lib.load_coefficients(path, fps=fps)
+    if role in ("style", "style2"):
+      expression.check_style_length(path, len(coeffs.exp))
     inputs[role] = {"path": os.path.abspath(path), "sha256": sha256(path)}
     return coeffs
 

@@ -73,7 +73,11 @@ def test_second_run_loads_and_matches(cache_dir, tmp_path, capsys):
   assert [n.split("-")[0] for n in names] == ["init_state", "train_step"]
   assert "loaded from" not in capsys.readouterr().err
   second = _train(tmp_path / "b")
-  assert "initialisation and step loaded from" in capsys.readouterr().err
+  (line,) = [
+    x for x in capsys.readouterr().err.splitlines() if "loaded" in x
+  ]  # one line: what was loaded, how long it took, from where
+  assert line.startswith("train step loaded in ")
+  assert line.endswith(f": initialisation and step loaded from {cache_dir}")
   assert _entries(cache_dir) == names  # nothing compiled, nothing added
   for x, y in zip(jax.tree.leaves(first), jax.tree.leaves(second), strict=True):
     np.testing.assert_array_equal(x, y)

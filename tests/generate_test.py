@@ -355,6 +355,11 @@ def test_bad_inputs_are_named(pipe):
   with pytest.warns(UserWarning, match="shorter than the 32-frame"):
     short = pipe(Request(**{**good, "style": _clip(12, 13)}, pose="still"))
   assert np.all(np.isfinite(short.exp))
+  # Too short to show a style: refused, named.
+  with pytest.raises(
+    DataError, match=r"second style clip: 7 frames.*at least 8"
+  ):
+    pipe(Request(**good, style2=_clip(7, 14), pose="still"))
   # The arrays the stylizer is handed are checked too.
   with pytest.raises(DataError, match=r"mel windows: expected shape"):
     pipe.stylizer(
@@ -619,9 +624,12 @@ def test_generate_cli_bad_inputs(smoke_runs, shared_data, tmp_path, capsys):
   plain = np.zeros((40, 73), np.float32)
   plain[:, 70:] = [1.0, 128.0, 128.0]  # a valid crop
   np.save(no_identity, plain)
+  short_style = tmp_path / "short.npy"
+  np.save(short_style, plain[:5])
   a_file = tmp_path / "a_file"
   a_file.write_text("x")
   cases = [
+    ({"--style": str(short_style)}, "short.npy: 5 frames at the model's 25"),
     ({"--audio": str(silent)}, "silent.wav: audio is silent"),
     ({"--audio": str(tmp_path / "none.wav")}, "none.wav: no such file"),
     ({"--style": str(nan_style)}, "nan.npy: non-finite crop value"),
@@ -714,3 +722,37 @@ def test_generate_jobs_name_their_line_and_do_not_stop_each_other(
   assert f"error: {jobs} line 2: --audio: does not fit" in err
   assert f"error: {jobs}: 1 of 3 jobs failed" in err
   assert ran == ["a", "c"]
+
+
+def test_generate_jobs_paths_are_relative_to_the_jobs_file(
+  shared_data, tmp_path, monkeypatch
+):
+  """A folder of inputs and its jobs file run from anywhere: a line's
+  relative paths are read from the jobs file's folder, absolute ones and
+  the command line's (from the current folder) as they are."""
+  st = shared_data / "styletalk"
+  folder = tmp_path / "batch"
+  (folder / "clips").mkdir(parents=True)
+  for name, src in (
+    ("speech.wav", shared_data / "speech/arctic_a0007.wav"),
+    ("style.mat", st / "style_clips/3DMM/nice_clip1.mat"),
+  ):
+    (folder / "clips" / name).write_bytes(src.read_bytes())
+  job = {"audio": "clips/speech.wav", "style": "clips/style.mat", "out": "o"}
+  (folder / "jobs.jsonl").write_text(json.dumps(job) + "\n")
+  elsewhere = tmp_path / "elsewhere"
+  elsewhere.mkdir()
+  monkeypatch.chdir(elsewhere)
+  source = st / "source_video/3DMM/reagan_clip1.mat"
+  monkeypatch.setattr(Pipeline, "load", lambda *a, **k: None)
+  ran = []
+  monkeypatch.setattr(
+    generate, "run_job", lambda p, job, *a, **k: ran.append(job)
+  )
+  argv = ["--jobs", "../batch/jobs.jsonl", "--source", str(source)]
+  assert generate.main([*argv, "--no_video"]) == 0
+  (job,) = ran
+  assert job["audio"] == str(folder / "clips/speech.wav")
+  assert job["style"] == str(folder / "clips/style.mat")
+  assert job["out"] == str(folder / "o")
+  assert job["source"] == str(source)

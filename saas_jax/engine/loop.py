@@ -233,8 +233,9 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
   compiled_step, step_loaded = (
     step_compile.result() if step_compile else (None, False)
   )
+  lines = []
   if step_compile:
-    _say(
+    lines.append(
       f"train step {'loaded' if step_loaded else 'compiled'} in "
       f"{step_compile.seconds:.1f} s (beside the state's "
       f"{'restore' if latest is not None else 'initialisation'})"
@@ -245,7 +246,11 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
     if hit
   ]
   if loaded:  # not traced, not compiled
-    _say(f"{' and '.join(loaded)} loaded from {executable_cache.folder()}")
+    lines.append(
+      f"{' and '.join(loaded)} loaded from {executable_cache.folder()}"
+    )
+  if lines:
+    _say(": ".join(lines))
 
   # ---------------------------------------------------------------- loop --
   writer = metrics_lib.MetricWriter(

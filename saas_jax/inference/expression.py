@@ -39,11 +39,34 @@ MEL_SHAPE = (80, 16)
 CHUNK = 256  # frames per call
 
 
+# The shortest style clip taken: a quarter window (0.32 s), which mirrored
+# to a window repeats each frame at most four times. A shorter clip is
+# mostly a still: `benchmarks/real_clips.py --only style`
+# (short_clip_retrieval, the cpu style run, 2026-12-06) finds a real clip's
+# own code from 8 random frames of it in 68 % of draws, from a window in
+# 83 %, from one frame, its look alone, in 57 %.
+MIN_STYLE_FRAMES = 8
+
+
+def check_style_length(what: str, num_frames: int) -> None:
+  """A DataError for a style clip too short to show a style."""
+  if num_frames < MIN_STYLE_FRAMES:
+    raise DataError(
+      what,
+      f"{num_frames} frames at the model's {features.MODEL_FPS:g} fps; a "
+      f"style clip needs at least {MIN_STYLE_FRAMES} (a style is motion as "
+      f"well as a look; {WINDOW} frames fill the style window)",
+    )
+
+
 def style_windows(what: str, exp, warn: bool = True) -> np.ndarray:
-  """[T, 64] -> [W, 32, 64] windows (stride 16); a clip shorter than 32
-  frames is mirrored to length, as the official code does, with a warning
-  (none for a source, whose single frame is the official input)."""
+  """[T, 64] -> [W, 32, 64] windows (stride 16). A style clip (warn) has at
+  least MIN_STYLE_FRAMES frames and, shorter than 32, is mirrored to length,
+  as the official code does, with a warning; a source (not warn) may be a
+  single frame, the official input."""
   exp = check_frames(what, exp, EXP_DIM)
+  if warn:
+    check_style_length(what, len(exp))
   if warn and len(exp) < WINDOW:
     warnings.warn(
       f"{what}: {len(exp)} frames at the model's {features.MODEL_FPS:g} "
