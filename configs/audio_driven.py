@@ -97,6 +97,7 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       hyper_width=1.0,  # of HyperStyle's inner convolutions
       hyper_norm="batch",  # of HyperStyle's convolutions (official); "layer"
       hyper_gate=False,  # HyperStyle's offsets start at 0 (option ,hyper_gate)
+      content_skip=False,  # y += W z past the LSTMs (option ,content_skip)
       decoder_dims=(480, 720, 1080),
       # D sees s_t (official), or only phi_s does (the default, below)
       decoder_style=False,
@@ -194,6 +195,8 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       c.model.hyper_norm = "layer"
     elif ablation == "hyper_gate":
       c.model.hyper_gate = True
+    elif ablation == "content_skip":
+      c.model.content_skip = True
     elif ablation == "style_stats":  # the default
       c.loss.w_stats = 50.0
     elif ablation == "no_stats":  # official
@@ -214,7 +217,7 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       raise ValueError(
         f"unknown ablation '{ablation}' (no_hyperstyle, no_style_branch, "
         "continuous, unstyled_decoder, styled_decoder, hyper_layernorm, "
-        "hyper_gate, "
+        "hyper_gate, content_skip, "
         "style_stats, no_stats, style_stats_raw, lr_cosine, lr_constant, "
         "augment, mel_mean, espeak)"
       )

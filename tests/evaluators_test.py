@@ -41,6 +41,24 @@ def test_landmark_and_coefficient_errors_by_hand():
   assert e["exp_rest"] == pytest.approx(1.0 / 46)
 
 
+def test_mouth_motion_tells_a_still_mouth_from_a_moving_one():
+  """A still mouth at the ground truth's mean: small errors, no motion; the
+  truth at half amplitude plus an offset: correlation 1, motion 0.5;
+  motion unrelated to the truth: correlation near 0."""
+  rng = np.random.default_rng(0)
+  target = rng.normal(size=(200, 64))
+  still = np.broadcast_to(target.mean(0), target.shape)
+  m = expression.mouth_motion(still, target)
+  assert m == pytest.approx({"mouth_corr": 0.0, "mouth_motion": 0.0}, abs=1e-9)
+  m = expression.mouth_motion(0.5 * target + 3.0, target)
+  assert m["mouth_corr"] == pytest.approx(1.0)
+  assert m["mouth_motion"] == pytest.approx(0.5)
+  m = expression.mouth_motion(rng.normal(size=target.shape), target)
+  assert abs(m["mouth_corr"]) < 0.05
+  assert m["mouth_motion"] == pytest.approx(1.0, abs=0.05)
+  assert set(expression.errors(_PointFace(), still, target)) >= set(m)
+
+
 def test_soft_dtw_matches_the_training_loss_and_forgives_a_shift():
   rng = np.random.default_rng(0)
   x, y = rng.normal(size=(2, 20, 3))

@@ -371,3 +371,33 @@ def test_gated_hyperstyle_starts_as_the_branch_without_it():
   base = run(plain, {"params": shared})
   np.testing.assert_allclose(outs["gated"], base, atol=1e-6)
   assert float(jnp.abs(outs["official"] - base).max()) > 1e-2
+
+
+@pytest.mark.parametrize("canonical_only", [False, True])
+def test_content_skip_adds_a_linear_map_of_the_content(canonical_only):
+  """content_skip: y gains W z + b past the LSTM stacks (in the canonical
+  branch alone too); with the same LSTM weights, the rest is unchanged."""
+  z = jax.random.normal(jax.random.key(0), (2, 7, 64))  # [B, T, 64]
+  s_t = jax.random.normal(jax.random.key(1), (2, 256))  # [B, S]
+
+  def adapter(skip):
+    return residual_adapter.ResidualAdapter(
+      16, hyper_width=0.25, content_skip=skip
+    )
+
+  v = adapter(True).init(jax.random.key(2), z, s_t)
+  without = {k: w for k, w in v["params"].items() if k != "content_skip"}
+
+  def run(skip, params):  # -> y [B, T, 16]
+    variables = {**v, "params": params}
+    return adapter(skip).apply(
+      variables, z, s_t, canonical_only=canonical_only
+    )[0]
+
+  skip = v["params"]["content_skip"]
+  assert skip["kernel"].shape == (64, 16)
+  np.testing.assert_allclose(
+    run(True, v["params"]) - run(False, without),
+    z @ skip["kernel"] + skip["bias"],
+    atol=1e-5,
+  )

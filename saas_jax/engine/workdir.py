@@ -131,6 +131,7 @@ ADDED_SETTINGS = {
   "model.decoder_style": True,  # audio_driven, video_driven
   "model.hyper_norm": "batch",  # audio_driven, video_driven
   "model.hyper_gate": False,  # audio_driven, video_driven
+  "model.content_skip": False,  # audio_driven, video_driven
   "model.mel_norm": "none",  # audio_driven
   "model.codebook": True,  # style_vqvae
   # audio_driven, video_driven: no speech augmentation

@@ -10,8 +10,10 @@ from saas_jax.models.motion_decoder import MOUTH  # coefficients 0-17
 
 def errors(face_model, pred: np.ndarray, target: np.ndarray) -> dict:
   """[T, 64] pair -> mean landmark distances (face-model units) on the
-  "mouth" and "face" sets, L1 on mouth / other coefficients, and the mouth
-  coefficients' soft-DTW per frame."""
+  "mouth" and "face" sets, L1 on mouth / other coefficients, the mouth
+  coefficients' soft-DTW per frame, and how the mouth moves against the
+  ground truth (mouth_corr, mouth_motion): a still mouth at the right
+  place scores well on the errors, not on these."""
   pred, target = np.asarray(pred), np.asarray(target)
 
   def dist(landmarks):  # [T, K]
@@ -25,7 +27,22 @@ def errors(face_model, pred: np.ndarray, target: np.ndarray) -> dict:
     "exp_mouth": float(np.abs(pred[:, :MOUTH] - target[:, :MOUTH]).mean()),
     "exp_rest": float(np.abs(pred[:, MOUTH:] - target[:, MOUTH:]).mean()),
     "mouth_dtw": soft_dtw(pred[:, :MOUTH], target[:, :MOUTH]) / len(target),
+    **mouth_motion(pred, target),
   }
+
+
+def mouth_motion(pred: np.ndarray, target: np.ndarray) -> dict:
+  """The mouth coefficients' motion (each about its clip mean) against the
+  ground truth's: their correlation, pooled over the 18 coefficients
+  (mouth_corr; 0: unrelated), and the ratio of their spreads (mouth_motion;
+  1: as much motion, 0: a still mouth)."""
+  a = pred[:, :MOUTH] - pred[:, :MOUTH].mean(0)
+  b = target[:, :MOUTH] - target[:, :MOUTH].mean(0)
+  aa, bb = float((a * a).sum()), float((b * b).sum())
+  if bb == 0.0:  # a still ground truth: nothing to follow
+    return {"mouth_corr": float("nan"), "mouth_motion": float("nan")}
+  corr = float((a * b).sum()) / np.sqrt(aa * bb) if aa > 0 else 0.0
+  return {"mouth_corr": float(corr), "mouth_motion": float(np.sqrt(aa / bb))}
 
 
 def soft_dtw(x: np.ndarray, y: np.ndarray, gamma: float = 1e-3) -> float:

@@ -135,6 +135,7 @@ def motion_generator_model(
     hyper_width=m["hyper_width"],
     hyper_norm=m.get("hyper_norm", "batch"),  # runs from before it
     hyper_gate=m.get("hyper_gate", False),  # runs from before it
+    content_skip=m.get("content_skip", False),
     decoder_dims=tuple(m["decoder_dims"]),
     decoder_style=m.get("decoder_style", True),  # runs from before it
     mel_norm=m.get("mel_norm", "none"),  # runs from before it

@@ -27,6 +27,7 @@ class MotionGenerator(nn.Module):
   hyper_width: float = 1.0
   hyper_norm: str = "batch"
   hyper_gate: bool = False
+  content_skip: bool = False  # y += W z (residual_adapter.py)
   decoder_dims: tuple[int, ...] = (480, 720, 1080)
   decoder_style: bool = True  # False: D(y) without s_t
   # "clip_mean": every mel window minus source["mel_mean"], its clip's
@@ -51,6 +52,7 @@ class MotionGenerator(nn.Module):
       hyper_width=self.hyper_width,
       hyper_norm=self.hyper_norm,
       hyper_gate=self.hyper_gate,
+      content_skip=self.content_skip,
     )
     self.decoder = motion_decoder.MotionDecoder(
       tuple(self.decoder_dims), styled=self.decoder_style

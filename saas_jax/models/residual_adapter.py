@@ -47,6 +47,7 @@ class ResidualAdapter(nn.Module):
   hyper_width: float = 1.0  # HyperStyle's inner conv widths (CPU runs)
   hyper_norm: str = "batch"  # HyperStyle's normalisation (hyperstyle.NORMS)
   hyper_gate: bool = False  # HyperStyle's offsets start at 0 (hyperstyle.py)
+  content_skip: bool = False  # y also gets W z, past the LSTM stacks
 
   def initial_carry(self, s_t):
     """(canonical, style) LSTM states at the start of a sequence."""
@@ -75,6 +76,8 @@ class ResidualAdapter(nn.Module):
       carry = self.initial_carry(s_t)
     canonical = LSTMStack(self.hidden, self.canonical_layers, name="canonical")
     y, c_carry = canonical(z, carry[0])
+    if self.content_skip:
+      y = y + nn.Dense(self.hidden, name="content_skip")(z)
     if not self.style_branch or canonical_only:
       return y, (c_carry, carry[1])
     offsets = None

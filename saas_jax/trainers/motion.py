@@ -56,6 +56,8 @@ own expression and (as a ceiling) the ground truth itself:
                         continuous space: `evaluate` measures such a
                         run in its runs folder's style stage instead)
   mouth_dtw             soft-DTW of the mouth coefficients per frame
+  mouth_corr,           the mouth coefficients' motion against the ground
+    mouth_motion        truth's: correlation, ratio of spreads
   sync_corr, sync_lag   the inner-lip gap against the speech energy, at the
                         best lag (audio corpora)
 All of them per pair through saas_jax.evaluators.benchmark.score.
