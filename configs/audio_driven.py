@@ -58,7 +58,12 @@ separated.
 Other options: hyper_layernorm (HyperStyle's convolutions normalised per
 sample, not over the batch), hyper_gate (HyperStyle's offsets times a
 learnt gate that starts at 0; video, 3 seeds: the same model as without
-it, judge 0.21 against 0.22, exp_rest 0.058 against 0.058),
+it, judge 0.21 against 0.22, exp_rest 0.058 against 0.058), content_skip
+(y also gets a linear map of the content z, past the LSTM stacks; video,
+seed 0: with the reconstruction term alone the model then copies the
+source's mouth, mouth_corr 0.65 against 0.02 without, but under the whole
+loss 0.06 against 0.01: not a default; README "Does the generated mouth
+follow its source?"),
 style_stats_raw (the stats term in coefficient units, weight 1000), augment (speech augmentation: per clip a random level,
 spectral tilt and vocal-tract warp of the audio CNN's input; 3 seeds: real
 speech 0.25, 0.12, 0.09 against 0.09, 0.11, 0.06 without, synthetic

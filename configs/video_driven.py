@@ -18,7 +18,9 @@ official model's run, 2026-12-03: exp_rest 0.073, mouth_lmk 0.0187, its
 canonical branch as good as the full model). Its ablations, 3 seeds
 (benchmarks/ablations.py --driver video): no style branch loses on every
 figure, no HyperStyle on style-code distance and mouth error only,
-continuous codes on style-code distance only.
+continuous codes on style-code distance only. Its mouth does not follow
+the source's (mouth_corr 0.01 against 0.63 for the content clip's own
+expression; README "Does the generated mouth follow its source?").
 """
 
 import importlib.util
