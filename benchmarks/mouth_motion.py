@@ -56,7 +56,7 @@ def main(argv=None) -> int:
       err = np.abs(exp[:, :MOUTH] - pair.target[:, :MOUTH]).mean()
       rows[name].append([m["mouth_corr"], m["mouth_motion"], err])
   for name, r in rows.items():
-    corr, motion, err = np.mean(r, 0)
+    corr, motion, err = np.nanmean(r, 0)  # NaN: a still ground truth
     print(
       f"{name:8s} mouth_corr {corr:.3f}  mouth_motion {motion:.3f}  "
       f"exp_mouth {err:.3f}  ({len(r)} pairs)"

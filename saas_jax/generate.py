@@ -52,6 +52,7 @@ import warnings
 
 import numpy as np
 
+from input_pipeline import features
 from input_pipeline import io as io_lib
 from saas_jax.errors import DataError, check_writable_folder
 from saas_jax.inference import expression, runs
@@ -389,8 +390,9 @@ def load_request(
     if not path:
       return None
     coeffs = io_lib.load_coefficients(path, fps=fps)
-    if role in ("style", "style2"):
-      expression.check_style_length(path, len(coeffs.exp))
+    if role in ("style", "style2"):  # counted at the model's frame rate
+      at_model_fps = len(coeffs.exp) * features.MODEL_FPS / coeffs.fps
+      expression.check_style_length(path, max(1, round(at_model_fps)))
     inputs[role] = {"path": os.path.abspath(path), "sha256": sha256(path)}
     return coeffs
 

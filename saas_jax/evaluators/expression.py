@@ -39,7 +39,8 @@ def mouth_motion(pred: np.ndarray, target: np.ndarray) -> dict:
   a = pred[:, :MOUTH] - pred[:, :MOUTH].mean(0)
   b = target[:, :MOUTH] - target[:, :MOUTH].mean(0)
   aa, bb = float((a * a).sum()), float((b * b).sum())
-  if bb == 0.0:  # a still ground truth: nothing to follow
+  if bb <= 1e-12 * max(float((target[:, :MOUTH] ** 2).sum()), 1e-30):
+    # a still ground truth (up to rounding): nothing to follow
     return {"mouth_corr": float("nan"), "mouth_motion": float("nan")}
   corr = float((a * b).sum()) / np.sqrt(aa * bb) if aa > 0 else 0.0
   return {"mouth_corr": float(corr), "mouth_motion": float(np.sqrt(aa / bb))}

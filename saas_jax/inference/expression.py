@@ -40,11 +40,12 @@ CHUNK = 256  # frames per call
 
 
 # The shortest style clip taken: a quarter window (0.32 s), which mirrored
-# to a window repeats each frame at most four times. A shorter clip is
-# mostly a still: `benchmarks/real_clips.py --only style`
+# to a window shows each frame about four times; shorter, a clip is little
+# more than a still. `benchmarks/real_clips.py --only style`
 # (short_clip_retrieval, the cpu style run, 2026-12-06) finds a real clip's
-# own code from 8 random frames of it in 68 % of draws, from a window in
-# 83 %, from one frame, its look alone, in 57 %.
+# own code from one random frame of it in 57 % of draws, 2 frames 62 %,
+# 4 frames 70 %, 8 frames 68 %, 16 frames 79 %, a window 83 %: a judgement,
+# not a knee in that curve.
 MIN_STYLE_FRAMES = 8
 
 
@@ -190,7 +191,8 @@ class Stylizer:
     warn: bool = True,
     quantize: bool | None = None,
   ) -> np.ndarray:
-    """[T, 64] expression (any T >= 1) -> [S]: the mean code of its
+    """[T, 64] expression (T >= MIN_STYLE_FRAMES; any T >= 1 with
+    warn=False, a source) -> [S]: the mean code of its
     32-frame windows (stride 16); quantized as the generator's codes are,
     unless `quantize` says otherwise (evaluation: always, so that
     distances compare across variants)."""
