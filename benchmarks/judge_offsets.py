@@ -20,7 +20,6 @@ basis (face-model units; the face is 1.5 wide).
 import argparse
 import os
 import sys
-import types
 
 import numpy as np
 
@@ -40,19 +39,7 @@ def main(argv=None) -> int:
   p.add_argument("--top", type=int, default=8)
   p.add_argument("--driver", choices=("audio", "video"), default="audio")
   args = p.parse_args(argv)
-  items = evaluate.Items.load(
-    types.SimpleNamespace(
-      data_dir=None,
-      data_config=None,
-      pairs_dir=None,
-      split="test",
-      seed=0,
-      max_pairs=0,
-      max_clips=1,
-      driver=args.driver,
-    ),
-    args.runs,
-  )
+  items = evaluate.Items.test_pairs(args.runs, args.driver)
   j = items.judge
   stylizer = Stylizer.load(
     os.path.join(args.runs, f"{args.driver}_driven"), args.driver

@@ -13,7 +13,6 @@ the ground truth's, 0: a still mouth) and exp_mouth (their L1 error).
 import argparse
 import os
 import sys
-import types
 
 import numpy as np
 
@@ -31,19 +30,7 @@ def main(argv=None) -> int:
   p.add_argument("--driver", choices=("audio", "video"), default="audio")
   p.add_argument("--pairs", type=int, default=30)
   args = p.parse_args(argv)
-  items = evaluate.Items.load(
-    types.SimpleNamespace(
-      data_dir=None,
-      data_config=None,
-      pairs_dir=None,
-      split="test",
-      seed=0,
-      max_pairs=0,
-      max_clips=1,
-      driver=args.driver,
-    ),
-    args.runs,
-  )
+  items = evaluate.Items.test_pairs(args.runs, args.driver)
   stylizer = Stylizer.load(
     os.path.join(args.runs, f"{args.driver}_driven"), args.driver
   )

@@ -370,6 +370,24 @@ class Items:
     return cls("", [], [], None, False)
 
   @classmethod
+  def test_pairs(cls, runs_dir: str, driver: str) -> "Items":
+    """The test split of the runs folder's data, as `evaluate` scores it
+    by default (for benchmarks that look at a few pairs)."""
+    import types
+
+    args = types.SimpleNamespace(
+      data_dir=None,
+      data_config=None,
+      pairs_dir=None,
+      split="test",
+      seed=0,
+      max_pairs=0,
+      max_clips=1,
+      driver=driver,
+    )
+    return cls.load(args, runs_dir)
+
+  @classmethod
   def load(cls, args, runs_dir: str) -> "Items":
     from input_pipeline import batches as batches_lib
     from saas_jax.evaluators import benchmark, judge, suite
