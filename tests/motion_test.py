@@ -241,6 +241,24 @@ def test_style_stats_against_a_direct_computation():
     motion.style_stats(res, batch, "per_clip")
 
 
+def test_mouth_keep_asks_for_the_sources_motion_at_any_gain():
+  """0 for A's mouth trajectory at another gain and offset, 1 for a still
+  mouth, 2 for the trajectory reversed; the coefficients past the mouth
+  do not count."""
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=(3, 32, 64)).astype(np.float32)  # [B, T, 64]
+  restyled = a.copy()
+  restyled[..., :18] = 2.5 * a[..., :18] + 0.7
+  restyled[..., 18:] = rng.normal(size=(3, 32, 46))
+  still = np.broadcast_to(a.mean(1, keepdims=True), a.shape)
+  reversed_ = 2 * a.mean(1, keepdims=True) - a
+  np.testing.assert_allclose(motion.mouth_keep(restyled, a), 0.0, atol=1e-5)
+  np.testing.assert_allclose(motion.mouth_keep(still, a), 1.0, atol=1e-5)
+  np.testing.assert_allclose(motion.mouth_keep(reversed_, a), 2.0, atol=1e-5)
+  other = rng.normal(size=a.shape).astype(np.float32)  # unrelated motion
+  assert 0.7 < float(motion.mouth_keep(other, a)) < 1.3
+
+
 # ------------------------------------------------------------- training ---
 
 

@@ -28,7 +28,9 @@ Generator loss (official weights):
 Departures (config.loss; 0 gives the official loss): w_rest, the MSE of
 rec's coefficients 18-63 against A's; w_stats, the MSE of res's time-mean
 coefficients 18-63 against the mean of B's two clips (style and positive),
-standardised per coefficient (style_stats).
+standardised per coefficient (style_stats); w_keep, 1 - the cosine of
+res's mouth trajectory (coefficients 0-17 minus their window mean) with
+A's (mouth_keep).
 Past the mouth a clip's mean is its style, not its speech (static offsets,
 brows, blinks), and no official term asks res for it directly.
 Critics: temporal PatchGAN LSGAN (real A and B -> 1, res and rec -> 0);
@@ -229,6 +231,18 @@ def style_stats(res, batch, scale: str):
   return jnp.mean(err**2)
 
 
+def mouth_keep(res, source):
+  """1 - cosine of the mouth trajectories (coefficients 0-17, each minus
+  its mean over the window) of res and the source clip A, per clip: asks
+  the stylized clip to move its mouth when and as A does, at any gain."""
+  m = motion_decoder.MOUTH
+  r = res[..., :m] - res[..., :m].mean(1, keepdims=True)  # [B, T, 18]
+  a = source[..., :m] - source[..., :m].mean(1, keepdims=True)
+  dot = jnp.sum(r * a, axis=(1, 2))  # [B]
+  norm = jnp.sqrt(jnp.sum(r**2, axis=(1, 2)) * jnp.sum(a**2, axis=(1, 2)))
+  return jnp.mean(1.0 - dot / (norm + 1e-6))
+
+
 def generator_loss(outs, critic_params, frozen, batch, codes, *, nets, cfg):
   res, rec, a = outs["res"], outs["rec"], batch["exp"]
   la, lb = batch["label"], batch["style_label"]
@@ -289,6 +303,7 @@ def generator_loss(outs, critic_params, frozen, batch, codes, *, nets, cfg):
     "rest": rest,
     "stats": stats,
     "mouth": mouth,
+    "keep": mouth_keep(res, a),
     "temporal": temporal_adv,
     "style_adv": style_adv,
     "class": cls,
