@@ -67,7 +67,8 @@ follow its source?"),
 style_stats_raw (the stats term in coefficient units, weight 1000),
 mouth_keep (loss.w_keep = 500: 1 - the cosine of the stylized clip's mouth
 trajectory with the source's; video, seed 0: mouth_corr 0.67 against 0.01,
-judge 0.38, style-code distance 28, exp_rest 0.061: not yet a default, the
+judge 0.38, style-code distance 28, exp_rest 0.061; audio, seed 0: mouth_corr
+0.11, sync_corr 0.18, the audio path the limit there: not yet a default, the
 ablation tables were measured without it; README "Does the generated mouth
 follow its source?"), augment (speech augmentation: per clip a random level,
 spectral tilt and vocal-tract warp of the audio CNN's input; 3 seeds: real
