@@ -5,11 +5,13 @@ checkpoint (or at initialisation), averaged over a few training batches.
   python benchmarks/loss_gradients.py --runs runs [--driver video] [--init]
 
 Each row is one term (its weight applied), each column a module's
-parameters (encoder, canonical branch, content_skip, style branch,
-HyperStyle, decoder, ...). The last column is the cosine of the term's
-gradient with the reconstruction term's on the content path (encoder,
-canonical branch, content_skip): near 0, the term pushes the parameters
-that carry the content somewhere the reconstruction does not ask for.
+parameters (encoder, canonical branch with its initial state,
+content_skip, style branch with its initial state, HyperStyle, decoder):
+the mean over the batches of the gradient's norm. The last column is the
+cosine of the term's gradient with the reconstruction term's on the
+content path (encoder, canonical branch, content_skip), both averaged over
+the batches first: near 0, the term pushes the parameters that carry the
+content somewhere the reconstruction does not ask for.
 """
 
 import argparse
@@ -32,19 +34,23 @@ CONTENT_PATH = ("encoder", "canonical", "content_skip")
 
 
 def module_of(path) -> str:
+  """A parameter's module: the adapter's parts by name, its initial
+  states with their branch, the HyperStyle nets together."""
   keys = [str(getattr(k, "key", k)) for k in path]
   name = keys[1] if keys[0] == "adapter" else keys[0]
-  return "hyperstyle" if name.startswith("hyperstyle") else name
+  if name.startswith("hyperstyle"):
+    return "hyperstyle"
+  if name.endswith(("_h0", "_c0")):  # a branch's initial state
+    return name[:-3]
+  return name
 
 
-def term_gradients(workdir: str, driver: str, init: bool, num_batches: int):
-  """{term: {module: [num_batches, n] flat gradients}}."""
+def term_gradients(workdir: str, init: bool, num_batches: int):
+  """{term: {module: [num_batches, n] flat gradients}} over the run's first
+  num_batches training batches (without speech augmentation)."""
   config = workdir_lib.read_config(workdir)
-  for key, value in workdir_lib.ADDED_SETTINGS.items():  # older runs
-    section, name = key.split(".")
-    if section in config and name not in config[section]:
-      config[section][name] = value
-  inputs = data_lib.load(config, with_audio=driver == "audio")
+  audio = config.driver == "audio"
+  inputs = data_lib.load(config, with_audio=audio)
   nets = motion.make_nets(config, inputs.num_classes)
   cfg = motion.stage_cfg(config)
   loaded = checkpoint.load_params(workdir)
@@ -78,16 +84,8 @@ def term_gradients(workdir: str, driver: str, init: bool, num_batches: int):
 
     return jax.jacrev(terms)(gen_params)
 
-  builder = (
-    batches_lib.audio_pairs if driver == "audio" else batches_lib.video_pairs
-  )
-  batches = builder(
-    inputs.train,
-    batch_size=config.data.batch_size,
-    seed=config.seed + 1,
-    start_step=0,
-    num_steps=num_batches,
-  ).as_numpy_iterator()
+  builder = batches_lib.audio_pairs if audio else batches_lib.video_pairs
+  batches = data_lib.batch_iterator(builder, config, inputs)(0, num_batches)
   out = {}
   for batch in batches:
     for term, g in grads(params["generator"], batch).items():
@@ -111,7 +109,7 @@ def main(argv=None) -> int:
   p.add_argument("--batches", type=int, default=4)
   args = p.parse_args(argv)
   workdir = os.path.join(args.runs, f"{args.driver}_driven")
-  g = term_gradients(workdir, args.driver, args.init, args.batches)
+  g = term_gradients(workdir, args.init, args.batches)
   modules = sorted({n for m in g.values() for n in m})
   print("term".ljust(10) + "".join(n[:11].rjust(12) for n in modules), end="")
   print("  cos(recon), content path")

@@ -68,9 +68,8 @@ style_stats_raw (the stats term in coefficient units, weight 1000),
 mouth_keep (loss.w_keep = 500: 1 - the cosine of the stylized clip's mouth
 trajectory with the source's; video, seed 0: mouth_corr 0.67 against 0.01,
 judge 0.38, style-code distance 28, exp_rest 0.061; audio, seed 0: mouth_corr
-0.11, sync_corr 0.18, the audio path the limit there: not yet a default, the
-ablation tables were measured without it; README "Does the generated mouth
-follow its source?"), augment (speech augmentation: per clip a random level,
+0.11 and sync_corr 0.18 against 0.32: not a default; README "Does the
+generated mouth follow its source?"), augment (speech augmentation: per clip a random level,
 spectral tilt and vocal-tract warp of the audio CNN's input; 3 seeds: real
 speech 0.25, 0.12, 0.09 against 0.09, 0.11, 0.06 without, synthetic
 sync_corr 0.19 [0.13, 0.24] against 0.34 [0.31, 0.36]: not a default;

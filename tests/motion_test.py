@@ -257,6 +257,11 @@ def test_mouth_keep_asks_for_the_sources_motion_at_any_gain():
   np.testing.assert_allclose(motion.mouth_keep(reversed_, a), 2.0, atol=1e-5)
   other = rng.normal(size=a.shape).astype(np.float32)  # unrelated motion
   assert 0.7 < float(motion.mouth_keep(other, a)) < 1.3
+  # a still window on either side still has a finite gradient
+  flat = np.full_like(a, 0.25)  # exactly 0 about its mean
+  for res, src in ((flat, a), (a, flat), (flat, flat)):
+    g = jax.grad(motion.mouth_keep)(jnp.asarray(res), jnp.asarray(src))
+    assert np.isfinite(np.asarray(g)).all()
 
 
 # ------------------------------------------------------------- training ---

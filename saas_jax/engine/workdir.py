@@ -64,9 +64,17 @@ def write_json(path: str, obj) -> None:
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(
-    read_json(os.path.join(workdir, "config.json"))
-  )
+  """The run's saved config, with the settings added since it was made
+  (ADDED_SETTINGS) at the values it ran with, so that code reading
+  today's keys reads an older run too. The keys name no stage: a section
+  gains every added key of its name (a loss section, pose's w_residual)."""
+  saved = read_json(os.path.join(workdir, "config.json"))
+  config = ml_collections.ConfigDict(saved)
+  for key, value in ADDED_SETTINGS.items():
+    section, name = key.split(".")
+    if section in saved and name not in saved[section]:
+      config[section][name] = value
+  return config
 
 
 def require_run(

@@ -239,8 +239,11 @@ def mouth_keep(res, source):
   r = res[..., :m] - res[..., :m].mean(1, keepdims=True)  # [B, T, 18]
   a = source[..., :m] - source[..., :m].mean(1, keepdims=True)
   dot = jnp.sum(r * a, axis=(1, 2))  # [B]
-  norm = jnp.sqrt(jnp.sum(r**2, axis=(1, 2)) * jnp.sum(a**2, axis=(1, 2)))
-  return jnp.mean(1.0 - dot / (norm + 1e-6))
+  # eps inside the root: a still window (either side) has a finite gradient
+  norm = jnp.sqrt(
+    jnp.sum(r**2, axis=(1, 2)) * jnp.sum(a**2, axis=(1, 2)) + 1e-12
+  )
+  return jnp.mean(1.0 - dot / norm)
 
 
 def generator_loss(outs, critic_params, frozen, batch, codes, *, nets, cfg):
@@ -303,12 +306,13 @@ def generator_loss(outs, critic_params, frozen, batch, codes, *, nets, cfg):
     "rest": rest,
     "stats": stats,
     "mouth": mouth,
-    "keep": mouth_keep(res, a),
     "temporal": temporal_adv,
     "style_adv": style_adv,
     "class": cls,
     "triplet": triplet,
   }
+  if cfg.w_keep:
+    terms["keep"] = mouth_keep(res, a)
   if "back" in outs:
     back = outs["back"]
     terms["cycle"] = jnp.mean((back - a) ** 2) + mesh_mse(
