@@ -20,7 +20,6 @@ decodes) runs. Histograms of the pose tokens of:
 import argparse
 import os
 import sys
-import types
 
 import jax
 import jax.numpy as jnp
@@ -61,16 +60,7 @@ def main(argv=None) -> int:
   p.add_argument("--samples", type=int, default=4)
   p.add_argument("--neighbours", default="5,20")
   args = p.parse_args(argv)
-  ns = types.SimpleNamespace(
-    data_dir=None,
-    data_config=None,
-    pairs_dir=None,
-    split="test",
-    seed=0,
-    max_pairs=args.pairs,
-    max_clips=1,
-    driver="audio",
-  )
+  ns = evaluate.test_split_args("audio", max_pairs=args.pairs)
   items = evaluate.Items.load(ns, args.runs)
   sampler = PoseSampler.load(os.path.join(args.runs, "pose_generator"))
   tokens, num_codes = token_fn(os.path.join(args.runs, "pose_vqvae"))

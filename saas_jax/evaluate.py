@@ -39,6 +39,7 @@ import json
 import os
 import sys
 import time
+import types
 
 import numpy as np
 
@@ -351,6 +352,21 @@ def main(argv=None) -> int:
   return 0
 
 
+def test_split_args(driver: str, max_pairs: int = 0):
+  """The command's arguments for the test split of a runs folder's own data,
+  as `evaluate --runs R` reads it by default (for benchmarks)."""
+  return types.SimpleNamespace(
+    data_dir=None,
+    data_config=None,
+    pairs_dir=None,
+    split="test",
+    seed=0,
+    max_pairs=max_pairs,
+    max_clips=1,
+    driver=driver,
+  )
+
+
 @dataclasses.dataclass
 class Items:
   """What is scored: the pairs, the split's clips (id, exp, pose, label),
@@ -373,19 +389,7 @@ class Items:
   def test_pairs(cls, runs_dir: str, driver: str) -> "Items":
     """The test split of the runs folder's data, as `evaluate` scores it
     by default (for benchmarks that look at a few pairs)."""
-    import types
-
-    args = types.SimpleNamespace(
-      data_dir=None,
-      data_config=None,
-      pairs_dir=None,
-      split="test",
-      seed=0,
-      max_pairs=0,
-      max_clips=1,
-      driver=driver,
-    )
-    return cls.load(args, runs_dir)
+    return cls.load(test_split_args(driver), runs_dir)
 
   @classmethod
   def load(cls, args, runs_dir: str) -> "Items":
