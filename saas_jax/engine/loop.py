@@ -233,24 +233,20 @@ def train_and_evaluate(config, workdir: str, stage: Stage) -> TrainState:
   compiled_step, step_loaded = (
     step_compile.result() if step_compile else (None, False)
   )
-  lines = []
+  # One line: what was compiled or loaded (not traced, not compiled), from
+  # where, and how long the step took.
+  cache = f" loaded from {executable_cache.folder()}"
   if step_compile:
-    lines.append(
-      f"train step {'loaded' if step_loaded else 'compiled'} in "
+    both = step_loaded and init_loaded
+    _say(
+      f"train step{' and initialisation' if both else ''}"
+      f"{cache if step_loaded else ' compiled'} in "
       f"{step_compile.seconds:.1f} s (beside the state's "
       f"{'restore' if latest is not None else 'initialisation'})"
+      + (f"; initialisation{cache}" if init_loaded and not step_loaded else "")
     )
-  loaded = [
-    what
-    for what, hit in [("initialisation", init_loaded), ("step", step_loaded)]
-    if hit
-  ]
-  if loaded:  # not traced, not compiled
-    lines.append(
-      f"{' and '.join(loaded)} loaded from {executable_cache.folder()}"
-    )
-  if lines:
-    _say(": ".join(lines))
+  elif init_loaded:
+    _say(f"initialisation{cache}")
 
   # ---------------------------------------------------------------- loop --
   writer = metrics_lib.MetricWriter(
