@@ -27,7 +27,7 @@ finished runs and resumes an unfinished one.
 
 Each finished run is scored at once (`saas_jax.evaluate --runs`, test
 split) into RESULTS/<variant>_s<seed>/ (default benchmarks/results/
-ablations for audio, benchmarks/results/video_driven for video) with
+ablations for audio, benchmarks/results/video_mouth_keep for video) with
 run.json (training wall time, date, machine, base runs and their figures,
 the run's settings: a re-run with other settings, e.g. after a default
 changed, stops rather than pool with them). Those folders are small and
@@ -65,7 +65,8 @@ VARIANTS = {
 # config option they are trained on (once per sweep, in OUT/<folder>).
 STYLE_STAGES = {"no_codebook": ("no_codebook", "style_vqvae_no_codebook")}
 LINKED = ("style_vqvae", "style_classifier")
-RESULTS = {"audio_driven": "ablations", "video_driven": "video_driven"}
+# the video defaults before 2026-12-07 (no mouth_keep): video_driven
+RESULTS = {"audio_driven": "ablations", "video_driven": "video_mouth_keep"}
 
 
 def _cpu() -> str:

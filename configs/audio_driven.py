@@ -46,7 +46,7 @@ measurements):
                     late in training, so a run's end depends on where
                     its last step falls; official: ,lr_constant)
 The defaults before 2026-12-05: ,styled_decoder,no_stats,lr_constant
-(for video too; configs/video_driven.py has its measurement).
+(for video with ,no_keep; configs/video_driven.py has its measurements).
 Measured (cpu, 3 seeds each, 120 held-out pairs, 95 % intervals;
 benchmarks/results/ablations): full exp_rest 0.087 [0.080, 0.095], judge
 accuracy 0.21 [0.15, 0.27], style-code distance 65 [56, 74]; it beats its
@@ -66,10 +66,10 @@ loss 0.06 against 0.01: not a default; README "Does the generated mouth
 follow its source?"),
 style_stats_raw (the stats term in coefficient units, weight 1000),
 mouth_keep (loss.w_keep = 500: 1 - the cosine of the stylized clip's mouth
-trajectory with the source's; video, seed 0: mouth_corr 0.67 against 0.01,
-judge 0.38, style-code distance 28, exp_rest 0.061; audio, seed 0: mouth_corr
-0.11 and sync_corr 0.18 against 0.32: not a default; README "Does the
-generated mouth follow its source?"), augment (speech augmentation: per clip a random level,
+trajectory with the source's; the video default since 2026-12-07, undone
+by no_keep; audio, seed 0: mouth_corr 0.11 and sync_corr 0.18 against
+0.32: not an audio default; README "Does the generated mouth follow its
+source?"), augment (speech augmentation: per clip a random level,
 spectral tilt and vocal-tract warp of the audio CNN's input; 3 seeds: real
 speech 0.25, 0.12, 0.09 against 0.09, 0.11, 0.06 without, synthetic
 sync_corr 0.19 [0.13, 0.24] against 0.34 [0.31, 0.36]: not a default;
@@ -128,8 +128,8 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       stats_scale="batch",  # per-coefficient standardised; "raw"
       w_mouth=20.0,
       # 1 - cosine of res's mouth trajectory with A's (trainers/motion.py
-      # mouth_keep); 0: the official loss
-      w_keep=0.0,
+      # mouth_keep), video only; 0: the official loss (option ,no_keep)
+      w_keep=500.0 if driver == "video" else 0.0,
       w_temporal=1.0,
       w_style_adv=50.0,
       w_class=50.0,
@@ -214,8 +214,10 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       c.loss.w_stats = 50.0
     elif ablation == "no_stats":  # official
       c.loss.w_stats = 0.0
-    elif ablation == "mouth_keep":
+    elif ablation == "mouth_keep":  # the video default
       c.loss.w_keep = 500.0
+    elif ablation == "no_keep":  # official
+      c.loss.w_keep = 0.0
     elif ablation == "style_stats_raw":
       c.loss.update(w_stats=1000.0, stats_scale="raw")
     elif ablation == "lr_cosine":  # the default
@@ -233,7 +235,8 @@ def get_config(arg: str | None = None, driver: str = "audio"):
         f"unknown ablation '{ablation}' (no_hyperstyle, no_style_branch, "
         "continuous, unstyled_decoder, styled_decoder, hyper_layernorm, "
         "hyper_gate, content_skip, "
-        "style_stats, no_stats, style_stats_raw, mouth_keep, lr_cosine, "
+        "style_stats, no_stats, style_stats_raw, mouth_keep, no_keep, "
+        "lr_cosine, "
         "lr_constant, "
         "augment, mel_mean, espeak)"
       )

@@ -6,23 +6,24 @@ cycle loss (re-encode the result, transfer it back, compare with the source).
   python -m saas_jax.main --config configs/video_driven.py:smoke  # tests
 
 Same needs, ablations, weights and departures from the official model as
-configs/audio_driven.py (unstyled decoder, style_stats, cosine lr; the
-official model: ,styled_decoder,no_stats,lr_constant), except the
-reconstruction term (mesh MSE + coefficient MSE instead of soft-DTW) and
-the cycle term x1000. Measured (cpu, 3 seeds, 120 held-out pairs;
-README "Stylized expression"; benchmarks/results/video_driven): judge
-accuracy 0.22 [0.16, 0.29] against 0 for the canonical branch alone,
-style-code distance 53 [47, 60] against 524, exp_rest 0.058 [0.054, 0.063]
-against 0.125, mouth_lmk 0.0176 [0.0167, 0.0184] against 0.0263 (the
-official model's run, 2026-12-03: exp_rest 0.073, mouth_lmk 0.0187, its
-canonical branch as good as the full model). Its ablations, 3 seeds
-(benchmarks/ablations.py --driver video): no style branch loses on every
-figure, no HyperStyle on style-code distance and mouth error only,
-continuous codes on style-code distance only. Its mouth does not follow
-the source's (mouth_corr 0.01 against 0.63 for the content clip's own
-expression); with the option ,mouth_keep it does (seed 0: mouth_corr 0.67,
-judge 0.38, style-code distance 28, exp_rest 0.061; README "Does the
-generated mouth follow its source?").
+configs/audio_driven.py (unstyled decoder, style_stats, cosine lr), except
+the reconstruction term (mesh MSE + coefficient MSE instead of soft-DTW),
+the cycle term x1000 and one more departure since 2026-12-07, mouth_keep
+(loss.w_keep = 500: 1 - the cosine of the stylized clip's mouth trajectory
+with the source's; without it the mouth barely moves, mouth_corr 0.01
+against 0.63 for the content clip's own expression). The official model:
+,styled_decoder,no_stats,lr_constant,no_keep; the defaults of 2026-12-05:
+,no_keep. Measured (cpu, 3 seeds, 120 held-out pairs; README "Stylized
+expression"; benchmarks/results/video_mouth_keep): mouth_corr 0.67, judge
+accuracy 0.41 [0.35, 0.48] against 0.01 for the canonical branch alone,
+style-code distance 24 [20, 29] against 477, exp_rest 0.061 [0.059, 0.063]
+against 0.124, mouth_lmk 0.0181 [0.0173, 0.0190] against 0.0286 (without
+mouth_keep, benchmarks/results/video_driven: judge 0.22, style-code
+distance 53, exp_rest 0.058, mouth_lmk 0.0176). Its ablations, 3 seeds
+(benchmarks/ablations.py --driver video) are being re-measured with
+mouth_keep; without it (2026-12-05) no style branch lost on every figure,
+no HyperStyle on style-code distance and mouth error only, continuous
+codes on style-code distance only.
 """
 
 import importlib.util

@@ -376,24 +376,32 @@ def test_style_code_distance_is_measured_in_one_space(smoke_runs):
 @pytest.mark.parametrize("driver", ["audio", "video"])
 def test_official_options_undo_exactly_the_defaults(driver):
   """The README resumes runs made before the defaults changed with
-  ,styled_decoder,no_stats,lr_constant: those must differ from today's
-  defaults in the three documented settings only (a resumed run is refused
-  on any other difference)."""
+  ,styled_decoder,no_stats,lr_constant (and ,no_keep for video): those must
+  differ from today's defaults in the documented settings only (a resumed
+  run is refused on any other difference)."""
 
   def load(arg):
     path = os.path.join(ROOT, f"configs/{driver}_driven.py:{arg}")
     return json.loads(config_lib.load(path).to_json())
 
-  official = load("cpu,styled_decoder,no_stats,lr_constant")
+  undo = ",styled_decoder,no_stats,lr_constant"
+  redo = ",lr_cosine,style_stats,unstyled_decoder"
+  if driver == "video":  # since 2026-12-07
+    undo, redo = undo + ",no_keep", redo + ",mouth_keep"
+  official = load("cpu" + undo)
   diff = workdir_lib.config_diff(official, load("cpu"))
-  assert sorted(d.split(":")[0] for d in diff) == [
-    "loss.w_stats",
-    "model.decoder_style",
-    "optim.schedule",
-    "optim.warmup_steps",
-  ]
+  assert sorted(d.split(":")[0] for d in diff) == sorted(
+    ["loss.w_stats", "model.decoder_style", "optim.schedule"]
+    + ["optim.warmup_steps"]
+    + (["loss.w_keep"] if driver == "video" else [])
+  )
   assert official["model"]["decoder_style"] and official["loss"]["w_stats"] == 0
-  assert load("cpu,lr_cosine,style_stats,unstyled_decoder") == load("cpu")
+  assert official["loss"]["w_keep"] == 0
+  assert load("cpu" + redo) == load("cpu")
+  # A video run of the 2026-12-05 defaults resumes with ,no_keep alone.
+  if driver == "video":
+    diff = workdir_lib.config_diff(load("cpu,no_keep"), load("cpu"))
+    assert [d.split(":")[0] for d in diff] == ["loss.w_keep"]
 
 
 def test_missing_frozen_runs_are_named(prepared_tiny, tmp_path):
