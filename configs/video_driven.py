@@ -19,11 +19,12 @@ accuracy 0.41 [0.35, 0.48] against 0.01 for the canonical branch alone,
 style-code distance 24 [20, 29] against 477, exp_rest 0.061 [0.059, 0.063]
 against 0.124, mouth_lmk 0.0181 [0.0173, 0.0190] against 0.0286 (without
 mouth_keep, benchmarks/results/video_driven: judge 0.22, style-code
-distance 53, exp_rest 0.058, mouth_lmk 0.0176). Its ablations, 3 seeds
-(benchmarks/ablations.py --driver video) are being re-measured with
-mouth_keep; without it (2026-12-05) no style branch lost on every figure,
-no HyperStyle on style-code distance and mouth error only, continuous
-codes on style-code distance only.
+distance 53, exp_rest 0.058, mouth_lmk 0.0176). Its ablations
+(benchmarks/ablations.py --driver video, 3 seeds, continuous codes 2):
+no style branch loses on every figure; no HyperStyle on judge distance
+(1085 against 1381) and style-code distance (24 against 48), its judge
+accuracy, exp_rest and mouth error overlapping; continuous codes on
+style-code distance only (24 against 46).
 """
 
 import importlib.util
