@@ -234,10 +234,8 @@ def get_config(arg: str | None = None, driver: str = "audio"):
       raise ValueError(
         f"unknown ablation '{ablation}' (no_hyperstyle, no_style_branch, "
         "continuous, unstyled_decoder, styled_decoder, hyper_layernorm, "
-        "hyper_gate, content_skip, "
-        "style_stats, no_stats, style_stats_raw, mouth_keep, no_keep, "
-        "lr_cosine, "
-        "lr_constant, "
-        "augment, mel_mean, espeak)"
+        "hyper_gate, content_skip, style_stats, no_stats, style_stats_raw, "
+        "mouth_keep, no_keep, lr_cosine, lr_constant, augment, mel_mean, "
+        "espeak)"
       )
   return c
