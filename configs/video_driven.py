@@ -19,13 +19,11 @@ accuracy 0.41 [0.35, 0.48] against 0.01 for the canonical branch alone,
 style-code distance 24 [20, 29] against 477, exp_rest 0.061 [0.059, 0.063]
 against 0.124, mouth_lmk 0.0181 [0.0173, 0.0190] against 0.0286 (without
 mouth_keep, benchmarks/results/video_driven: judge 0.22, style-code
-distance 53, exp_rest 0.058, mouth_lmk 0.0176). Its ablations
-(benchmarks/ablations.py --driver video, 3 seeds):
-no style branch loses on every figure; no HyperStyle on judge distance
-(1085 against 1381) and style-code distance (24 against 48), and over six
-seeds on exp_rest (0.061 against 0.067) and mouth error (0.0183 against
-0.0203), its judge accuracy overlapping; continuous codes on
-style-code distance only (24 against 45; their mouth error 0.0170 is lower).
+distance 53, exp_rest 0.058, mouth_lmk 0.0176). Against its ablations
+(benchmarks/ablations.py --driver video; README for the figures): it wins
+on every style and error figure over no style branch, on all but judge
+accuracy over no HyperStyle (six seeds), on style-code distance only over
+continuous codes.
 """
 
 import importlib.util
