@@ -21,7 +21,8 @@ the synthetic corpus's ground-truth pairs when it is the default data.
 
 Outputs in --out: per_clip.csv (a row per pair or clip), summary.json
 (means with 95% bootstrap intervals over items, and over the runs of a
-variant: give several runs folders, e.g. seeds, to one --compare name),
+variant: give several runs folders, e.g. seeds, to one --compare name;
+with --compare also each variant minus the first, paired over the items),
 report.md with a plot per section. A failed item is reported there and the
 run goes on (exit code 1 at the end; bad settings: 2, before any work). A
 drawn pair's speech comes from a clip that has audio. A --compare folder holding an earlier evaluation of one runs

@@ -12,7 +12,7 @@ import pytest
 
 from saas_jax import evaluate
 from saas_jax.errors import DataError
-from saas_jax.evaluators import report
+from saas_jax.evaluators import report, stats
 
 SMALL = ["--max_pairs", "2", "--max_clips", "3", "--num_samples", "2"]
 
@@ -132,6 +132,12 @@ def test_variants_and_seeds_compared():
   md = report.markdown(summary, rows, [], [])
   assert "| metric | a | b | differs from a |" in md
   assert md.split("| pairs:m |")[1].splitlines()[0].endswith(" b |")
+  # b minus a, paired over the 30 items a and b share.
+  d = summary["b"]["minus_a"]["pairs:m"]
+  assert d["n"] == 30 and d["mean"] == pytest.approx(b["mean"] - a["mean"])
+  assert stats.excludes_zero(d) and "minus_a" not in summary["a"]
+  assert "Each variant minus a, paired" in md
+  assert md.split("| pairs:m |")[2].splitlines()[0].endswith(" * |")
 
 
 def test_earlier_evaluations_pool_without_their_runs(

@@ -107,6 +107,25 @@ def test_seed_spread_widens_the_interval():
   assert not stats.differs({"low": 0, "high": 1}, {"low": 0.5, "high": 2})
 
 
+def test_paired_difference_sees_a_shift_that_item_spread_hides():
+  """Two variants on the same items, one 0.05 above on each: the item
+  spread (sd 1) makes their own intervals overlap; paired, the shift
+  stands out, and the mean is the difference of the means."""
+  rng = np.random.default_rng(4)
+  items = rng.normal(0, 1, 120)
+  a = items + rng.normal(0, 0.02, (3, 120))  # [runs, items]
+  b = items - 0.05 + rng.normal(0, 0.02, (2, 120))
+  assert not stats.differs(stats.grouped_interval(a), stats.grouped_interval(b))
+  d = stats.paired_difference(a, b)
+  assert d["mean"] == pytest.approx(a.mean() - b.mean())
+  assert 0 < d["low"] < 0.05 < d["high"] < 0.1 and stats.excludes_zero(d)
+  # No shift: the interval holds 0; items missing on either side drop out.
+  b[:, :10] = np.nan
+  same = stats.paired_difference(a, a[:2] + rng.normal(0, 0.02, (2, 120)))
+  assert not stats.excludes_zero(same)
+  assert stats.paired_difference(a, b)["n"] == 110
+
+
 def test_codebook_health_and_retrieval_by_hand():
   h = codebook.health(np.array([[0, 1], [2, 3]]), num_codes=8)
   assert h["perplexity"] == pytest.approx(4.0)

@@ -117,6 +117,47 @@ def summarize(rows, set_metrics: dict) -> dict:
       "failed": sum(1 for r in rows if r["variant"] == v and "error" in r),
       "metrics": table,
     }
+  for v in variants[1:]:
+    out[v]["minus_" + variants[0]] = differences(rows, variants[0], v)
+  return out
+
+
+def _by_item(rows, variant, section, name) -> dict:
+  """{item: [value per run]} of one variant's metric (NaN where a run lacks
+  it), runs in their order of appearance."""
+  mine = [
+    r
+    for r in rows
+    if r["variant"] == variant and r["section"] == section and "error" not in r
+  ]
+  runs = list(dict.fromkeys(r["run"] for r in mine))
+  out = {}
+  for r in mine:
+    out.setdefault(r["item"], [np.nan] * len(runs))[runs.index(r["run"])] = (
+      r.get(name, np.nan)
+    )
+  return out
+
+
+def differences(rows, reference: str, variant: str) -> dict:
+  """{section:metric: paired interval of variant minus reference} over the
+  items both were scored on (the same held-out pairs in every --compare
+  of one split)."""
+  out = {}
+  here = [r for r in rows if r["variant"] == variant]
+  for section in sorted({r["section"] for r in here}):
+    for name in metric_names([r for r in here if r["section"] == section]):
+      a = _by_item(rows, variant, section, name)
+      b = _by_item(rows, reference, section, name)
+      items = [i for i in a if i in b]
+      if not items:
+        continue
+      ci = stats.paired_difference(
+        np.array([a[i] for i in items], np.float64).T,
+        np.array([b[i] for i in items], np.float64).T,
+      )
+      if ci["n"]:
+        out[f"{section}:{name}"] = ci
   return out
 
 
@@ -146,6 +187,29 @@ def _fmt(ci: dict) -> str:
   if "low" not in ci:
     return f"{ci['mean']:.4g}"
   return f"{ci['mean']:.4g} [{ci['low']:.4g}, {ci['high']:.4g}]"
+
+
+def _differences_table(summary, variants) -> list[str]:
+  key = "minus_" + variants[0]
+  names = sorted({k for v in variants[1:] for k in summary[v].get(key, {})})
+  lines = [
+    "",
+    f"Each variant minus {variants[0]}, paired over the items both were "
+    "scored on (95% bootstrap: items drawn once for both, runs of each "
+    "on their own); * where the interval leaves out 0.",
+    "",
+    "| metric | " + " | ".join(variants[1:]) + " |",
+    "|" + "---|" * len(variants),
+  ]
+  for name in names:
+    cells = []
+    for v in variants[1:]:
+      ci = summary[v].get(key, {}).get(name)
+      cells.append(
+        _fmt(ci) + (" *" if stats.excludes_zero(ci) else "") if ci else ""
+      )
+    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+  return lines
 
 
 def markdown(summary: dict, rows, plots, notes) -> str:
@@ -187,6 +251,8 @@ def markdown(summary: dict, rows, plots, notes) -> str:
       ]
       line += f" {', '.join(marks)} |"
     lines.append(line)
+  if len(variants) > 1:
+    lines += _differences_table(summary, variants)
   failed = [r for r in rows if "error" in r]
   if failed:
     lines += ["", "## Failed items", ""]
