@@ -122,14 +122,9 @@ def summarize(rows, set_metrics: dict) -> dict:
   return out
 
 
-def _by_item(rows, variant, section, name) -> dict:
-  """{item: [value per run]} of one variant's metric (NaN where a run lacks
-  it), runs in their order of appearance."""
-  mine = [
-    r
-    for r in rows
-    if r["variant"] == variant and r["section"] == section and "error" not in r
-  ]
+def _by_item(mine, name) -> dict:
+  """{item: [value per run]} of one metric over one variant's rows of one
+  section (NaN where a run lacks it), runs in their order of appearance."""
   runs = list(dict.fromkeys(r["run"] for r in mine))
   out = {}
   for r in mine:
@@ -144,11 +139,13 @@ def differences(rows, reference: str, variant: str) -> dict:
   items both were scored on (the same held-out pairs in every --compare
   of one split)."""
   out = {}
-  here = [r for r in rows if r["variant"] == variant]
-  for section in sorted({r["section"] for r in here}):
-    for name in metric_names([r for r in here if r["section"] == section]):
-      a = _by_item(rows, variant, section, name)
-      b = _by_item(rows, reference, section, name)
+  ok = [r for r in rows if "error" not in r]
+  for section in sorted({r["section"] for r in ok if r["variant"] == variant}):
+    here = [r for r in ok if r["section"] == section]
+    mine = [r for r in here if r["variant"] == variant]
+    ref = [r for r in here if r["variant"] == reference]
+    for name in metric_names(mine):
+      a, b = _by_item(mine, name), _by_item(ref, name)
       items = [i for i in a if i in b]
       if not items:
         continue
