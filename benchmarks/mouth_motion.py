@@ -7,7 +7,9 @@ first --pairs test pairs of the run's data (the full figures with intervals:
 Prints, averaged over the pairs, for the generated clip and for the content
 clip's own expression: mouth_corr (the 18 mouth coefficients' motion
 against the ground truth's, 0: unrelated), mouth_motion (their spread over
-the ground truth's, 0: a still mouth) and exp_mouth (their L1 error).
+the ground truth's, 0: a still mouth) and exp_mouth (their L1 error), that
+error split into the clip's static mouth shape (offset: L1 of the time
+means) and its motion (shape: L1 of what is left after each clip's mean).
 """
 
 import argparse
@@ -40,13 +42,19 @@ def main(argv=None) -> int:
     out = stylizer(source_exp=pair.content, mel=mel, style_exp=pair.style)
     for name, exp in (("model", out), ("content", pair.content)):
       m = expression.mouth_motion(exp, pair.target)
-      err = np.abs(exp[:, :MOUTH] - pair.target[:, :MOUTH]).mean()
-      rows[name].append([m["mouth_corr"], m["mouth_motion"], err])
+      x, t = exp[:, :MOUTH], pair.target[:, :MOUTH]  # [T, 18]
+      err = np.abs(x - t).mean()
+      offset = np.abs(x.mean(0) - t.mean(0)).mean()
+      shape = np.abs((x - x.mean(0)) - (t - t.mean(0))).mean()
+      rows[name].append(
+        [m["mouth_corr"], m["mouth_motion"], err, offset, shape]
+      )
   for name, r in rows.items():
-    corr, motion, err = np.nanmean(r, 0)  # NaN: a still ground truth
+    corr, motion, err, offset, shape = np.nanmean(r, 0)  # NaN: still truth
     print(
       f"{name:8s} mouth_corr {corr:.3f}  mouth_motion {motion:.3f}  "
-      f"exp_mouth {err:.3f}  ({len(r)} pairs)"
+      f"exp_mouth {err:.3f} (offset {offset:.3f}, motion {shape:.3f})  "
+      f"({len(r)} pairs)"
     )
   return 0
 

@@ -19,6 +19,14 @@ relative to how far the ground truths of different styles lie, and how
 often the ground truth nearest to the style clip's code is of its style:
 what quantization would have to gain if it stripped what a recording adds
 to its style.
+
+Then what each code carries of a clip's static shape (its time-mean
+expression, mouth 0-17 and rest 18-63): a ridge read-out of the code,
+fitted on the training clips and scored (L1) on the split's, predicting the
+clip's own mean and its style's mean over the training clips; and on the
+synthetic corpus how far a pair's ground truth mean lies from the style
+clip's own mean and from its style's mean (seen styles): which of the two a
+generator should take from the code.
 """
 
 import argparse
@@ -28,7 +36,11 @@ import os
 import numpy as np
 
 from saas_jax import evaluate
+from saas_jax.evaluators import windows
 from saas_jax.inference import StyleSpace
+from saas_jax.models.motion_decoder import MOUTH
+
+PARTS = {"mouth": slice(0, MOUTH), "rest": slice(MOUTH, None)}
 
 
 def _squared(a, b):  # [N, S], [M, S] -> [N, M]
@@ -82,7 +94,68 @@ def main():
         same[np.arange(len(pairs)), d.argmin(1)].mean()
       )
     out["pairs"] = len(pairs)
+  out.update(static_shape(space, args, items))
   print(json.dumps(out, indent=1))
+
+
+def static_shape(space, args, items, ridge: float = 1.0) -> dict:
+  """What a linear read-out of either code predicts of a clip's mean
+  expression and of its style's mean (module docstring)."""
+  from input_pipeline import batches
+
+  ns = evaluate.parse(
+    ["--runs", args.runs, "--out", "-", "--split", args.split]
+  )
+  data_dir, data_config, _ = evaluate.resolve_data(ns, args.runs)
+  train = batches.load_table(data_dir, data_config, "train")
+  held = batches.load_table(data_dir, data_config, args.split)
+  clips = {
+    n: windows.table_clips(t) for n, t in (("train", train), ("held", held))
+  }
+  mean = {
+    n: np.array([e.mean(0) for e in c]) for n, c in clips.items()
+  }  # [N, 64]
+  style_mean = {
+    int(k): mean["train"][train.label == k].mean(0) for k in set(train.label)
+  }
+  proto = {  # [N, 64] each clip's style's mean (held-out: its own label's)
+    "train": np.array([style_mean[int(k)] for k in train.label]),
+    "held": np.array([style_mean.get(int(k), np.nan) for k in held.label]),
+  }
+  seen = ~np.isnan(proto["held"][:, 0])
+  out = {"probe_train_clips": len(train.label), "probe_clips": int(seen.sum())}
+  for q, name in ((True, "quantized"), (False, "continuous")):
+    x = {n: np.array([space.code(e, q) for e in c]) for n, c in clips.items()}
+    mu, sd = x["train"].mean(0), x["train"].std(0) + 1e-6
+    a = {n: np.c_[(v - mu) / sd, np.ones(len(v))] for n, v in x.items()}
+    y = np.c_[mean["train"], proto["train"]]  # [N, 128]
+    w = np.linalg.solve(
+      a["train"].T @ a["train"] + ridge * np.eye(a["train"].shape[1]),
+      a["train"].T @ y,
+    )
+    pred = (a["held"] @ w)[seen]
+    for k, part in PARTS.items():
+      own = pred[:, :64][:, part] - mean["held"][seen][:, part]
+      sty = pred[:, 64:][:, part] - proto["held"][seen][:, part]
+      out[f"probe_{name}_own_{k}"] = float(np.abs(own).mean())
+      out[f"probe_{name}_style_{k}"] = float(np.abs(sty).mean())
+  # Where each pair's ground-truth mean lies: [P, 64] means of each kind
+  truth = [p for p in items.pairs if p.target is not None]
+  is_seen = np.array([p.style_label >= 0 for p in truth], bool)
+  t = np.array([p.target.mean(0) for p in truth])
+  clip = np.array([p.style.mean(0) for p in truth])
+  nan = np.full(t.shape[1:], np.nan)  # an unseen style has no mean
+  sty = np.array([style_mean.get(p.style_label, nan) for p in truth])
+  for k, part in PARTS.items():
+    if truth:
+      gap_clip = np.abs(t - clip)[:, part].mean(1)  # [P]
+      gap_style = np.abs(t - sty)[:, part].mean(1)
+      out[f"target_to_style_clip_{k}"] = float(gap_clip.mean())
+    if is_seen.any():
+      out[f"seen_target_to_style_clip_{k}"] = float(gap_clip[is_seen].mean())
+      out[f"seen_target_to_style_mean_{k}"] = float(gap_style[is_seen].mean())
+  out["seen_pairs"] = int(is_seen.sum())
+  return out
 
 
 if __name__ == "__main__":

@@ -129,3 +129,36 @@ def test_every_committed_result_matches_its_command_today():
     assert diff == [], (path, diff)
     checked += 1
   assert checked >= 30
+
+
+def test_seen_styles_splits_pairs_by_whose_style(capsys):
+  """benchmarks/seen_styles.py: a pair whose style the classifier has no
+  accuracy for is a new person's; each half gets its own intervals."""
+  import seen_styles
+
+  rows = [
+    {"section": "pairs", "item": "a", "model/style_accuracy": 1.0},
+    {"section": "pairs", "item": "b", "model/style_accuracy": float("nan")},
+    {"section": "pairs", "item": "c"},
+    {"section": "clips", "item": "d", "model/style_accuracy": 0.0},
+  ]
+  halves = seen_styles.split(rows)
+  assert [r["item"] for r in halves["seen"]] == ["a"]
+  assert [r["item"] for r in halves["new"]] == ["b", "c"]
+  r = os.path.join(ROOT, "benchmarks/results/video_mouth_keep")
+  code = seen_styles.main(
+    [
+      "--compare",
+      f"full={r}/full_s0",
+      f"continuous={r}/continuous_s0",
+      "--metrics",
+      "exp_rest",
+      "judge_accuracy",
+    ]
+  )
+  out = capsys.readouterr().out
+  assert code == 0
+  assert "seen styles (92 pairs)" in out and "new styles (28 pairs)" in out
+  # the judge knows seen styles only: no judge accuracy on the new half
+  assert out.split("new styles")[1].count("judge_accuracy") == 0
+  assert "(-full: " in out

@@ -239,6 +239,15 @@ def test_style_stats_against_a_direct_computation():
   np.testing.assert_allclose(z, (0.3 / (means.std() + 1e-3)) ** 2 / 46, 1e-4)
   with pytest.raises(ValueError, match="stats_scale"):
     motion.style_stats(res, batch, "per_clip")
+  # mouth=True: the mouth's mean is a style statistic too (,stats_mouth)
+  off = (7.0 - target[:, :18]) ** 2  # [B, 18]
+  np.testing.assert_allclose(
+    float(motion.style_stats(res, batch, "raw", mouth=True)),
+    off.sum() / (b * 64),
+    rtol=1e-4,
+  )
+  res[..., :18] = target[:, None, :18]
+  assert float(motion.style_stats(res, batch, "raw", mouth=True)) < 1e-10
 
 
 def test_mouth_keep_asks_for_the_sources_motion_at_any_gain():

@@ -137,6 +137,7 @@ ADDED_SETTINGS = {
   "loss.w_stats": 0.0,  # audio_driven, video_driven
   "loss.stats_scale": "batch",  # audio_driven, video_driven
   "loss.w_keep": 0.0,  # audio_driven, video_driven
+  "loss.stats_mouth": False,  # audio_driven, video_driven
   "model.decoder_style": True,  # audio_driven, video_driven
   "model.hyper_norm": "batch",  # audio_driven, video_driven
   "model.hyper_gate": False,  # audio_driven, video_driven

@@ -210,21 +210,21 @@ def critic_loss(params, batch, fake, *, nets: Nets, cfg):
   return total, {"critic/temporal": tem, "critic/style": sty, "critic/r1": r1}
 
 
-def style_stats(res, batch, scale: str):
-  """MSE of res's time-mean coefficients 18-63 against B's (the mean of
-  B's two clips); scale "batch" divides each coefficient's error by the
-  spread of window means across the batch's real clips, so that the
-  low-variance coefficients (whose offsets name a style as surely as the
-  large ones) weigh alike; "raw": coefficient units."""
-  m = motion_decoder.MOUTH
+def style_stats(res, batch, scale: str, mouth: bool = False):
+  """MSE of res's time-mean coefficients 18-63 (mouth: 0-63) against B's
+  (the mean of B's two clips); scale "batch" divides each coefficient's
+  error by the spread of window means across the batch's real clips, so
+  that the low-variance coefficients (whose offsets name a style as surely
+  as the large ones) weigh alike; "raw": coefficient units."""
+  m = 0 if mouth else motion_decoder.MOUTH
   means = {
-    k: batch[k][..., m:].mean(1)  # [B, 46]
+    k: batch[k][..., m:].mean(1)  # [B, 46] (mouth: [B, 64])
     for k in ("exp", "style_exp", "pos_exp", "neg_exp")
   }
-  target = 0.5 * (means["style_exp"] + means["pos_exp"])  # [B, 46]
+  target = 0.5 * (means["style_exp"] + means["pos_exp"])
   err = res[..., m:].mean(1) - target
   if scale == "batch":
-    spread = jnp.concatenate(list(means.values())).std(0)  # [46]
+    spread = jnp.concatenate(list(means.values())).std(0)
     err = err / (spread + 1e-3)
   elif scale != "raw":
     raise ValueError(f"loss.stats_scale: 'batch' or 'raw', not {scale!r}")
@@ -262,7 +262,7 @@ def generator_loss(outs, critic_params, frozen, batch, codes, *, nets, cfg):
   # Coefficients past the mouth, against A's directly (loss.w_rest; 0 in
   # the official loss, where only the mesh term reaches them).
   rest = jnp.mean((rec[..., mouth_dims:] - a[..., mouth_dims:]) ** 2)
-  stats = style_stats(res, batch, cfg.stats_scale)
+  stats = style_stats(res, batch, cfg.stats_scale, cfg.stats_mouth)
   gaps = lip_gaps_sq(fm, a)
   mouth = jnp.mean(jnp.abs(lip_gaps_sq(fm, res) - gaps)) + jnp.mean(
     jnp.abs(lip_gaps_sq(fm, rec) - gaps)
