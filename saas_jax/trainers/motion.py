@@ -27,8 +27,8 @@ Generator loss (official weights):
   1000 x cycle   video: MSE + mesh MSE of back against A
 Departures (config.loss; 0 gives the official loss): w_rest, the MSE of
 rec's coefficients 18-63 against A's; w_stats, the MSE of res's time-mean
-coefficients 18-63 against the mean of B's two clips (style and positive),
-standardised per coefficient (style_stats); w_keep, 1 - the cosine of
+coefficients 18-63 (0-63 with loss.stats_mouth) against the mean of B's
+two clips (style and positive), standardised per coefficient (style_stats); w_keep, 1 - the cosine of
 res's mouth trajectory (coefficients 0-17 minus their window mean) with
 A's (mouth_keep).
 Past the mouth a clip's mean is its style, not its speech (static offsets,
@@ -218,13 +218,13 @@ def style_stats(res, batch, scale: str, mouth: bool = False):
   as the large ones) weigh alike; "raw": coefficient units."""
   m = 0 if mouth else motion_decoder.MOUTH
   means = {
-    k: batch[k][..., m:].mean(1)  # [B, 46] (mouth: [B, 64])
+    k: batch[k][..., m:].mean(1)  # [B, C], C = 46 (mouth: 64)
     for k in ("exp", "style_exp", "pos_exp", "neg_exp")
   }
-  target = 0.5 * (means["style_exp"] + means["pos_exp"])
+  target = 0.5 * (means["style_exp"] + means["pos_exp"])  # [B, C]
   err = res[..., m:].mean(1) - target
   if scale == "batch":
-    spread = jnp.concatenate(list(means.values())).std(0)
+    spread = jnp.concatenate(list(means.values())).std(0)  # [C]
     err = err / (spread + 1e-3)
   elif scale != "raw":
     raise ValueError(f"loss.stats_scale: 'batch' or 'raw', not {scale!r}")
