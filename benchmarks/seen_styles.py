@@ -34,7 +34,7 @@ METRICS = ("judge_accuracy", "judge_dist", "style_code_dist", "exp_rest")
 def split(rows) -> dict:
   """{"seen"/"new": the pair rows of that half}, keyed by item."""
   pairs = [r for r in rows if r["section"] == "pairs" and "error" not in r]
-  seen = {r["item"] for r in pairs if not report._nan(r.get(SEEN, np.nan))}
+  seen = {r["item"] for r in pairs if np.isfinite(r.get(SEEN, np.nan))}
   return {
     "seen": [r for r in pairs if r["item"] in seen],
     "new": [r for r in pairs if r["item"] not in seen],
@@ -54,20 +54,19 @@ def main(argv=None) -> int:
       mine, _, _ = report.read(d)
       rows += [{**r, "variant": name} for r in mine]
   names = list(dict.fromkeys(r["variant"] for r in rows))
-  halves = split(rows)
-  for half, here in halves.items():
+  for half, here in split(rows).items():
     print(f"\n{half} styles ({len({r['item'] for r in here})} pairs)")
+    summary = report.summarize(here, {})  # intervals, and minus the first
     for m in args.metrics:
-      key = f"{args.system}/{m}"
+      key = f"pairs:{args.system}/{m}"
       line = [f"  {m:16s}"]
       for v in names:
-        mine = report.summarize([r for r in here if r["variant"] == v], {})
-        ci = mine[v]["metrics"].get(f"pairs:{key}")
+        ci = summary[v]["metrics"].get(key)
         if ci is None:  # e.g. the judge's accuracy on a style it never saw
           continue
         line.append(f"{v} {report._fmt(ci)}")
-        if v != names[0]:
-          d = report.differences(here, names[0], v)[f"pairs:{key}"]
+        d = summary[v].get(f"minus_{names[0]}", {}).get(key)
+        if d is not None:
           star = "*" if stats.excludes_zero(d) else ""
           line.append(f"(-{names[0]}: {report._fmt(d)}{star})")
       if len(line) > 1:
