@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from saas_jax import evaluate
 from saas_jax.evaluators import report, stats
 
 SEEN = "model/style_accuracy"  # NaN where the classifier does not know it
@@ -48,9 +49,10 @@ def main(argv=None) -> int:
   p.add_argument("--system", default="model")
   args = p.parse_args(argv)
   rows = []
-  for spec in args.compare:
-    name, dirs = spec.split("=", 1)
-    for d in dirs.split(","):
+  for name, dirs in evaluate.variants(
+    argparse.Namespace(runs=None, **vars(args))
+  ):
+    for d in dirs:
       mine, _, _ = report.read(d)
       rows += [{**r, "variant": name} for r in mine]
   names = list(dict.fromkeys(r["variant"] for r in rows))

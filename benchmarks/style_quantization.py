@@ -52,10 +52,10 @@ def main():
   p.add_argument("--runs", default="runs")
   p.add_argument("--split", default="test")
   args = p.parse_args()
-  items = evaluate.Items.load(
-    evaluate.parse(["--runs", args.runs, "--out", "-", "--split", args.split]),
-    args.runs,
+  ns = evaluate.parse(
+    ["--runs", args.runs, "--out", "-", "--split", args.split]
   )
+  items = evaluate.Items.load(ns, args.runs)
   space = StyleSpace.load(os.path.join(args.runs, "style_vqvae"))
   clips = {p.style_id: p.style for p in items.pairs}
   code = {
@@ -94,19 +94,17 @@ def main():
         same[np.arange(len(pairs)), d.argmin(1)].mean()
       )
     out["pairs"] = len(pairs)
-  out.update(static_shape(space, args, items))
+  out.update(static_shape(space, ns, items))
   print(json.dumps(out, indent=1))
 
 
 def static_shape(space, args, items, ridge: float = 1.0) -> dict:
   """What a linear read-out of either code predicts of a clip's mean
-  expression and of its style's mean (module docstring)."""
+  expression and of its style's mean (module docstring); args: the
+  evaluation's arguments that loaded `items`."""
   from input_pipeline import batches
 
-  ns = evaluate.parse(
-    ["--runs", args.runs, "--out", "-", "--split", args.split]
-  )
-  data_dir, data_config, _ = evaluate.resolve_data(ns, args.runs)
+  data_dir, data_config, _ = evaluate.resolve_data(args, args.runs)
   train = batches.load_table(data_dir, data_config, "train")
   held = batches.load_table(data_dir, data_config, args.split)
   clips = {
