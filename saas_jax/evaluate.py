@@ -22,7 +22,9 @@ the synthetic corpus's ground-truth pairs when it is the default data.
 Outputs in --out: per_clip.csv (a row per pair or clip), summary.json
 (means with 95% bootstrap intervals over items, and over the runs of a
 variant: give several runs folders, e.g. seeds, to one --compare name;
-with --compare also each variant minus the first, paired over the items),
+with --compare also each variant minus the first, paired over the items;
+where the pairs mix styles seen in training with the held-out person's,
+each half again as sections pairs_seen and pairs_new),
 report.md with a plot per section. A failed item is reported there and the
 run goes on (exit code 1 at the end; bad settings: 2, before any work). A
 drawn pair's speech comes from a clip that has audio. A --compare folder holding an earlier evaluation of one runs
@@ -246,6 +248,9 @@ def main(argv=None) -> int:
     enabled=not args.quiet,
   )
   rows, notes, num_codes, set_metrics = [], [], {}, {}
+  # Whether the pairs mix styles seen in training with the held-out
+  # person's (report.SEEN; a style the classifier does not know).
+  mixed = any(p.style_label < 0 for p in items.pairs)
   for variant, dirs in todo:
     for run_dir in dirs:
       if run_dir in saved:
@@ -271,6 +276,8 @@ def main(argv=None) -> int:
           "section": "pairs",
           "item": f"{p.content_id}>{p.style_id}",
         }
+        if mixed:
+          row[report.SEEN] = float(p.style_label >= 0)
         fn = suite.pair_row
         rows.append(
           _scored(

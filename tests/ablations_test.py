@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
@@ -131,34 +133,28 @@ def test_every_committed_result_matches_its_command_today():
   assert checked >= 30
 
 
-def test_seen_styles_splits_pairs_by_whose_style(capsys):
-  """benchmarks/seen_styles.py: a pair whose style the classifier has no
-  accuracy for is a new person's; each half gets its own intervals."""
-  import seen_styles
+def test_committed_results_split_by_whose_style(tmp_path):
+  """`evaluate --compare` on two committed results: 92 pairs of a style
+  seen in training and 28 of the held-out person's, each half with its
+  intervals and paired differences; the judge, fitted on the training
+  styles, scores the first half only."""
+  from saas_jax import evaluate
 
-  rows = [
-    {"section": "pairs", "item": "a", "model/style_accuracy": 1.0},
-    {"section": "pairs", "item": "b", "model/style_accuracy": float("nan")},
-    {"section": "pairs", "item": "c"},
-    {"section": "clips", "item": "d", "model/style_accuracy": 0.0},
-  ]
-  halves = seen_styles.split(rows)
-  assert [r["item"] for r in halves["seen"]] == ["a"]
-  assert [r["item"] for r in halves["new"]] == ["b", "c"]
   r = os.path.join(ROOT, "benchmarks/results/video_mouth_keep")
-  code = seen_styles.main(
-    [
-      "--compare",
-      f"full={r}/full_s0",
-      f"continuous={r}/continuous_s0",
-      "--metrics",
-      "exp_rest",
-      "judge_accuracy",
-    ]
+  out = tmp_path / "eval"
+  argv = ["--quiet", "--out", str(out), "--compare"]
+  argv += [f"full={r}/full_s0", f"continuous={r}/continuous_s0"]
+  assert evaluate.main(argv) == 0
+  summary = json.loads((out / "summary.json").read_text())
+  full = summary["full"]["metrics"]
+  assert full["pairs_seen:model/exp_rest"]["n"] == 92
+  assert full["pairs_new:model/exp_rest"]["n"] == 28
+  assert "pairs_seen:model/judge_accuracy" in full
+  assert "pairs_new:model/judge_accuracy" not in full
+  d = summary["continuous"]["minus_full"]["pairs_new:model/exp_rest"]
+  assert d["n"] == 28
+  seen, new = (
+    full[f"pairs_{h}:model/exp_rest"]["mean"] for h in ("seen", "new")
   )
-  out = capsys.readouterr().out
-  assert code == 0
-  assert "seen styles (92 pairs)" in out and "new styles (28 pairs)" in out
-  # the judge knows seen styles only: no judge accuracy on the new half
-  assert out.split("new styles")[1].count("judge_accuracy") == 0
-  assert "(-full: " in out
+  pooled = full["pairs:model/exp_rest"]["mean"]
+  assert pooled == pytest.approx((92 * seen + 28 * new) / 120)

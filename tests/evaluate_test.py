@@ -140,6 +140,53 @@ def test_variants_and_seeds_compared():
   assert md.split("| pairs:m |")[2].splitlines()[0].endswith(" * |")
 
 
+def test_pairs_are_also_summarized_per_half_by_whose_style(tmp_path):
+  """Pairs of a style seen in training and of the held-out person's get
+  their own intervals and paired differences (sections pairs_seen and
+  pairs_new) beside the pooled ones, without counting a pair twice; an
+  evaluation written before the column existed gets it back from the
+  classifier's accuracy, which only seen styles have."""
+  rows = [
+    {
+      "variant": v,
+      "run": v + "0",
+      "section": "pairs",
+      "item": str(i),
+      report.SEEN: float(i < 6),
+      "m": (1.0 if i < 6 else 3.0) + (0.5 if v == "b" and i < 6 else 0.0),
+    }
+    for v in "ab"
+    for i in range(8)
+  ]
+  summary = report.summarize(rows, {})
+  a, b = summary["a"]["metrics"], summary["b"]["metrics"]
+  assert summary["a"]["items"] == 8
+  assert (a["pairs_seen:m"]["n"], a["pairs_new:m"]["n"]) == (6, 2)
+  assert a["pairs_seen:m"]["mean"] == 1.0 and a["pairs_new:m"]["mean"] == 3.0
+  assert a["pairs:m"]["mean"] == 1.5 and b["pairs_seen:m"]["mean"] == 1.5
+  d = summary["b"]["minus_a"]
+  assert d["pairs_seen:m"]["mean"] == 0.5 and d["pairs_new:m"]["mean"] == 0.0
+  assert not any(report.SEEN in k for k in (*a, *d))  # a label, not a score
+  md = report.markdown(summary, rows, [], [])
+  assert "pairs_seen: the 6 pairs" in md and "pairs_new: the 2 of" in md
+  # One half only (a corpus without a held-out person): no halves.
+  only = [{**r, report.SEEN: 1.0} for r in rows]
+  assert "pairs_seen:m" not in report.summarize(only, {})["a"]["metrics"]
+  # Written without the column: read back, the halves are there again.
+  old = [
+    {k: x for k, x in r.items() if k not in (report.SEEN, "m")}
+    | ({"model/style_accuracy": 1.0} if r[report.SEEN] else {})
+    | {"m": r["m"]}
+    for r in rows
+    if r["variant"] == "a"
+  ]
+  report.write(str(tmp_path), old, report.summarize(old, {}), [])
+  back, _, _ = report.read(str(tmp_path))
+  assert [r[report.SEEN] for r in back] == [r[report.SEEN] for r in rows[:8]]
+  again = report.summarize(back, {})["a"]["metrics"]
+  assert again["pairs_new:m"]["mean"] == 3.0
+
+
 def test_earlier_evaluations_pool_without_their_runs(
   one_process, tmp_path, capsys
 ):

@@ -15,10 +15,22 @@ from input_pipeline import io as io_lib
 from saas_jax.evaluators import stats
 
 KEYS = ("variant", "run", "section", "item")
+# A pair's column: 1 when its style clip is of a style the models were
+# trained on, 0 when it is the corpus's held-out person's (no stage saw its
+# styles). Where a run has both, its pairs are also summarized per half, as
+# sections "pairs_seen" and "pairs_new": a codebook may help the first and
+# hurt the second, and pooled the two can cancel.
+SEEN = "seen_style"
+HALVES = {1.0: "pairs_seen", 0.0: "pairs_new"}
 
 
 def metric_names(rows) -> list[str]:
   return sorted({k for r in rows for k in r if k not in (*KEYS, "error")})
+
+
+def _scores(rows) -> list[str]:
+  """The metrics to summarize: SEEN is a label of the pair, not a score."""
+  return [n for n in metric_names(rows) if n != SEEN]
 
 
 def to_csv(rows) -> str:
@@ -65,6 +77,13 @@ def read(folder: str) -> tuple[list[dict], dict, str]:
     if r["error"]:
       row["error"] = r["error"]
     rows.append(row)
+  # Evaluations before the column was written: the classifier, which knows
+  # the training styles only, scored exactly the seen pairs.
+  known = "model/style_accuracy"
+  if SEEN not in table[0] and known in table[0]:
+    for row in rows:
+      if row["section"] == "pairs" and "error" not in row:
+        row[SEEN] = float(known in row)
   with open(os.path.join(folder, "summary.json")) as f:
     (entry,) = json.load(f).values()
   set_metrics = {
@@ -92,13 +111,18 @@ def summarize(rows, set_metrics: dict) -> dict:
   {run: {metric: value}}}, reported as the mean over runs."""
   out = {}
   variants = list(dict.fromkeys(r["variant"] for r in rows))
+  items = {
+    v: sum(r["variant"] == v and "error" not in r for r in rows)
+    for v in variants
+  }
+  rows = [*rows, *halves(rows)]
   for v in variants:
     mine = [r for r in rows if r["variant"] == v and "error" not in r]
     runs = list(dict.fromkeys(r["run"] for r in mine))
     table = {}
     for section in sorted({r["section"] for r in mine}):
       here = [r for r in mine if r["section"] == section]
-      for name in metric_names(here):
+      for name in _scores(here):
         groups = [
           [r.get(name, np.nan) for r in here if r["run"] == run] for run in runs
         ]
@@ -113,13 +137,25 @@ def summarize(rows, set_metrics: dict) -> dict:
         entry["mean"] = float(np.mean(entry.pop("values")))
     out[v] = {
       "runs": runs,
-      "items": len(mine),
+      "items": items[v],
       "failed": sum(1 for r in rows if r["variant"] == v and "error" in r),
       "metrics": table,
     }
   for v in variants[1:]:
     out[v]["minus_" + variants[0]] = differences(rows, variants[0], v)
   return out
+
+
+def halves(rows) -> list[dict]:
+  """The pair rows again, each under the section of its half (HALVES), when
+  every pair has SEEN and both halves occur; else none."""
+  pairs = [r for r in rows if r["section"] == "pairs" and "error" not in r]
+  if {r.get(SEEN) for r in pairs} != set(HALVES):
+    return []
+  return [
+    {**{k: x for k, x in r.items() if k != SEEN}, "section": HALVES[r[SEEN]]}
+    for r in pairs
+  ]
 
 
 def _by_item(mine, name) -> dict:
@@ -144,7 +180,7 @@ def differences(rows, reference: str, variant: str) -> dict:
     here = [r for r in ok if r["section"] == section]
     mine = [r for r in here if r["variant"] == variant]
     ref = [r for r in here if r["variant"] == reference]
-    for name in metric_names(mine):
+    for name in _scores(mine):
       a, b = _by_item(mine, name), _by_item(ref, name)
       items = [i for i in a if i in b]
       if not items:
@@ -219,6 +255,17 @@ def markdown(summary: dict, rows, plots, notes) -> str:
     lines.append(
       f"- **{v}**: {len(s['runs'])} run(s), {s['items']} items"
       + (f", {s['failed']} failed" if s["failed"] else "")
+    )
+  split = halves(rows)
+  if split:
+    n = {
+      h: len({r["item"] for r in split if r["section"] == h})
+      for h in HALVES.values()
+    }
+    lines.append(
+      f"- pairs_seen: the {n['pairs_seen']} pairs whose style clip is of a "
+      f"style seen in training; pairs_new: the {n['pairs_new']} of the "
+      "held-out person's styles"
     )
   lines += [
     "",
