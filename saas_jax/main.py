@@ -18,7 +18,7 @@ from ml_collections import config_flags
 
 from saas_jax.engine import config_lib
 from saas_jax.engine import workdir as workdir_lib
-from saas_jax.errors import DataError, exit_interrupted
+from saas_jax.errors import DataError, check_writable_folder, exit_interrupted
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Stage config file.")
 _WORKDIR = flags.DEFINE_string(
@@ -69,6 +69,7 @@ def main(argv):
   trainer = importlib.import_module(f"saas_jax.trainers.{config.trainer}")
   try:
     # Before the data is read: a refused re-run should not wait for it.
+    check_writable_folder(workdir)
     workdir_lib.check_same_config(workdir, json.loads(config.to_json()))
     trainer.train_and_evaluate(config, workdir)
   except (DataError, workdir_lib.RunError) as e:  # bad input: no traceback

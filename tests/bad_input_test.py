@@ -495,7 +495,7 @@ def test_main_cli_reports_bad_settings_in_one_line(tmp_path):
   import subprocess
   import sys
 
-  def main(*args, config="configs/style_vqvae.py:smoke"):
+  def main(*args, config="configs/style_vqvae.py:smoke", workdir="run"):
     return subprocess.run(
       [
         sys.executable,
@@ -504,7 +504,7 @@ def test_main_cli_reports_bad_settings_in_one_line(tmp_path):
         "--config",
         os.path.join(ROOT, config),
         "--workdir",
-        str(tmp_path / "run"),
+        str(tmp_path / workdir),
         *args,
       ],
       capture_output=True,
@@ -524,6 +524,12 @@ def test_main_cli_reports_bad_settings_in_one_line(tmp_path):
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
   assert not (tmp_path / "run").exists()
+  # A workdir that is a link to a folder moved away: said, nothing made.
+  (tmp_path / "link").symlink_to(tmp_path / "moved")
+  proc = main(workdir="link")
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert f"link: a link to {tmp_path / 'moved'}, which does not" in proc.stderr
+  assert not (tmp_path / "moved").exists()
 
 
 def test_sampler_inputs():
