@@ -158,3 +158,31 @@ def test_committed_results_split_by_whose_style(tmp_path):
   )
   pooled = full["pairs:model/exp_rest"]["mean"]
   assert pooled == pytest.approx((92 * seen + 28 * new) / 120)
+
+
+def test_code_at_inference_changes_the_generated_clip_only(
+  smoke_runs, tmp_path
+):
+  """benchmarks/code_at_inference.py: the same generator fed a quantized
+  and a continuous style code; what does not depend on the generator (the
+  content copy's scores) is the same in both, the generated clip is not."""
+  import csv
+
+  import code_at_inference
+
+  out = tmp_path / "eval"
+  argv = ["--runs", smoke_runs, "--driver", "audio", "--out", str(out)]
+  assert code_at_inference.main([*argv, "--max_pairs", "2"]) == 0
+  with open(out / "per_clip.csv") as f:
+    rows = list(csv.DictReader(f))
+  q, c = (
+    [r for r in rows if r["variant"] == m] for m in ("quantized", "continuous")
+  )
+  assert len(q) == len(c) == 2 and [r["item"] for r in q] == [
+    r["item"] for r in c
+  ]
+  pairs = list(zip(q, c, strict=True))
+  assert all(a["content/exp_rest"] == b["content/exp_rest"] for a, b in pairs)
+  assert any(a["model/exp_rest"] != b["model/exp_rest"] for a, b in pairs)
+  summary = json.loads((out / "summary.json").read_text())
+  assert "pairs:model/exp_rest" in summary["continuous"]["minus_quantized"]

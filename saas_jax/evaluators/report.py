@@ -216,7 +216,8 @@ def _write(out_dir, name, text) -> str:
   return path
 
 
-def _fmt(ci: dict) -> str:
+def fmt(ci: dict) -> str:
+  """An interval as the tables print it: mean [low, high]."""
   if "low" not in ci:
     return f"{ci['mean']:.4g}"
   return f"{ci['mean']:.4g} [{ci['low']:.4g}, {ci['high']:.4g}]"
@@ -239,7 +240,7 @@ def _differences_table(summary, variants) -> list[str]:
     for v in variants[1:]:
       ci = summary[v].get(key, {}).get(name)
       cells.append(
-        _fmt(ci) + (" *" if stats.excludes_zero(ci) else "") if ci else ""
+        fmt(ci) + (" *" if stats.excludes_zero(ci) else "") if ci else ""
       )
     lines.append(f"| {name} | " + " | ".join(cells) + " |")
   return lines
@@ -281,7 +282,7 @@ def markdown(summary: dict, rows, plots, notes) -> str:
     cells = []
     for v in variants:
       ci = summary[v]["metrics"].get(name)
-      cells.append(_fmt(ci) if ci else "")
+      cells.append(fmt(ci) if ci else "")
     line = f"| {name} | " + " | ".join(cells) + " |"
     if len(variants) > 1:
       base = summary[variants[0]]["metrics"].get(name)
