@@ -1,6 +1,8 @@
 """Is it the code or the training? One trained expression generator fed its
-style clip's code quantized (as it was trained) or continuous (the style
-encoder's tokens pooled without the codebook), on the held-out pairs.
+style codes (the style clip's, and the source clip's it reads too)
+quantized, as it was trained, or continuous (the style encoder's tokens
+pooled without the codebook, as the continuous-code ablation takes them),
+on the held-out pairs.
 
   python benchmarks/code_at_inference.py --runs R/full_s1 R/full_s2 \\
       --driver video --out eval_code
@@ -37,25 +39,22 @@ SHOWN = ("exp_rest", "mouth_lmk", "judge_accuracy", "judge_dist")
 def score(runs, driver, max_pairs=0, progress=True) -> list[dict]:
   """Rows of every pair, run and mode, as `evaluate` writes them."""
   args = evaluate.test_split_args(driver, max_pairs)
-  items = evaluate.Items.load(args, runs[0])
-  mixed = any(p.style_label < 0 for p in items.pairs)
-  rows = []
-  for run in runs:
+  data = evaluate.resolve_data(args, runs[0])
+  pipelines = []
+  for run in runs:  # every run checked before any is scored
+    if evaluate.resolve_data(args, run) != data:
+      raise DataError(run, f"trained on other data than {runs[0]}")
     models = suite.Models.load(run, driver)
     if models.stylizer is None or not models.stylizer.has_codebook:
       raise DataError(run, f"no {driver}-driven run on a style codebook")
-    models = dataclasses.replace(models, sampler=None)  # expression only
+    pipelines.append(dataclasses.replace(models, sampler=None))  # expression
+  items = evaluate.Items.load(args, runs[0])
+  rows = []
+  for run, models in zip(runs, pipelines, strict=True):
     for mode, quantized in MODES.items():
       models.stylizer.quantized_style = quantized
-      for pair in items.pairs:
-        row = {
-          "variant": mode,
-          "run": run,
-          "section": "pairs",
-          "item": f"{pair.content_id}>{pair.style_id}",
-        }
-        if mixed:
-          row[report.SEEN] = float(pair.style_label >= 0)
+      for i, pair in enumerate(items.pairs):
+        row = {"variant": mode, "run": run, **items.pair_key(i)}
         row.update(suite.pair_row(models, pair, None, {}, items.judge))
         rows.append(row)
       if progress:

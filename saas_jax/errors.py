@@ -52,10 +52,13 @@ def check_writable_folder(out: str | os.PathLike) -> None:
   """A DataError unless `out` is, or can be made as, a folder this process
   writes to: checked before any work, without making it (bad input then
   leaves nothing behind)."""
-  if os.path.islink(out) and not os.path.exists(out):
-    raise DataError(out, f"a link to {os.readlink(out)}, which does not exist")
   existing = os.path.abspath(out)
   while not os.path.exists(existing):
+    if os.path.islink(existing):  # a link to a folder moved away
+      target = os.readlink(existing)
+      raise DataError(
+        out, f"{existing} is a link to {target}, which does not exist"
+      )
     existing = os.path.dirname(existing)
   if not os.path.isdir(existing):
     raise DataError(

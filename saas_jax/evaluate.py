@@ -38,6 +38,7 @@ N-th item on its own devices, process 0 gathers and writes.
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -248,9 +249,6 @@ def main(argv=None) -> int:
     enabled=not args.quiet,
   )
   rows, notes, num_codes, set_metrics = [], [], {}, {}
-  # Whether the pairs mix styles seen in training with the held-out
-  # person's (report.SEEN; a style the classifier does not know).
-  mixed = any(p.style_label < 0 for p in items.pairs)
   for variant, dirs in todo:
     for run_dir in dirs:
       if run_dir in saved:
@@ -271,13 +269,7 @@ def main(argv=None) -> int:
       base = {"variant": variant, "run": run_dir}
       for i in mine(len(items.pairs)):
         p = items.pairs[i]
-        row = {
-          **base,
-          "section": "pairs",
-          "item": f"{p.content_id}>{p.style_id}",
-        }
-        if mixed:
-          row[report.SEEN] = float(p.style_label >= 0)
+        row = {**base, **items.pair_key(i)}
         fn = suite.pair_row
         rows.append(
           _scored(
@@ -387,6 +379,22 @@ class Items:
   has_truth: bool
   judge: object = None  # evaluators.judge.Judge fitted on the train split
   judge_clean: bool = False  # and on its noise-free renderings
+
+  def pair_key(self, i: int) -> dict:
+    """Pair i's row before scoring: section, item and, where the pairs mix
+    styles seen in training with the held-out person's (a style the
+    classifier does not know), which of the two it asks for."""
+    from saas_jax.evaluators import report
+
+    p = self.pairs[i]
+    row = {"section": "pairs", "item": f"{p.content_id}>{p.style_id}"}
+    if self.mixed:
+      row[report.SEEN] = float(p.style_label >= 0)
+    return row
+
+  @functools.cached_property
+  def mixed(self) -> bool:
+    return any(p.style_label < 0 for p in self.pairs)
 
   @classmethod
   def none(cls) -> "Items":

@@ -163,8 +163,8 @@ def test_committed_results_split_by_whose_style(tmp_path):
 def test_code_at_inference_changes_the_generated_clip_only(
   smoke_runs, tmp_path
 ):
-  """benchmarks/code_at_inference.py: the same generator fed a quantized
-  and a continuous style code; what does not depend on the generator (the
+  """benchmarks/code_at_inference.py: the same generator fed quantized and
+  continuous style codes; what does not depend on the generator (the
   content copy's scores) is the same in both, the generated clip is not."""
   import csv
 

@@ -524,11 +524,13 @@ def test_main_cli_reports_bad_settings_in_one_line(tmp_path):
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
   assert not (tmp_path / "run").exists()
-  # A workdir that is a link to a folder moved away: said, nothing made.
+  # A workdir through a link to a folder moved away: said, nothing made.
   (tmp_path / "link").symlink_to(tmp_path / "moved")
-  proc = main(workdir="link")
-  assert proc.returncode == 2 and "Traceback" not in proc.stderr
-  assert f"link: a link to {tmp_path / 'moved'}, which does not" in proc.stderr
+  for workdir in ("link", "link/", "link/run"):
+    proc = main(workdir=workdir)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    said = f"link is a link to {tmp_path / 'moved'}, which does not exist"
+    assert said in proc.stderr, proc.stderr
   assert not (tmp_path / "moved").exists()
 
 

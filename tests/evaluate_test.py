@@ -172,6 +172,13 @@ def test_pairs_are_also_summarized_per_half_by_whose_style(tmp_path):
   # One half only (a corpus without a held-out person): no halves.
   only = [{**r, report.SEEN: 1.0} for r in rows]
   assert "pairs_seen:m" not in report.summarize(only, {})["a"]["metrics"]
+  # Some rows unlabelled (a variant from an evaluation that does not say):
+  # no halves for anyone, and the report says why.
+  some = [r if r["variant"] == "a" else _without(r, report.SEEN) for r in rows]
+  summary = report.summarize(some, {})
+  assert "pairs_seen:m" not in summary["a"]["metrics"]
+  md = report.markdown(summary, some, [], [])
+  assert "not split by whose style they ask for: 8 of 16 pair rows" in md
   # Written without the column: read back, the halves are there again.
   old = [
     {k: x for k, x in r.items() if k not in (report.SEEN, "m")}
@@ -185,6 +192,10 @@ def test_pairs_are_also_summarized_per_half_by_whose_style(tmp_path):
   assert [r[report.SEEN] for r in back] == [r[report.SEEN] for r in rows[:8]]
   again = report.summarize(back, {})["a"]["metrics"]
   assert again["pairs_new:m"]["mean"] == 3.0
+
+
+def _without(row, key):
+  return {k: v for k, v in row.items() if k != key}
 
 
 def test_earlier_evaluations_pool_without_their_runs(

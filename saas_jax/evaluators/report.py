@@ -108,7 +108,8 @@ def _nan(v) -> bool:
 def summarize(rows, set_metrics: dict) -> dict:
   """{variant: {section/metric: interval}}; a metric of several runs of a
   variant (seeds) gets the two-level interval. set_metrics: {variant:
-  {run: {metric: value}}}, reported as the mean over runs."""
+  {run: {metric: value}}}, reported as the mean over runs. Pairs of seen
+  and of new styles are also summarized apart (`halves`)."""
   out = {}
   variants = list(dict.fromkeys(r["variant"] for r in rows))
   items = {
@@ -156,6 +157,31 @@ def halves(rows) -> list[dict]:
     {**{k: x for k, x in r.items() if k != SEEN}, "section": HALVES[r[SEEN]]}
     for r in pairs
   ]
+
+
+def _halves_note(rows) -> list[str]:
+  """What the report says of the halves: their sizes, or why there are
+  none although some pairs are labelled."""
+  split = halves(rows)
+  if split:
+    n = {
+      h: len({r["item"] for r in split if r["section"] == h})
+      for h in HALVES.values()
+    }
+    return [
+      f"- pairs_seen: the {n['pairs_seen']} pairs whose style clip is of a "
+      f"style seen in training; pairs_new: the {n['pairs_new']} of the "
+      "held-out person's styles"
+    ]
+  pairs = [r for r in rows if r["section"] == "pairs" and "error" not in r]
+  unlabelled = sum(SEEN not in r for r in pairs)
+  if 0 < unlabelled < len(pairs):
+    return [
+      f"- pairs not split by whose style they ask for: {unlabelled} of "
+      f"{len(pairs)} pair rows do not say ({SEEN}, or the classifier's "
+      "accuracy in an earlier evaluation)"
+    ]
+  return []
 
 
 def _by_item(mine, name) -> dict:
@@ -257,17 +283,7 @@ def markdown(summary: dict, rows, plots, notes) -> str:
       f"- **{v}**: {len(s['runs'])} run(s), {s['items']} items"
       + (f", {s['failed']} failed" if s["failed"] else "")
     )
-  split = halves(rows)
-  if split:
-    n = {
-      h: len({r["item"] for r in split if r["section"] == h})
-      for h in HALVES.values()
-    }
-    lines.append(
-      f"- pairs_seen: the {n['pairs_seen']} pairs whose style clip is of a "
-      f"style seen in training; pairs_new: the {n['pairs_new']} of the "
-      "held-out person's styles"
-    )
+  lines += _halves_note(rows)
   lines += [
     "",
     "Means with 95% bootstrap intervals over items (and over runs when a "
