@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     return 2
   summary = report.summarize(rows, {})
   note = (
-    f"one generator per run ({args.driver}-driven), fed its style code "
+    f"one generator per run ({args.driver}-driven), fed its style codes "
     "quantized or continuous: benchmarks/code_at_inference.py"
   )
   report.write(args.out, rows, summary, [note])

@@ -17,7 +17,7 @@ from saas_jax.evaluators import stats
 KEYS = ("variant", "run", "section", "item")
 # A pair's column: 1 when its style clip is of a style the models were
 # trained on, 0 when it is the corpus's held-out person's (no stage saw its
-# styles). Where a run has both, its pairs are also summarized per half, as
+# styles). Where the pairs have both, they are also summarized per half, as
 # sections "pairs_seen" and "pairs_new": a codebook may help the first and
 # hurt the second, and pooled the two can cancel.
 SEEN = "seen_style"
