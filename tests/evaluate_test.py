@@ -181,9 +181,8 @@ def test_pairs_are_also_summarized_per_half_by_whose_style(tmp_path):
   assert "not split by whose style they ask for: 8 of 16 pair rows" in md
   # Written without the column: read back, the halves are there again.
   old = [
-    {k: x for k, x in r.items() if k not in (report.SEEN, "m")}
+    _without(r, report.SEEN)
     | ({"model/style_accuracy": 1.0} if r[report.SEEN] else {})
-    | {"m": r["m"]}
     for r in rows
     if r["variant"] == "a"
   ]

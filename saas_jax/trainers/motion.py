@@ -28,9 +28,9 @@ Generator loss (official weights):
 Departures (config.loss; 0 gives the official loss): w_rest, the MSE of
 rec's coefficients 18-63 against A's; w_stats, the MSE of res's time-mean
 coefficients 18-63 (0-63 with loss.stats_mouth) against the mean of B's
-two clips (style and positive), standardised per coefficient (style_stats); w_keep, 1 - the cosine of
-res's mouth trajectory (coefficients 0-17 minus their window mean) with
-A's (mouth_keep).
+two clips (style and positive), standardised per coefficient
+(style_stats); w_keep, 1 - the cosine of res's mouth trajectory
+(coefficients 0-17 minus their window mean) with A's (mouth_keep).
 Past the mouth a clip's mean is its style, not its speech (static offsets,
 brows, blinks), and no official term asks res for it directly.
 Critics: temporal PatchGAN LSGAN (real A and B -> 1, res and rec -> 0);
