@@ -6,7 +6,8 @@ run per seed, scores each run, then compares them.
   python benchmarks/ablations.py --base runs --out runs_ablation \
       [--driver audio|video] [--seeds 0 1 2] [--size cpu] \
       [--results benchmarks/results/ablations] \
-      [--options styled_decoder,no_stats,lr_constant] [--eval_every 250]
+      [--options styled_decoder,no_stats,lr_constant] [--eval_every 250] \
+      [--set data.data_dir=TFDS --set data.config=manifest ...]
   python -m saas_jax.evaluate --compare \
       full=benchmarks/results/ablations/full_s0,... --out eval/ablation
       # the command, over every result present, is printed at the end
@@ -33,6 +34,9 @@ the run's settings: a re-run with other settings, e.g. after a default
 changed, stops rather than pool with them). Those folders are small and
 committed: `evaluate --compare` reads them back, so the seeds of a sweep
 that spans several sessions (or machines) pool without their checkpoints.
+--set KEY=VALUE (repeated) passes --config.KEY=VALUE to every training,
+e.g. another corpus's shards and pairs (data.data_dir, data.config,
+eval.pairs_dir; the base runs must be trained on the same data).
 --eval_every N also has the trainer evaluate every N steps and keeps that
 trajectory in run.json ("trainer_eval_by_step"): whether a run's final
 figure is where it settled or a point of an oscillation.
@@ -134,11 +138,21 @@ def _settings(config: dict) -> dict:
   return {k: config[k] for k in COMPARED if config.get(k) is not None}
 
 
-def _planned(config_arg: str, seed: int) -> dict:
+def _planned(config_arg: str, seed: int, overrides=()) -> dict:
   """The settings a run of this command gets (config_lib resolves them as
-  saas_jax.main would)."""
-  config = config_lib.load(os.path.join(ROOT, config_arg)).to_dict()
-  return _settings({**config, "seed": seed})
+  saas_jax.main would, --set overrides cast to the field's type)."""
+  config = config_lib.load(os.path.join(ROOT, config_arg))
+  for item in overrides:
+    key, value = item.split("=", 1)
+    old = config
+    for part in key.split("."):
+      old = old[part]
+    if isinstance(old, bool):
+      value = value.lower() in ("1", "true")
+    elif old is not None:
+      value = type(old)(value)
+    config.update_from_flattened_dict({key: value})
+  return _settings({**config.to_dict(), "seed": seed})
 
 
 def main():
@@ -168,11 +182,22 @@ def main():
     "the figures by step go to run.json",
   )
   p.add_argument(
+    "--set",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="a config override for every training (repeat for more)",
+  )
+  p.add_argument(
     "--dry_run",
     action="store_true",
     help="print what would be trained and scored, run nothing",
   )
   args = p.parse_args()
+  for item in args.set:
+    if "=" not in item:
+      p.error(f"--set {item}: give KEY=VALUE, e.g. data.config=manifest")
+  overrides = [f"--config.{item}" for item in args.set]
   base = os.path.abspath(args.base)
   options = "".join(f",{o}" for o in args.options.split(",") if o)
   stage = f"{args.driver}_driven"
@@ -209,7 +234,7 @@ def main():
     if state == "done" or folder in printed:
       return
     train = [sys.executable, "-m", "saas_jax.main"]
-    train += [f"--config={config_arg}", f"--workdir={folder}"]
+    train += [f"--config={config_arg}", f"--workdir={folder}", *overrides]
     if args.dry_run:
       print(f"[{name}] {' '.join(train[2:])}")
       printed.add(folder)
@@ -229,7 +254,7 @@ def main():
         done = _read_json(os.path.join(result, "run.json")).get("settings")
         # (settings added since take their value of before: ADDED_SETTINGS)
         if done and workdir.config_diff(
-          _settings(done), _planned(config_arg, seed)
+          _settings(done), _planned(config_arg, seed, args.set)
         ):
           sys.exit(
             f"{result}: scored with other settings than "
@@ -248,6 +273,7 @@ def main():
         f"--config.frozen.style={style_runs.get(variant, base + '/style_vqvae')}",
         f"--config.frozen.classifier={base}/style_classifier",
       ]
+      train += overrides
       if args.eval_every:
         train.append(f"--config.eval_every={args.eval_every}")
       evaluate = [

@@ -4,6 +4,7 @@ re-run pools only with results scored under the same settings."""
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -112,6 +113,54 @@ def test_no_codebook_variant_freezes_its_own_style_stage(tmp_path):
   assert "--config=configs/audio_driven.py:cpu,continuous " in plan.stdout
   assert f"--config.frozen.style={style} " in plan.stdout
   assert not (tmp_path / "out" / "no_codebook_s0").exists()
+
+
+def test_overrides_reach_every_training_and_its_settings(tmp_path):
+  """--set trains on another corpus: each training gets it, the style
+  stage a variant makes too, and results scored on the default data do
+  not pool with it (nor the other way round)."""
+  sets = [
+    "--set",
+    "data.data_dir=/corpus/tfds",
+    "--set",
+    "data.config=manifest",
+  ]
+  planned = ablations._planned(
+    "configs/audio_driven.py:cpu", 0, [s for s in sets if s != "--set"]
+  )
+  assert planned["data"]["data_dir"] == "/corpus/tfds"
+  plan = _sweep(
+    tmp_path,
+    tmp_path / "r",
+    "--dry_run",
+    "--variants",
+    "full",
+    "no_codebook",
+    *sets,
+  )
+  assert plan.returncode == 0, plan.stderr
+  trainings = [
+    line for line in plan.stdout.splitlines() if "saas_jax.main" in line
+  ]
+  assert len(trainings) == 3  # full, the no-codebook style stage, no_codebook
+  for line in trainings:
+    assert (
+      "--config.data.data_dir=/corpus/tfds --config.data.config=manifest"
+      in line
+    )
+  results = tmp_path / "results"
+  default = ablations._planned("configs/audio_driven.py:cpu", 0)
+  _scored(results, "full_s0", json.loads(json.dumps(default)))
+  other = _sweep(tmp_path, results, *sets)
+  assert other.returncode != 0
+  assert "full_s0: scored with other settings" in other.stderr
+  shutil.rmtree(results / "full_s0")
+  _scored(results, "full_s0", json.loads(json.dumps(planned)))
+  same = _sweep(tmp_path, results, *sets)
+  assert same.returncode == 0, same.stderr
+  assert "scored already" in same.stderr
+  bad = _sweep(tmp_path, results, "--set", "data.config")
+  assert bad.returncode == 2 and "give KEY=VALUE" in bad.stderr
 
 
 def test_every_committed_result_matches_its_command_today():
