@@ -500,3 +500,34 @@ def test_render_api_and_styles():
   with pytest.raises(ValueError, match="unknown emotion"):
     syn.style_for(SEED, "P000", "bored", 1)
   assert motion.render_pose(phones, style, 10).shape == (10, 6)
+
+
+@pytest.mark.parametrize(
+  "preset, counts",
+  [
+    ("small", {"train": 336, "val": 56, "test": 56, "test_person": 64}),
+    ("medium", {"train": 1008, "val": 168, "test": 168, "test_person": 192}),
+  ],
+)
+def test_presets_hold_out_whole_persons(preset, counts):
+  """The split plan (no rendering): every style of a training person in
+  train, val and test, the held-out persons in test_person only."""
+  specs = corpus.plan_corpus(preset)
+  found = {}
+  for s in specs:
+    found[s.split] = found.get(s.split, 0) + 1
+  assert found == counts
+  p = corpus.get_preset(preset)
+  held = {s.person for s in specs if s.split == "test_person"}
+  assert held == set(corpus.persons(p)[-p.num_test_persons :])
+  for split in ("train", "val", "test"):
+    assert not held & {s.person for s in specs if s.split == split}
+  styles = {
+    (s.person, s.emotion, s.level) for s in specs if s.person not in held
+  }
+  for split in ("train", "val", "test"):
+    emotions = {s.emotion for s in specs if s.split == split}
+    assert emotions == set(p.emotions), split
+  assert {
+    (s.person, s.emotion, s.level) for s in specs if s.split == "train"
+  } == styles
