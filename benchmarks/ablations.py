@@ -308,6 +308,7 @@ def main():
           "variant": variant,
           "seed": seed,
           "config": config_arg,
+          "set": args.set,  # --set overrides: part of the command
           # as the run saved them: compared when the command runs again
           "settings": _settings(
             _read_json(os.path.join(folder, stage, "config.json"))

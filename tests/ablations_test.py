@@ -175,7 +175,7 @@ def test_every_committed_result_matches_its_command_today():
       run = json.load(f)
     if "settings" not in run or "config" not in run:
       continue  # scored by hand, not by this benchmark
-    planned = ablations._planned(run["config"], run["seed"])
+    planned = ablations._planned(run["config"], run["seed"], run.get("set", []))
     diff = workdir.config_diff(ablations._settings(run["settings"]), planned)
     assert diff == [], (path, diff)
     checked += 1
