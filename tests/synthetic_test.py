@@ -2,6 +2,7 @@
 the difficulty that keeps it an honest benchmark (printed numbers: run with
 -s to see them)."""
 
+import collections
 import itertools
 import json
 import os
@@ -511,12 +512,10 @@ def test_render_api_and_styles():
 )
 def test_presets_hold_out_whole_persons(preset, counts):
   """The split plan (no rendering): every style of a training person in
-  train, val and test, the held-out persons in test_person only."""
+  train, every emotion in val and test, the held-out persons in
+  test_person only."""
   specs = corpus.plan_corpus(preset)
-  found = {}
-  for s in specs:
-    found[s.split] = found.get(s.split, 0) + 1
-  assert found == counts
+  assert collections.Counter(s.split for s in specs) == counts
   p = corpus.get_preset(preset)
   held = {s.person for s in specs if s.split == "test_person"}
   assert held == set(corpus.persons(p)[-p.num_test_persons :])
