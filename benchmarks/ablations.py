@@ -319,6 +319,10 @@ def main():
           "machine": f"{_cpu()}, {os.cpu_count()} cores",
           "base": base,
           "base_figures": base_figures,
+          # what makes the frozen style stage this one (e.g. its grouping)
+          "base_style_model": _read_json(
+            os.path.join(base, "style_vqvae", "config.json")
+          ).get("model"),
         }
         | (
           {

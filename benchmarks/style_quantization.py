@@ -18,7 +18,8 @@ without the style clip's session offset, drift, blinks and tracking noise)
 relative to how far the ground truths of different styles lie, and how
 often the ground truth nearest to the style clip's code is of its style:
 what quantization would have to gain if it stripped what a recording adds
-to its style.
+to its style. Both also over the pairs of a style seen in training and
+those of the held-out person's (suffixes _seen, _new).
 
 Then what each code carries of a clip's static shape (its time-mean
 expression, mouth 0-17 and rest 18-63): a ridge read-out of the code,
@@ -82,6 +83,10 @@ def main():
   pairs = [p for p in items.pairs if p.target is not None]
   if pairs:
     ids = np.array([p.style_id for p in pairs])
+    seen = np.array([p.style_label >= 0 for p in pairs], bool)
+    # All pairs, then those asking for a style seen in training and those
+    # asking for the held-out person's (the codebook's two halves).
+    halves = {"": np.ones_like(seen), "_seen": seen, "_new": ~seen}
     same = ids[:, None] == ids[None]
     for q, name in ((True, "quantized"), (False, "continuous")):
       row = list(clips).index
@@ -89,11 +94,15 @@ def main():
       target = np.array([space.code(p.target, q) for p in pairs])
       d = _squared(style, target)  # [P style clips, P targets]
       spread = float(np.median(_squared(target, target)[~same]))
-      out[f"to_target_{name}"] = float(np.median(np.diag(d)) / spread)
-      out[f"nearest_target_of_style_{name}"] = float(
-        same[np.arange(len(pairs)), d.argmin(1)].mean()
-      )
+      hit = same[np.arange(len(pairs)), d.argmin(1)]  # [P]
+      for half, keep in halves.items():
+        if keep.any():
+          out[f"to_target_{name}{half}"] = float(
+            np.median(np.diag(d)[keep]) / spread
+          )
+          out[f"nearest_target_of_style_{name}{half}"] = float(hit[keep].mean())
     out["pairs"] = len(pairs)
+    out["pairs_new"] = int(halves["_new"].sum())
   out.update(static_shape(space, ns, items))
   print(json.dumps(out, indent=1))
 

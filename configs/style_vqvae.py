@@ -123,6 +123,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   for option in options:
     if option == "no_codebook":
       c.model.codebook = False
+    elif option == "channel_major":
+      c.model.grouping = "channel_major"
     else:
-      raise ValueError(f"unknown option '{option}' (no_codebook)")
+      raise ValueError(
+        f"unknown option '{option}' (no_codebook, channel_major)"
+      )
   return c

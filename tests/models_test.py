@@ -58,6 +58,12 @@ def test_quantizer_channel_major_grouping():
   variables = _init(vq, z)
   zq, aux = vq.apply(variables, z)
   assert zq.shape == z.shape and aux["indices"].shape == (2, 4)
+  # The style stage's option for it (README "A product code").
+  from saas_jax.engine import config_lib
+
+  root = __file__.rsplit("/tests/", 1)[0]
+  c = config_lib.load(f"{root}/configs/style_vqvae.py:cpu,channel_major")
+  assert c.model.grouping == "channel_major" and c.model.codebook
 
 
 def test_ema_quantizer_moves_codes_and_restarts_dead_ones():

@@ -18,7 +18,9 @@ Options:
                   "channel_major": the official code's grouping, which
                   permutes [B, N, D] to [B, D, N] and cuts the flat result into
                   rows of D, so each quantized vector mixes D/N channels of
-                  all N time steps; only for loading official weights.
+                  all N time steps: one code per channel group, a product
+                  code (needed to load official weights; README "A product
+                  code" for what it changes).
 
 Health metrics: perplexity of code use in the batch, fraction of codes
 unused in the batch (dead), and with ema the fraction whose running use is
