@@ -8,6 +8,9 @@
   # cpu, test split: 0.554 / 0.964, recon L1 0.071, against 0.518 / 0.875,
   # 0.125 with the codebook; README "The paper's ablation as trained")
   python -m saas_jax.main --config configs/style_vqvae.py:cpu,no_codebook
+  # option channel_major: the official quantizer's grouping, one code per
+  # channel group (a product code); the video model on it is level with
+  # the default's (README "A product code")
 
 Paper size follows the official code: hidden 256, 12 layers, 8 heads, MLP
 384, 500 codes, batch 256, AdamW (0.9, 0.98, 1e-9) under the Noam schedule
