@@ -1,6 +1,7 @@
 """Quantizer, sequence VQ-VAE, style codebook and critics."""
 
 import functools
+import pathlib
 
 import flax
 import jax
@@ -61,7 +62,7 @@ def test_quantizer_channel_major_grouping():
   # The style stage's option for it (README "A product code").
   from saas_jax.engine import config_lib
 
-  root = __file__.rsplit("/tests/", 1)[0]
+  root = pathlib.Path(__file__).resolve().parents[1]
   c = config_lib.load(f"{root}/configs/style_vqvae.py:cpu,channel_major")
   assert c.model.grouping == "channel_major" and c.model.codebook
 
